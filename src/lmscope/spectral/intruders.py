@@ -1,0 +1,160 @@
+"""Intruder dimensions (Shuttleworth et al., "LoRA vs Full Fine-tuning: An Illusion of Equivalence").
+
+For a pre-trained matrix W0 and its fine-tuned version Wt, each of the top-k left singular vectors
+of Wt is compared with every left singular vector of W0; it is an *intruder* when its largest
+absolute cosine similarity stays below eps. Mitigation scales the intruders' singular values by
+lambda: W' = Wt + (lambda - 1) * sum_i s_i u_i v_i^T.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lmscope.errors import LmscopeError
+from lmscope.models import ModelSource, open_model
+from lmscope.models.checkpoint import save_edited
+from lmscope.progress import progress
+from lmscope.spectral.svd import SVD, SVDCache, content_key, topk_svd
+
+
+def intruder_scores(U0: torch.Tensor, Ut: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Similarity matrix |Ut^T U0| (k x r0) and each tuned vector's maximum over the base vectors."""
+    sim = (Ut.t().double() @ U0.double()).abs().numpy()
+    return sim, sim.max(axis=1)
+
+
+def check_k_eps(k: int, eps: float) -> None:
+    if not isinstance(k, (int, np.integer)) or k < 1:
+        raise LmscopeError(f"k must be a positive integer, got {k}")
+    if not (0.0 < eps <= 1.0):
+        raise LmscopeError(f"eps must be in (0, 1], got {eps}")
+
+
+@dataclass
+class IntruderResult:
+    base: str
+    tuned: str
+    k: int
+    eps: float
+    table: pd.DataFrame
+    similarity: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
+    directions: dict[str, SVD] = field(repr=False, default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return int(self.table["n_intruders"].sum())
+
+    def by_layer(self) -> pd.DataFrame:
+        return self.table.groupby("layer", as_index=False)["n_intruders"].sum()
+
+    def by_role(self) -> pd.DataFrame:
+        return self.table.groupby("role", as_index=False, sort=False)["n_intruders"].sum()
+
+    def signature_matrix(self) -> str:
+        """The matrix with the most intruders (the first one on ties)."""
+        t = self.table
+        return str(t.loc[t["n_intruders"].idxmax(), "key"])
+
+    def summary(self) -> dict:
+        return {"base": self.base, "tuned": self.tuned, "k": self.k, "eps": self.eps, "total_intruders": self.total,
+                "matrices": int(len(self.table)), "matrices_with_intruders": int((self.table["n_intruders"] > 0).sum()),
+                "by_role": dict(zip(self.by_role()["role"], self.by_role()["n_intruders"].astype(int).tolist()))}
+
+    def to_dict(self) -> dict:
+        t = self.table.copy()
+        return {**self.summary(), "matrices_table": t.to_dict(orient="records"),
+                "by_layer": dict(zip(self.by_layer()["layer"].astype(int).tolist(),
+                                     self.by_layer()["n_intruders"].astype(int).tolist()))}
+
+
+def _pair_refs(base: ModelSource, tuned: ModelSource, roles, layers):
+    if base.family != tuned.family or (base.family is None and base.model_type != tuned.model_type):
+        raise LmscopeError(
+            f"architectures disagree: base {base.spec} is {base.model_type!r}, tuned {tuned.spec} is {tuned.model_type!r}"
+        )
+    b_refs = base.matrices(roles=roles, layers=layers)
+    t_refs = {r.key: r for r in tuned.matrices(roles=roles, layers=layers)}
+    pairs = []
+    for rb in b_refs:
+        rt = t_refs.get(rb.key)
+        if rt is None:
+            raise LmscopeError(f"tuned model {tuned.spec} has no matrix {rb.key} (base {base.spec} does)")
+        if rt.shape != rb.shape:
+            raise LmscopeError(f"shape mismatch for {rb.key}: base {rb.shape}, tuned {rt.shape}")
+        pairs.append((rb, rt))
+    if len(t_refs) != len(b_refs):
+        extra = sorted(set(t_refs) - {r.key for r in b_refs})
+        if extra:
+            raise LmscopeError(f"tuned model has matrices the base lacks (e.g. {extra[0]}): different architectures")
+    return pairs
+
+
+def find_intruders(base: str | ModelSource, tuned: str | ModelSource, k: int = 10, eps: float = 0.5,
+                   roles=None, layers=None, cache: SVDCache | None = None,
+                   quiet: bool | None = None) -> IntruderResult:
+    """Count intruder dimensions in every matrix of ``tuned`` relative to ``base``.
+
+    The base's full SVDs come from (and go to) the SVD cache; for the tuned model only the top-k
+    singular triplets are computed (exactly, see ``topk_svd``), unless its full SVD is cached.
+    Matrices identical to the base are skipped (no intruders by definition).
+    """
+    check_k_eps(k, eps)
+    base_src, tuned_src = open_model(base), open_model(tuned)
+    cache = cache if cache is not None else SVDCache()
+    rows, sims, dirs = [], {}, {}
+    for rb, rt in progress(_pair_refs(base_src, tuned_src, roles, layers), desc="intruders", quiet=quiet):
+        w0 = base_src.load(rb)
+        wt = tuned_src.load(rt)
+        kk = min(k, min(rb.shape))
+        svd0 = cache.full(w0)
+        if torch.equal(w0, wt):
+            top = SVD(svd0.U[:, :kk], svd0.S[:kk], svd0.Vh[:kk])
+        else:
+            key_t = content_key(wt)
+            full_t = cache.cached_full(wt, key_t)
+            top = SVD(full_t.U[:, :kk], full_t.S[:kk], full_t.Vh[:kk]) if full_t is not None else topk_svd(wt, kk)
+        sim, best = intruder_scores(svd0.U, top.U)
+        intr = np.flatnonzero(best < eps)
+        sims[rb.key] = sim.astype(np.float32)
+        dirs[rb.key] = top
+        rows.append({
+            **rb.to_dict(),
+            "n_intruders": int(len(intr)),
+            "intruder_ranks": [int(i) for i in intr],
+            "intruder_singular_values": [float(top.S[i]) for i in intr],
+            "min_max_cos": float(best.min()),
+            "max_cos": [round(float(x), 5) for x in best],
+            "delta_fro": float((wt - w0).norm()),
+        })
+    return IntruderResult(base_src.spec, tuned_src.spec, k, eps, pd.DataFrame(rows), sims, dirs)
+
+
+def mitigation_edits(result: IntruderResult, tuned: ModelSource, scale: float = 0.75) -> dict[str, torch.Tensor]:
+    """The edited matrices: every intruder's singular value multiplied by ``scale``."""
+    if not (0.0 <= scale <= 1.0):
+        raise LmscopeError(f"scale must be in [0, 1], got {scale}")
+    edits = {}
+    for row in result.table.itertuples():
+        if row.n_intruders == 0:
+            continue
+        top = result.directions[row.key]
+        idx = torch.tensor(row.intruder_ranks, dtype=torch.long)
+        u, s, vh = top.U[:, idx], top.S[idx], top.Vh[idx]
+        wt = tuned.load(row.key)
+        edits[row.key] = wt + (scale - 1.0) * (u * s) @ vh
+    return edits
+
+
+def mitigate_intruders(result: IntruderResult, out: str | Path, scale: float = 0.75,
+                       tuned: str | ModelSource | None = None, quiet: bool | None = None) -> Path:
+    """Write a new checkpoint with the intruders' singular values scaled by ``scale``."""
+    src = open_model(tuned if tuned is not None else result.tuned)
+    edits = mitigation_edits(result, src, scale)
+    return save_edited(src, edits, out, note={"edit": "intruder-mitigation", "scale": scale, "k": result.k,
+                                              "eps": result.eps, "base": result.base,
+                                              "matrices_edited": sorted(edits)}, quiet=quiet)

@@ -1,0 +1,162 @@
+"""SVDs computed once per matrix content and kept on disk; exact top-k singular triplets.
+
+Cache entries are keyed by a SHA-256 of the float32 matrix bytes and its shape, so the same weights
+reached through any path (a GGUF file, its converted directory, an adapter that leaves the matrix
+alone) share one entry. Two kinds of entries exist: singular values only (``*-s.npy``) and the thin
+SVD (``*.safetensors`` with U, S, Vh). A full entry also answers requests for values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lmscope._io import atomic_path
+from lmscope.cache import cache_dir
+
+
+def content_key(w: torch.Tensor) -> str:
+    w = w.detach().to(torch.float32).contiguous()
+    h = hashlib.sha256()
+    h.update(str(tuple(w.shape)).encode())
+    h.update(w.numpy().tobytes())
+    return h.hexdigest()[:40]
+
+
+@dataclass
+class SVD:
+    U: torch.Tensor   # (m, r)
+    S: torch.Tensor   # (r,)
+    Vh: torch.Tensor  # (r, n)
+
+
+class SVDCache:
+    """Disk cache of SVDs. ``root=None`` uses ``$LMSCOPE_CACHE/svd``; ``enabled=False`` computes only."""
+
+    def __init__(self, root: str | os.PathLike | None = None, enabled: bool = True):
+        self.enabled = enabled
+        self.root = Path(root) if root is not None else (cache_dir("svd") if enabled else None)
+        self.hits = 0
+        self.misses = 0
+
+    def _paths(self, key: str) -> tuple[Path, Path]:
+        d = self.root / key[:2]
+        return d / f"{key}.safetensors", d / f"{key}-s.npy"
+
+    def values(self, w: torch.Tensor, key: str | None = None) -> np.ndarray:
+        """Singular values (descending, float64 array)."""
+        if not self.enabled:
+            self.misses += 1
+            return _svdvals(w)
+        key = key or content_key(w)
+        full, vals = self._paths(key)
+        if vals.is_file():
+            try:
+                self.hits += 1
+                return np.load(vals)
+            except (OSError, ValueError):
+                pass
+        if full.is_file():
+            try:
+                svd = self._load_full(full)
+                self.hits += 1
+                return svd.S.double().numpy()
+            except Exception:  # noqa: BLE001 - a damaged entry is recomputed
+                pass
+        self.misses += 1
+        s = _svdvals(w)
+        vals.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(vals) as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, s)
+        return s
+
+    def full(self, w: torch.Tensor, key: str | None = None) -> SVD:
+        """Thin SVD W = U diag(S) Vh in float32."""
+        if not self.enabled:
+            self.misses += 1
+            return _svd(w)
+        key = key or content_key(w)
+        full, _ = self._paths(key)
+        if full.is_file():
+            try:
+                svd = self._load_full(full)
+                self.hits += 1
+                return svd
+            except Exception:  # noqa: BLE001 - a damaged entry is recomputed
+                pass
+        self.misses += 1
+        svd = _svd(w)
+        from safetensors.torch import save_file
+
+        full.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(full) as tmp:
+            save_file({"U": svd.U.contiguous(), "S": svd.S.contiguous(), "Vh": svd.Vh.contiguous()}, str(tmp))
+        return svd
+
+    def cached_full(self, w: torch.Tensor, key: str | None = None) -> SVD | None:
+        """The cached thin SVD if present, without computing anything."""
+        if not self.enabled:
+            return None
+        full, _ = self._paths(key or content_key(w))
+        if full.is_file():
+            try:
+                return self._load_full(full)
+            except Exception:  # noqa: BLE001
+                return None
+        return None
+
+    @staticmethod
+    def _load_full(path: Path) -> SVD:
+        from safetensors.torch import load_file
+
+        d = load_file(str(path))
+        return SVD(d["U"], d["S"], d["Vh"])
+
+
+def _svdvals(w: torch.Tensor) -> np.ndarray:
+    return torch.linalg.svdvals(w.to(torch.float32)).double().numpy()
+
+
+def _svd(w: torch.Tensor) -> SVD:
+    U, S, Vh = torch.linalg.svd(w.to(torch.float32), full_matrices=False)
+    return SVD(U.contiguous(), S.contiguous(), Vh.contiguous())
+
+
+def topk_svd(w: torch.Tensor, k: int, tol: float = 1e-4, max_iter: int = 100, oversample: int = 10,
+             seed: int = 0) -> SVD:
+    """Top-k singular triplets, exact to ``tol`` (relative to the largest singular value).
+
+    Block subspace iteration with Rayleigh-Ritz; stops when every one of the top-k pairs has a
+    residual ``max(|W v - s u|, |W^T u - s v|) <= tol * s_1``, and falls back to a full SVD when it
+    does not converge. Small matrices go straight to the full SVD.
+    """
+    w = w.to(torch.float32)
+    m, n = w.shape
+    r = min(m, n)
+    k = min(k, r)
+    p = min(k + oversample, r)
+    if r <= 3 * p:
+        full = _svd(w)
+        return SVD(full.U[:, :k], full.S[:k], full.Vh[:k])
+    g = torch.Generator().manual_seed(seed)
+    q = torch.linalg.qr(w @ torch.randn(n, p, generator=g))[0]           # (m, p)
+    for it in range(max_iter):
+        z = torch.linalg.qr(w.t() @ q)[0]                                   # (n, p)
+        q = torch.linalg.qr(w @ z)[0]                                       # (m, p)
+        if it % 2 == 1 or it == max_iter - 1:
+            b = q.t() @ w                                                   # (p, n)
+            ub, s, vh = torch.linalg.svd(b, full_matrices=False)
+            U = q @ ub[:, :k]
+            S, Vh = s[:k], vh[:k]
+            res_v = (w @ Vh.t() - U * S).norm(dim=0)
+            res_u = (w.t() @ U - Vh.t() * S).norm(dim=0)
+            if float(torch.maximum(res_v, res_u).max()) <= tol * float(s[0]):
+                return SVD(U.contiguous(), S.contiguous(), Vh.contiguous())
+    full = _svd(w)
+    return SVD(full.U[:, :k], full.S[:k], full.Vh[:k])
