@@ -19,7 +19,7 @@ demo: $(STAMP)
 	@echo "Report: $(OUT)/index.html"
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks experiments
 
 test: lint
 	$(BIN)/python -m pytest -q

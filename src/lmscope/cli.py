@@ -301,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--rank", type=int, default=8)
     f.add_argument("--alpha", type=float, help="LoRA alpha (default 2 * rank)")
     f.add_argument("--targets", default="all-linear", help="all-linear, or roles/module names: q,v,fc_out")
-    f.add_argument("--lr", type=float, help="learning rate (default: lora 3e-4, rslora 1.5e-4, full 1e-5)")
+    f.add_argument("--lr", type=float, help="learning rate (default: LoRA r=1 3e-4, LoRA/rsLoRA 1.5e-4, full 1e-5)")
     f.add_argument("--epochs", type=float, default=1.0)
     f.add_argument("--max-steps", type=int)
     f.add_argument("--batch-size", type=int, default=16)

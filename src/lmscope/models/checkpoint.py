@@ -47,15 +47,30 @@ def _stored_updates(src: ModelSource, edits: dict[str, torch.Tensor], read_store
     return out
 
 
+def input_paths(src: ModelSource) -> list[Path]:
+    """The files and folders a source reads (an adapter's base included)."""
+    paths = [Path(src.path)] if hasattr(src, "path") else []
+    if isinstance(src, PeftSource):
+        paths += input_paths(src.base)
+    return paths
+
+
+def check_output_path(src: ModelSource, out: str | Path) -> None:
+    """Refuse an output folder that is, or contains, one of the source's inputs."""
+    o = Path(out).resolve()
+    for p in input_paths(src):
+        if p.resolve() == o or p.resolve().is_relative_to(o):
+            raise LmscopeError(f"refusing to overwrite the input {p}; choose another output folder")
+
+
 def save_edited(src: ModelSource, edits: dict[str, torch.Tensor], out: str | Path, note: dict | None = None,
                 quiet: bool | None = None) -> Path:
     out = Path(out)
+    check_output_path(src, out)
     if isinstance(src, GGUFSource):
         hf = HFDirSource(src.hf_dir(), spec=src.spec)
         return save_edited(hf, edits, out, note, quiet)
     if isinstance(src, HFDirSource):
-        if out.resolve() == src.path.resolve():
-            raise LmscopeError("refusing to overwrite the input checkpoint; choose another --out")
         return _save_hf_dir(src, edits, out, note, quiet)
     if isinstance(src, PeftSource):
         return _save_merged(src, edits, out, note)

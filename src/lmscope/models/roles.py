@@ -88,7 +88,7 @@ _ANY_INDEX_RE = re.compile(r"\.(\d+)\.")
 
 
 def canonical_role(role: str) -> str:
-    """Map a user-given role (or alias) to the canonical vocabulary; raise on unknown."""
+    """Map a user-given role (or alias) to the canonical vocabulary (unknown names pass through)."""
     r = role.strip().lower()
     r = ROLE_ALIASES.get(r, r)
     return r

@@ -545,7 +545,7 @@ class PeftSource(ModelSource):
     @staticmethod
     def _pattern(pattern: dict | None, name: str, default):
         for key, val in (pattern or {}).items():
-            if name == key or re.fullmatch(rf"(.*\.)?{key}", name):
+            if name == key or re.fullmatch(rf"(.*\.)?({key})", name):
                 return val
         return default
 

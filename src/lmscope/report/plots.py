@@ -41,7 +41,7 @@ def plot_singular_values(values: dict[str, np.ndarray], table: pd.DataFrame, pat
     n = len(roles)
     cols = min(4, n)
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), squeeze=False, layout="constrained")
     layers = sorted(int(x) for x in table["layer"].dropna().unique())
     cmap = plt.get_cmap("viridis")
     for ax, role in zip(axes.flat, roles):
@@ -98,7 +98,7 @@ def plot_intruder_heatmap(table: pd.DataFrame, path: str | Path, title: str = ""
                     annotate=True)
 
 
-def plot_similarity(sim: np.ndarray, key: str, eps: float, path: str | Path, max_base: int = 200,
+def plot_similarity(sim: np.ndarray, key: str, eps: float, path: str | Path, max_base: int | None = None,
                     title: str = "") -> Path:
     """|cos| between the tuned matrix's top-k left singular vectors and the base's (the paper's figure).
 
@@ -106,6 +106,7 @@ def plot_similarity(sim: np.ndarray, key: str, eps: float, path: str | Path, max
     Rows whose best match stays below eps (intruders) are marked on the right.
     """
     k, r0 = sim.shape
+    max_base = max_base or max(50, 5 * k)
     shown = sim[:, : min(r0, max_base)]
     best = sim.max(axis=1)
     fig, ax = plt.subplots(figsize=(8, 1.4 + 0.28 * k))

@@ -56,9 +56,9 @@ class IntruderResult:
         return self.table.groupby("role", as_index=False, sort=False)["n_intruders"].sum()
 
     def signature_matrix(self) -> str:
-        """The matrix with the most intruders (the first one on ties)."""
-        t = self.table
-        return str(t.loc[t["n_intruders"].idxmax(), "key"])
+        """The matrix with the most intruders (ties: the one whose worst match is lowest)."""
+        t = self.table.sort_values(["n_intruders", "min_max_cos"], ascending=[False, True], kind="stable")
+        return str(t.iloc[0]["key"])
 
     def summary(self) -> dict:
         return {"base": self.base, "tuned": self.tuned, "k": self.k, "eps": self.eps, "total_intruders": self.total,

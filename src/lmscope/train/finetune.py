@@ -25,7 +25,8 @@ from lmscope.progress import progress
 from lmscope.train.evaluate import classification_accuracy, forgetting_loss, lm_loss
 
 METHODS = ("lora", "rslora", "full")
-DEFAULT_LR = {"lora": 3e-4, "rslora": 1.5e-4, "full": 1e-5}
+# the reference settings: LoRA r = 1 at 3e-4, higher ranks at 1.5e-4, full fine-tuning at 1e-5
+DEFAULT_LR = {"lora": 1.5e-4, "rslora": 1.5e-4, "full": 1e-5}
 
 
 @dataclass
@@ -68,7 +69,9 @@ class FinetuneConfig:
 
     @property
     def learning_rate(self) -> float:
-        return float(self.lr) if self.lr is not None else DEFAULT_LR[self.method]
+        if self.lr is not None:
+            return float(self.lr)
+        return 3e-4 if self.method == "lora" and self.rank <= 1 else DEFAULT_LR[self.method]
 
 
 @dataclass
@@ -135,6 +138,9 @@ def finetune(model: str | ModelSource, data, out: str | Path, config: FinetuneCo
     cfg = config or FinetuneConfig()
     cfg.validate()
     src = open_model(model)
+    from lmscope.models.checkpoint import check_output_path
+
+    check_output_path(src, out)
     if isinstance(data, (str, Path)):
         rows, kind = load_task_file(data)
     else:

@@ -1,0 +1,134 @@
+"""Shared test fixtures: an isolated lmscope cache and tiny random transformers checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+# Keep the tests' caches away from the user's ~/.cache/lmscope. The directory persists across runs
+# on purpose: the bundled GGUF model's one-time conversion (25-45 s) is then paid only once.
+os.environ["LMSCOPE_CACHE"] = os.environ.get("LMSCOPE_TEST_CACHE") or "/tmp/lmscope-test-cache"
+
+# ------------------------------------------------------------------------------------------------
+# Tiny random models
+# ------------------------------------------------------------------------------------------------
+# Every tiny model: hidden 32, MLP 64, 2 layers, 4 heads of 8 (Llama-style ones: 2 key/value heads).
+TINY_HIDDEN = 32
+TINY_INTERMEDIATE = 64
+TINY_LAYERS = 2
+TINY_HEADS = 4
+TINY_KV_HEADS = 2  # Llama / Qwen2 / Mistral only (grouped-query attention)
+TINY_VOCAB = 100
+
+TINY_FAMILIES = ("llama", "qwen2", "mistral", "gpt2", "gptj", "neox", "bert", "roberta")
+
+
+def _tiny_config(family: str, **overrides):
+    import transformers as T
+
+    h, inter, n, nh = TINY_HIDDEN, TINY_INTERMEDIATE, TINY_LAYERS, TINY_HEADS
+    llama_like = dict(hidden_size=h, intermediate_size=inter, num_hidden_layers=n, num_attention_heads=nh,
+                      num_key_value_heads=TINY_KV_HEADS, vocab_size=TINY_VOCAB, max_position_embeddings=64)
+    bert_like = dict(hidden_size=h, intermediate_size=inter, num_hidden_layers=n, num_attention_heads=nh,
+                     vocab_size=TINY_VOCAB, max_position_embeddings=64)
+    table = {
+        "llama": (T.LlamaConfig, T.LlamaForCausalLM, llama_like),
+        "qwen2": (T.Qwen2Config, T.Qwen2ForCausalLM, llama_like),
+        "mistral": (T.MistralConfig, T.MistralForCausalLM, llama_like),
+        "gpt2": (T.GPT2Config, T.GPT2LMHeadModel,
+                 dict(n_embd=h, n_inner=inter, n_layer=n, n_head=nh, vocab_size=TINY_VOCAB, n_positions=64,
+                      bos_token_id=0, eos_token_id=0)),
+        "gptj": (T.GPTJConfig, T.GPTJForCausalLM,
+                 dict(n_embd=h, n_inner=inter, n_layer=n, n_head=nh, vocab_size=TINY_VOCAB, n_positions=64,
+                      rotary_dim=4, bos_token_id=0, eos_token_id=0)),
+        "neox": (T.GPTNeoXConfig, T.GPTNeoXForCausalLM,
+                 dict(hidden_size=h, intermediate_size=inter, num_hidden_layers=n, num_attention_heads=nh,
+                      vocab_size=TINY_VOCAB, max_position_embeddings=64)),
+        "bert": (T.BertConfig, T.BertForMaskedLM, bert_like),
+        "roberta": (T.RobertaConfig, T.RobertaModel, {**bert_like, "max_position_embeddings": 66}),
+    }
+    if family not in table:
+        raise ValueError(f"unknown tiny family {family!r}; choose one of {', '.join(table)}")
+    config_cls, model_cls, kwargs = table[family]
+    return config_cls(**{**kwargs, **overrides}), model_cls
+
+
+def build_tiny_model(family: str, seed: int = 0, **overrides):
+    """A freshly initialized random transformers model of ``family`` (deterministic per seed)."""
+    import torch
+
+    config, model_cls = _tiny_config(family, **overrides)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = model_cls(config)
+    return model.eval()
+
+
+def save_tiny_model(model, out: Path, fmt: str = "safetensors") -> Path:
+    """Write ``model`` as ``fmt``: safetensors | sharded | bin | bin-sharded."""
+    import torch
+
+    out = Path(out)
+    if fmt == "safetensors":
+        model.save_pretrained(out)
+    elif fmt == "sharded":
+        model.save_pretrained(out, max_shard_size="20KB")
+    elif fmt in ("bin", "bin-sharded"):
+        # transformers 5 always writes safetensors: write the PyTorch pickle format by hand
+        out.mkdir(parents=True, exist_ok=True)
+        model.config.save_pretrained(out)
+        sd = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+        if fmt == "bin":
+            torch.save(sd, out / "pytorch_model.bin")
+        else:
+            names = list(sd)
+            halves = [names[: len(names) // 2], names[len(names) // 2:]]
+            weight_map = {}
+            for i, part in enumerate(halves, 1):
+                fname = f"pytorch_model-{i:05d}-of-00002.bin"
+                torch.save({k: sd[k] for k in part}, out / fname)
+                weight_map.update(dict.fromkeys(part, fname))
+            (out / "pytorch_model.bin.index.json").write_text(
+                json.dumps({"metadata": {}, "weight_map": weight_map}, indent=1))
+    else:
+        raise ValueError(f"unknown format {fmt!r}")
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """Factory: ``tiny_model_dir(family, fmt="safetensors", seed=0, **config_overrides) -> Path``.
+
+    Directories are built once per session and shared: treat them as read-only (copy one with
+    ``shutil.copytree`` before damaging or editing it). Families: see ``TINY_FAMILIES``.
+    """
+    made: dict[tuple, Path] = {}
+
+    def make(family: str = "llama", fmt: str = "safetensors", seed: int = 0, **overrides) -> Path:
+        key = (family, fmt, seed, tuple(sorted(overrides.items())))
+        if key not in made:
+            tag = "-".join([family, fmt, str(seed)] + [f"{k}{v}" for k, v in sorted(overrides.items())])
+            out = tmp_path_factory.mktemp(tag, numbered=True)
+            save_tiny_model(build_tiny_model(family, seed=seed, **overrides), out / "model", fmt)
+            made[key] = out / "model"
+        return made[key]
+
+    return make
+
+
+def load_hf_model(path):
+    """Load a (tiny) model directory with the transformers class named in its config.json."""
+    import torch
+    import transformers
+
+    arch = json.loads((Path(path) / "config.json").read_text())["architectures"][0]
+    return getattr(transformers, arch).from_pretrained(str(path), dtype=torch.float32).eval()
+
+
+@pytest.fixture(scope="session")
+def load_tiny_model():
+    """``load_tiny_model(dir)``: the transformers model of a directory made by ``tiny_model_dir``."""
+    return load_hf_model

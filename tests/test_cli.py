@@ -1,0 +1,485 @@
+"""The command line as a user sees it: help texts, JSON and report outputs, clean one-line errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import string
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+
+from lmscope.cli import main
+
+HIDDEN, INTER, LAYERS, HEADS, VOCAB = 48, 96, 2, 4, 64
+PLANTED = "model.layers.0.self_attn.q_proj.weight"
+SHARED_CACHE = "/tmp/lmscope-test-cache"  # the bundled GGUF model's conversion and SVDs live here
+ERROR_PREFIX = "lmscope: error:"
+
+
+@pytest.fixture(autouse=True)
+def _lmscope_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("LMSCOPE_CACHE", str(tmp_path_factory.mktemp("lmscope-cache")))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny SVDs are 50-100x slower with 2 threads on a busy 2-core machine than with one."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    capsys.readouterr()
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def strict_json(text: str):
+    """Parse JSON, rejecting the non-standard NaN / Infinity literals."""
+    def bad(const):
+        raise ValueError(f"non-standard JSON constant {const}")
+
+    return json.loads(text, parse_constant=bad)
+
+
+def assert_clean_error(rc: int, out: str, err: str) -> None:
+    assert rc == 2, (rc, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(ERROR_PREFIX), err
+    assert "Traceback" not in err and "Traceback" not in out
+
+
+# ------------------------------------------------------------------------------------------ builders
+def _save_llama(path: Path, hidden=HIDDEN, seed=0) -> Path:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(hidden_size=hidden, intermediate_size=INTER, num_hidden_layers=LAYERS,
+                      num_attention_heads=HEADS, num_key_value_heads=HEADS, vocab_size=VOCAB,
+                      max_position_embeddings=64)
+    torch.manual_seed(seed)
+    LlamaForCausalLM(cfg).save_pretrained(path)
+    return path
+
+
+def _edit_copy(src: Path, dst: Path, edits: dict[str, torch.Tensor]) -> Path:
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(src, dst)
+    sd = load_file(str(dst / "model.safetensors"))
+    for name, w in edits.items():
+        sd[name] = w.to(sd[name].dtype).contiguous()
+    save_file(sd, str(dst / "model.safetensors"), metadata={"format": "pt"})
+    return dst
+
+
+@pytest.fixture(scope="module")
+def llama_pair(tmp_path_factory):
+    """A tiny Llama base with a planted 0.q and a tuned copy with exactly one intruder there.
+
+    0.q = Q1 diag(2.0 .. 0.12) Q2^T; tuned adds 6 u v^T with u = Q1 c, v = Q2 c and c spread evenly
+    over the 8 lowest singular directions (see tests/test_spectral.py for why that is one intruder).
+    """
+    root = tmp_path_factory.mktemp("llama")
+    raw = _save_llama(root / "raw")
+    gen = torch.Generator().manual_seed(1234)
+    q1 = torch.linalg.qr(torch.randn(HIDDEN, HIDDEN, generator=gen, dtype=torch.float64))[0]
+    q2 = torch.linalg.qr(torch.randn(HIDDEN, HIDDEN, generator=gen, dtype=torch.float64))[0]
+    s = torch.linspace(2.0, 0.12, HIDDEN, dtype=torch.float64)
+    w0 = ((q1 * s) @ q2.t()).float()
+    base = _edit_copy(raw, root / "base", {PLANTED: w0})
+    c = torch.zeros(HIDDEN, dtype=torch.float64)
+    c[40:] = torch.tensor([1, -1, 1, 1, -1, 1, -1, -1], dtype=torch.float64) / math.sqrt(8)
+    tuned = _edit_copy(base, root / "tuned", {PLANTED: w0.double() + 6.0 * torch.outer(q1 @ c, q2 @ c)})
+    return base, tuned
+
+
+@pytest.fixture(scope="module")
+def gpt2_dir(tmp_path_factory):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    path = tmp_path_factory.mktemp("gpt2") / "gpt2"
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(n_embd=HIDDEN, n_layer=LAYERS, n_head=HEADS, vocab_size=VOCAB,
+                               n_positions=64)).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def bert_dir(tmp_path_factory):
+    """A tiny BERT with a real WordPiece tokenizer (special tokens, letters, ~200 task words)."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    from lmscope.data.tasks import make_task
+
+    path = tmp_path_factory.mktemp("bert") / "bert"
+    path.mkdir()
+    words = Counter(w for row in make_task("sentiment", 400, seed=0)
+                    for w in re.findall(r"[a-z]+", row["text"].lower()))
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *string.punctuation, *string.ascii_lowercase,
+             *("##" + ch for ch in string.ascii_lowercase), *(w for w, _ in words.most_common(200))]
+    vocab = list(dict.fromkeys(vocab))
+    (path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    # from_pretrained on the folder: transformers 5 ignores BertTokenizerFast(vocab_file=...)
+    tok = BertTokenizerFast.from_pretrained(str(path))
+    assert len(tok) == len(vocab)
+    assert tok.unk_token_id not in tok("the food was great")["input_ids"]
+    tok.save_pretrained(path)
+    cfg = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=160)
+    torch.manual_seed(0)
+    BertModel(cfg).save_pretrained(path)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- help
+HELP_COMMANDS = [
+    [], ["checkup"], ["models"], ["models", "list"], ["models", "show"], ["spectrum"], ["intruders"],
+    ["finetune"], ["forgetting"], ["data"], ["data", "task"], ["cache"],
+]
+
+
+@pytest.mark.parametrize("cmd", HELP_COMMANDS, ids=lambda c: "-".join(c) or "top")
+def test_help_for_every_command(capsys, cmd):
+    with pytest.raises(SystemExit) as exc:
+        main([*cmd, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: lmscope" + "".join(" " + c for c in cmd))
+    if cmd in (["spectrum"], ["intruders"]):
+        assert "--json" in out and "--out" in out
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.startswith("lmscope ")
+
+
+@pytest.mark.parametrize("argv", [[], ["nonsense"], ["intruders", "only-one"], ["spectrum", "x", "--k", "3"]])
+def test_usage_errors_exit_2(capsys, argv):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert "usage: lmscope" in capsys.readouterr().err
+
+
+def _env_one_thread():
+    return {**os.environ, "OMP_NUM_THREADS": "1", "LMSCOPE_CACHE": os.environ["LMSCOPE_CACHE"]}
+
+
+@pytest.mark.parametrize("how", ["script", "module"])
+def test_help_in_a_real_subprocess(how):
+    script = Path(sys.executable).parent / "lmscope"
+    if how == "script" and not script.exists():
+        pytest.skip("the lmscope console script is not installed next to this python")
+    cmd = [str(script), "--help"] if how == "script" else [sys.executable, "-m", "lmscope", "--help"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=_env_one_thread())
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("usage: lmscope")
+    for sub in ("checkup", "models", "spectrum", "intruders", "finetune", "forgetting", "data", "cache"):
+        assert sub in p.stdout
+
+
+def test_error_in_a_real_subprocess(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "lmscope", "intruders", tmp_path / "nope", tmp_path / "nope2"],
+                       capture_output=True, text=True, timeout=120, env=_env_one_thread())
+    assert p.returncode == 2
+    assert_clean_error(p.returncode, p.stdout, p.stderr)
+    assert "no such model" in p.stderr
+
+
+# ------------------------------------------------------------------------------------------ spectrum
+def test_spectrum_json_is_one_document(capsys, llama_pair):
+    base, _ = llama_pair
+    rc, out, err = run_cli(capsys, "spectrum", base, "--json")
+    assert rc == 0, err
+    doc = strict_json(out)
+    assert isinstance(doc["matrices"], list) and len(doc["matrices"]) == 7 * LAYERS
+    row = doc["matrices"][0]
+    assert row["key"] == "0.q" and row["rows"] == HIDDEN
+    for col in ("alpha", "stable_rank", "effective_rank", "spectral_entropy", "spectral_norm"):
+        assert isinstance(row[col], float)
+    assert row["spectral_norm"] == pytest.approx(2.0, rel=1e-5)
+    assert doc["summary"]["matrices"] == 7 * LAYERS
+    assert err == ""
+
+
+def test_spectrum_text_output_and_filters(capsys, llama_pair):
+    base, _ = llama_pair
+    rc, out, _ = run_cli(capsys, "spectrum", base, "--layers", "1", "--roles", "q,down", "--quiet")
+    assert rc == 0
+    assert "1.q" in out and "1.fc_out" in out and "0.q" not in out
+    rc, out, err = run_cli(capsys, "spectrum", base, "--layers", "7")
+    assert_clean_error(rc, out, err)
+    rc, out, err = run_cli(capsys, "spectrum", base, "--metric", "bogus")
+    assert_clean_error(rc, out, err)
+
+
+def test_spectrum_report_folder(capsys, llama_pair, tmp_path):
+    base, _ = llama_pair
+    out_dir = tmp_path / "rep"
+    rc, out, err = run_cli(capsys, "spectrum", base, "--out", out_dir, "--quiet")
+    assert rc == 0, err
+    for name in ("spectrum.csv", "spectrum.json", "index.html"):
+        assert (out_dir / name).is_file(), name
+    pngs = sorted(out_dir.glob("*.png"))
+    assert len(pngs) >= 2
+    for p in pngs:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len((out_dir / "spectrum.csv").read_text().strip().splitlines()) == 1 + 7 * LAYERS
+    assert len(strict_json((out_dir / "spectrum.json").read_text())["matrices"]) == 7 * LAYERS
+    html = (out_dir / "index.html").read_text()
+    assert "<html" in html.lower() and pngs[0].name in html
+    assert str(out_dir / "index.html") in out
+    assert not list(tmp_path.glob(".rep.*"))  # no temporary folders left behind
+
+
+@pytest.mark.xfail(reason="src bug: SpectrumResult.to_dict replaces NaN by null but not -inf; a zero matrix "
+                          "has log_spectral_norm=-inf and `spectrum --json` prints -Infinity (not JSON)")
+def test_spectrum_json_with_a_zero_matrix_is_standard_json(capsys, llama_pair, tmp_path):
+    base, _ = llama_pair
+    zero = _edit_copy(base, tmp_path / "zero", {"model.layers.0.self_attn.o_proj.weight": torch.zeros(HIDDEN, HIDDEN)})
+    rc, out, err = run_cli(capsys, "spectrum", zero, "--layers", "0", "--roles", "o", "--json")
+    assert rc == 0, err
+    strict_json(out)
+
+
+def test_models_show_minilm_lists_36_matrices(capsys):
+    rc, out, err = run_cli(capsys, "models", "show", "minilm-l6", "--json")
+    assert rc == 0, err
+    doc = strict_json(out)
+    assert doc["matrices"] == 36 and len(doc["matrices_list"]) == 36
+    assert doc["family"] == "bert" and doc["layers"] == 6
+    assert {m["role"] for m in doc["matrices_list"]} == {"q", "k", "v", "o", "fc_in", "fc_out"}
+
+
+def test_models_list(capsys):
+    rc, out, _ = run_cli(capsys, "models", "list", "--json")
+    assert rc == 0
+    names = [r["name"] for r in strict_json(out)["bundled"]]
+    assert names == ["smollm2-135m", "minilm-l6"]
+
+
+def test_models_show_errors(capsys, tmp_path):
+    assert_clean_error(*run_cli(capsys, "models", "show", tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    assert_clean_error(*run_cli(capsys, "models", "show", tmp_path / "empty"))
+
+
+def test_spectrum_on_the_bundled_smollm2(capsys, monkeypatch):
+    monkeypatch.setenv("LMSCOPE_CACHE", SHARED_CACHE)
+    rc, out, err = run_cli(capsys, "spectrum", "smollm2-135m", "--layers", "0", "--roles", "q,down", "--json")
+    assert rc == 0, err
+    doc = strict_json(out)
+    assert [m["key"] for m in doc["matrices"]] == ["0.q", "0.fc_out"]
+    assert [(m["rows"], m["cols"]) for m in doc["matrices"]] == [(576, 576), (576, 1536)]
+    for m in doc["matrices"]:
+        assert m["alpha"] is not None and math.isfinite(m["alpha"]) and m["alpha"] > 1
+
+
+# ----------------------------------------------------------------------------------------- intruders
+def test_intruders_json_on_the_planted_pair(capsys, llama_pair):
+    base, tuned = llama_pair
+    rc, out, err = run_cli(capsys, "intruders", base, tuned, "--json")
+    assert rc == 0, err
+    doc = strict_json(out)
+    assert doc["total_intruders"] == 1
+    assert doc["matrices"] == 7 * LAYERS and doc["matrices_with_intruders"] == 1
+    assert doc["by_layer"] == {"0": 1, "1": 0}
+    rows = {r["key"]: r for r in doc["matrices_table"]}
+    assert rows["0.q"]["n_intruders"] == 1 and rows["0.q"]["intruder_ranks"] == [0]
+    assert err == ""
+
+
+def test_intruders_text_output(capsys, llama_pair):
+    base, tuned = llama_pair
+    rc, out, _ = run_cli(capsys, "intruders", base, tuned, "--quiet")
+    assert rc == 0
+    assert "total intruders: 1 in 1 of 14 matrices" in out
+    assert "per layer: 0:1, 1:0" in out
+
+
+def test_intruders_mitigation_writes_checkpoint_and_report(capsys, llama_pair, tmp_path):
+    base, tuned = llama_pair
+    ckpt, rep = tmp_path / "ckpt", tmp_path / "rep"
+    rc, out, err = run_cli(capsys, "intruders", base, tuned, "--scale", "0.5", "--out", ckpt, "--report", rep,
+                           "--json")
+    assert rc == 0, err
+    doc = strict_json(out)
+    assert doc["total_intruders"] == 1 and Path(doc["mitigated_checkpoint"]) == ckpt
+    for name in ("model.safetensors", "config.json", "lmscope_edit.json"):
+        assert (ckpt / name).is_file(), name
+    note = json.loads((ckpt / "lmscope_edit.json").read_text())
+    assert note["scale"] == 0.5 and note["matrices_edited"] == ["0.q"]
+    for name in ("index.html", "intruders.csv", "intruders.json"):
+        assert (rep / name).is_file(), name
+    assert list(rep.glob("*.png"))
+    # the mitigated checkpoint is itself a model lmscope reads: the intruder's singular value is halved
+    from lmscope.models import open_model
+
+    s_t = torch.linalg.svdvals(open_model(tuned).load("0.q").double())
+    s_m = torch.linalg.svdvals(open_model(ckpt).load("0.q").double())
+    assert float(s_m[0]) == pytest.approx(0.5 * float(s_t[0]), rel=1e-4)
+    rc, out, _ = run_cli(capsys, "models", "show", ckpt, "--json")
+    assert rc == 0 and strict_json(out)["matrices"] == 7 * LAYERS
+
+
+def test_intruders_report_only(capsys, llama_pair, tmp_path):
+    base, tuned = llama_pair
+    rc, out, err = run_cli(capsys, "intruders", base, tuned, "--out", tmp_path / "rep", "--matrix", "0.q",
+                           "--quiet")
+    assert rc == 0, err
+    assert (tmp_path / "rep" / "index.html").is_file()
+    assert (tmp_path / "rep" / "intruders_similarity_0.q.png").is_file()
+
+
+@pytest.mark.parametrize("case", ["k0", "eps2", "eps0", "scale", "scale-no-out", "missing", "truncated",
+                                  "gpt2", "hidden32", "matrix", "role"])
+def test_intruders_errors_are_one_clean_line(capsys, llama_pair, gpt2_dir, tmp_path, case):
+    base, tuned = llama_pair
+    out_dir, rep = tmp_path / "out", tmp_path / "rep"
+    extra = ["--scale", "0.5", "--out", out_dir, "--report", rep]
+    if case == "truncated":
+        bad = shutil.copytree(tuned, tmp_path / "trunc")
+        f = bad / "model.safetensors"
+        f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+    args = {
+        "k0": [base, tuned, "--k", "0", *extra],
+        "eps2": [base, tuned, "--eps", "2", *extra],
+        "eps0": [base, tuned, "--eps", "0", *extra],
+        "scale": [base, tuned, "--scale", "1.5", "--out", out_dir, "--report", rep],
+        "scale-no-out": [base, tuned, "--scale", "0.5"],
+        "missing": [base, tmp_path / "does-not-exist", *extra],
+        "truncated": [base, tmp_path / "trunc", *extra],
+        "gpt2": [base, gpt2_dir, *extra],
+        "hidden32": [base, None, *extra],
+        "matrix": [base, tuned, "--matrix", "9.q", *extra],
+        "role": [base, tuned, "--roles", "q,bogus", *extra],
+    }[case]
+    if case == "hidden32":
+        args[1] = _save_llama(tmp_path / "h32", hidden=32)
+    rc, out, err = run_cli(capsys, "intruders", *args)
+    assert_clean_error(rc, out, err)
+    assert not out_dir.exists() and not rep.exists()
+    assert not list(tmp_path.glob(".out.*")) and not list(tmp_path.glob(".rep.*"))
+
+
+# ---------------------------------------------------------------------------------------------- data
+def test_data_task_lists_tasks(capsys):
+    from lmscope.data.tasks import TASKS
+
+    rc, out, _ = run_cli(capsys, "data", "task")
+    assert rc == 0
+    for name in TASKS:
+        assert name in out
+    rc, out, _ = run_cli(capsys, "data", "task", "--json")
+    assert set(strict_json(out)["tasks"]) == set(TASKS)
+
+
+def test_data_task_writes_jsonl(capsys, tmp_path):
+    f = tmp_path / "f.jsonl"
+    rc, out, err = run_cli(capsys, "data", "task", "sentiment", "--n", "10", "--out", f)
+    assert rc == 0, err
+    lines = f.read_text().splitlines()
+    assert len(lines) == 10
+    rows = [json.loads(line) for line in lines]
+    assert all(set(r) == {"text", "label"} for r in rows)
+    rc, out, _ = run_cli(capsys, "data", "task", "recipes-lm", "--n", "3")
+    assert rc == 0 and len(out.splitlines()) == 3
+    assert_clean_error(*run_cli(capsys, "data", "task", "no-such-task", "--n", "3"))
+
+
+# --------------------------------------------------------------------------------------------- cache
+def test_cache_info_and_clear(capsys, llama_pair):
+    base, _ = llama_pair
+    assert run_cli(capsys, "spectrum", base, "--layers", "0", "--quiet")[0] == 0
+    rc, out, _ = run_cli(capsys, "cache", "--json")
+    assert rc == 0
+    doc = strict_json(out)
+    assert doc["root"] == os.environ["LMSCOPE_CACHE"]
+    assert doc["svd"]["files"] == 7
+    rc, out, _ = run_cli(capsys, "cache", "clear", "--json")
+    assert rc == 0 and strict_json(out)["cleared"] == ["svd"]
+    assert strict_json(run_cli(capsys, "cache", "--json")[1])["svd"]["files"] == 0
+
+
+# ---------------------------------------------------------------------------------- finetune (tiny)
+def test_finetune_lora_on_a_tiny_bert_then_intruders(capsys, bert_dir, tmp_path):
+    ad = tmp_path / "adapter"
+    rc, out, err = run_cli(capsys, "finetune", bert_dir, "--task", "sentiment", "--n", "64", "--method", "lora",
+                           "--rank", "2", "--max-steps", "3", "--batch-size", "8", "--out", ad, "--json")
+    assert rc == 0, err
+    doc = strict_json(out)
+    assert doc["task"] == "classification" and doc["metrics"]["steps"] == 3
+    assert len(doc["losses"]) == 3 and all(math.isfinite(x) for x in doc["losses"])
+    for key in ("general_before", "general_after"):
+        assert doc["metrics"][key]["metric"] == "general_contrastive_loss"
+    assert (ad / "adapter_config.json").is_file() and (ad / "lmscope.json").is_file()
+    assert (ad / "adapter_model.safetensors").is_file()
+    info = json.loads((ad / "lmscope.json").read_text())
+    assert info["base"] == str(bert_dir) and info["config"]["rank"] == 2
+    assert json.loads((ad / "adapter_config.json").read_text())["r"] == 2
+
+    rc, out, err = run_cli(capsys, "intruders", bert_dir, ad, "--json")
+    assert rc == 0, err
+    doc = strict_json(out)
+    assert doc["matrices"] == 12  # 2 layers x (q, k, v, o, fc_in, fc_out)
+    assert doc["total_intruders"] >= 0
+    assert all(r["delta_fro"] > 0 for r in doc["matrices_table"])  # all-linear LoRA touched every matrix
+
+    # the adapter is also a model for the other commands
+    rc, out, err = run_cli(capsys, "models", "show", ad, "--json")
+    assert rc == 0, err
+    assert strict_json(out)["kind"] == "peft"
+
+
+@pytest.mark.xfail(reason="src bug: finetune's all-linear LoRA also adapts bert.pooler.dense, which a "
+                          "BertForMaskedLM checkpoint lacks; PeftSource then rejects lmscope's own adapter "
+                          "('adapter does not match base ...: no weight for module bert.pooler.dense')")
+def test_finetune_on_a_bert_without_pooler_gives_a_readable_adapter(capsys, bert_dir, tmp_path):
+    from transformers import BertConfig, BertForMaskedLM
+
+    mlm = tmp_path / "mlm"
+    mlm.mkdir()
+    for f in bert_dir.iterdir():
+        if f.name.startswith(("vocab", "tokenizer", "special_tokens")):
+            shutil.copy2(f, mlm / f.name)
+    cfg = BertConfig.from_pretrained(bert_dir)
+    torch.manual_seed(0)
+    BertForMaskedLM(cfg).save_pretrained(mlm)
+    ad = tmp_path / "ad"
+    rc, out, err = run_cli(capsys, "finetune", mlm, "--task", "sentiment", "--n", "32", "--rank", "2",
+                           "--max-steps", "2", "--batch-size", "8", "--out", ad, "--quiet")
+    assert rc == 0, err
+    rc, out, err = run_cli(capsys, "intruders", mlm, ad, "--json")
+    assert rc == 0, err
+    assert strict_json(out)["matrices"] == 12
+
+
+def test_finetune_errors(capsys, bert_dir, tmp_path):
+    out_dir = tmp_path / "ad"
+    for extra in (["--task", "sentiment", "--rank", "0"], [], ["--task", "nope"],
+                  ["--data", tmp_path / "missing.jsonl"], ["--task", "sentiment", "--max-steps", "0"]):
+        rc, out, err = run_cli(capsys, "finetune", bert_dir, "--n", "16", "--out", out_dir, *extra)
+        assert_clean_error(rc, out, err)
+        assert not out_dir.exists()
+
+
+def test_forgetting_on_the_tiny_bert(capsys, bert_dir):
+    rc, out, err = run_cli(capsys, "forgetting", bert_dir, "--n", "8", "--json")
+    assert rc == 0, err
+    doc = strict_json(out)
+    assert doc["metric"] == "general_contrastive_loss" and math.isfinite(doc["value"]) and doc["value"] > 0
