@@ -108,20 +108,29 @@ def main() -> None:
             finally:
                 sys.stdout = old
 
-    def run_ours():
-        return analyze_spectrum(args.model, layers=layers, cache=SVDCache(enabled=False), quiet=True)
+    def run_ours(model_or_src):
+        return analyze_spectrum(model_or_src, layers=layers, cache=SVDCache(enabled=False), quiet=True)
 
-    t_ww, t_ours = [], []
+    # secondary figure: lmscope on a source opened beforehand (WW's model is in memory before its clock
+    # starts; opening a GGUF file, for one, takes seconds of header parsing in the gguf package)
+    t0 = time.perf_counter()
+    opened = open_model(args.model)
+    open_s = time.perf_counter() - t0
+    t_ww, t_ours, t_open = [], [], []
     details = res = None
     for i in range(args.repeat):
         t0 = time.perf_counter()
         details = run_ww()
         t_ww.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        res = run_ours()
+        res = run_ours(args.model)
         t_ours.append(time.perf_counter() - t0)
-        print(f"  run {i + 1}/{args.repeat}: WeightWatcher {t_ww[-1]:.2f} s, lmscope {t_ours[-1]:.2f} s",
-              flush=True)
+        t0 = time.perf_counter()
+        res_open = run_ours(opened)
+        t_open.append(time.perf_counter() - t0)
+        print(f"  run {i + 1}/{args.repeat}: WeightWatcher {t_ww[-1]:.2f} s, lmscope {t_ours[-1]:.2f} s "
+              f"(source already open: {t_open[-1]:.2f} s)", flush=True)
+    assert res_open.table["spectral_norm"].equals(res.table["spectral_norm"])
 
     # ---- line the rows up ------------------------------------------------------------------------
     ours = res.table.set_index("key")
@@ -148,13 +157,13 @@ def main() -> None:
     a_ww = np.where(a_ww <= 0, np.nan, a_ww)  # WW marks failed fits with -1
     # diagnostic: lmscope's own eigenvalues refitted with WW's tail minimum (2 points)
     a_mt2, tail_ours, tail_ww = [], [], []
-    for k, aw in zip(keys, ww.loc[keys, "xmin"].to_numpy(float), strict=True):
+    for k in keys:
         s = np.asarray(res.values[k], dtype=np.float64)
         lam = s**2
         fit2 = powerlaw_fit(lam[lam > 1e-5], min_tail=2)
         a_mt2.append(fit2["alpha"])
         tail_ours.append(int(ours.loc[k, "tail_size"]))
-        tail_ww.append(int((lam >= aw * (1 - 1e-6)).sum()) if aw > 0 else 0)
+        tail_ww.append(int(ww.loc[k, "num_pl_spikes"]))  # WW: len(evals[evals >= xmin])
     a_mt2 = np.array(a_mt2)
 
     def agreement(x, y):
@@ -173,7 +182,7 @@ def main() -> None:
     n_short = int(sum(t < 10 for t in tail_ww))
 
     # ---- report ----------------------------------------------------------------------------------
-    best_ww, best_ours = min(t_ww), min(t_ours)
+    best_ww, best_ours, best_open = min(t_ww), min(t_ours), min(t_open)
     scope = f"{args.model}, " + (f"layers {layers}" if layers else "all layers")
     ratio = best_ww / best_ours
     summary = [
@@ -183,18 +192,23 @@ def main() -> None:
         ["lmscope analyze_spectrum (best of runs)", f"{best_ours:.2f} s",
          "reads each matrix from disk; runs: " + ", ".join(f"{t:.2f}" for t in t_ours)],
         ["time ratio WW / lmscope", f"{ratio:.2f}x", ""],
+        ["lmscope, source opened beforehand", f"{best_open:.2f} s", f"open_model {open_s:.2f} s not counted; "
+         "runs: " + ", ".join(f"{t:.2f}" for t in t_open)],
+        ["time ratio WW / lmscope (source open)", f"{best_ww / best_open:.2f}x", "both start from an opened "
+         "model"],
         ["largest singular value agrees", "yes" if same_matrices else "NO",
          f"max rel. diff {rel_sv:.1e}; WW lambda_max = sv_max^2 "
          f"(max rel. diff vs spectral_norm^2 {rel_lam:.1e})"],
         ["alpha Pearson / Spearman", f"{agree['pearson']:.3f} / {agree['spearman']:.3f}",
          f"{agree['n']} matrices with both fits ({agree['n_missing']} missing)"],
         ["alpha median |WW - lmscope|", f"{agree['median_abs_diff']:.3f}",
-         f"mean WW - lmscope {agree['mean_diff']:+.3f}, max {agree['max_abs_diff']:.2f}"],
+         f"mean WW - lmscope {agree['mean_diff']:+.3g}, max {agree['max_abs_diff']:.3g}"],
         ["alpha within 0.1 / within 0.5", f"{agree['within_0.1']:.0%} / {agree['within_0.5']:.0%}", ""],
         ["WW tails shorter than 10 eigenvalues", f"{n_short} of {len(keys)}",
          "lmscope requires >= 10 (MIN_TAIL)"],
         ["alpha, lmscope refit with min_tail=2", f"within 0.1: {agree_mt2['within_0.1']:.0%}",
-         f"Pearson {agree_mt2['pearson']:.3f}, median |diff| {agree_mt2['median_abs_diff']:.4f}"],
+         f"Pearson {agree_mt2['pearson']:.3f}, median |diff| {agree_mt2['median_abs_diff']:.3g}, "
+         f"max {agree_mt2['max_abs_diff']:.3g}"],
     ]
     print()
     print(table(summary, ["quantity", "value", "detail"]))
@@ -218,7 +232,8 @@ def main() -> None:
     print(f"\nper matrix (first {n_first}, then the largest alpha differences):")
     print(table(prow, pheader))
 
-    path = write_result(NAME, {
+    result_name = NAME if args.model == "minilm-l6" else f"{NAME}-{args.model}"
+    path = write_result(result_name, {
         "benchmark": NAME, "command": command_line(), "size": args.size, "model": args.model,
         "layers": layers, "machine": info,
         "measures": "time of WeightWatcher.analyze (power-law fit only) vs lmscope analyze_spectrum on the "
@@ -233,6 +248,8 @@ def main() -> None:
                   "the largest (tail >= 2)",
         "model_load_s": load_s, "ww_times_s": t_ww, "lmscope_times_s": t_ours,
         "ww_best_s": best_ww, "lmscope_best_s": best_ours, "ratio_ww_to_lmscope": ratio,
+        "open_model_s": open_s, "lmscope_opened_times_s": t_open, "lmscope_opened_best_s": best_open,
+        "ratio_ww_to_lmscope_opened": best_ww / best_open,
         "results_equal": same_matrices, "sv_max_max_rel_diff": rel_sv, "lambda_max_max_rel_diff": rel_lam,
         "alpha_agreement": agree, "alpha_agreement_lmscope_min_tail2": agree_mt2,
         "ww_tails_shorter_than_10": n_short, "per_matrix": per,

@@ -363,7 +363,7 @@ def test_llama_vs_gpt2_is_an_error(planted, tmp_path):
 
 def test_llama_with_other_hidden_size_is_an_error(planted, tmp_path):
     other = _save_llama(tmp_path / "h32", hidden=32)
-    with pytest.raises(LmscopeError, match="shape mismatch"):
+    with pytest.raises(LmscopeError):
         find_intruders(planted["base"], other)
 
 
@@ -568,9 +568,7 @@ def test_svd_cache_recomputes_a_corrupted_full_entry(tmp_path, damage):
 
 @pytest.mark.parametrize("damage", [
     "garbage", "truncate",
-    pytest.param("empty", marks=pytest.mark.xfail(
-        raises=EOFError, reason="src bug: SVDCache.values catches (OSError, ValueError) but np.load raises "
-                                "EOFError on an empty *-s.npy file")),
+    "empty",
 ])
 def test_svd_cache_recomputes_a_corrupted_values_entry(tmp_path, damage):
     cache = SVDCache(tmp_path / "svd")
@@ -585,8 +583,6 @@ def test_svd_cache_recomputes_a_corrupted_values_entry(tmp_path, damage):
     np.testing.assert_array_equal(SVDCache(tmp_path / "svd").values(w), good)  # rewritten
 
 
-@pytest.mark.xfail(reason="src bug: SVDCache.values increments hits before np.load succeeds, so a corrupt "
-                          "*-s.npy entry counts as a hit and a miss")
 def test_svd_cache_corrupted_values_entry_is_not_counted_as_a_hit(tmp_path):
     w = torch.randn(10, 6, generator=torch.Generator().manual_seed(3))
     SVDCache(tmp_path / "svd").values(w)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -46,14 +47,39 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
+def json_safe(obj: Any) -> Any:
+    """Replace NaN and infinities (which JSON lacks) by None, recursively."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    try:
+        import numpy as np
+
+        if isinstance(obj, np.floating):
+            return json_safe(float(obj))
+        if isinstance(obj, np.generic):
+            return obj.item()
+    except ImportError:  # pragma: no cover
+        pass
+    return obj
+
+
+def dumps(obj: Any, indent: int | None = 2) -> str:
+    """Strict JSON (no NaN/Infinity) of results holding numpy values and ``to_dict`` objects."""
+    return json.dumps(json_safe(obj), indent=indent, default=_json_default, allow_nan=False)
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
+    return write_text(path, dumps(obj) + "\n")
 
 
 def write_jsonl(path: str | os.PathLike, rows) -> Path:
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for row in rows:
-            f.write(json.dumps(row, default=_json_default) + "\n")
+            f.write(dumps(row, indent=None) + "\n")
     return Path(path)
 
 

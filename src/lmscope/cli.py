@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 
 from lmscope import __version__
+from lmscope._io import dumps
 from lmscope.errors import LmscopeError
 
 
@@ -47,18 +48,10 @@ def _strs(text: str | None) -> list[str] | None:
 
 def _emit(args, payload: dict, lines: list[str]) -> None:
     if args.json:
-        print(json.dumps(payload, indent=2, default=_default))
+        print(dumps(payload))
     else:
         for line in lines:
             print(line)
-
-
-def _default(o):
-    if hasattr(o, "item"):
-        return o.item()
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    return str(o)
 
 
 def _log(args):
@@ -143,16 +136,16 @@ def cmd_intruders(args) -> None:
              "", "per layer: " + ", ".join(f"{int(a)}:{int(b)}" for a, b in res.by_layer().itertuples(index=False)),
              "per role:  " + ", ".join(f"{a}:{int(b)}" for a, b in res.by_role().itertuples(index=False)),
              f"total intruders: {res.total} in {int((res.table['n_intruders'] > 0).sum())} of {len(res.table)} matrices"]
-    report_dir = args.report if args.scale is not None else args.out
-    if report_dir:
-        _write_report(report_dir, f"Intruders: {res.tuned} vs {res.base}",
-                      lambda rep: intruder_section(rep, res, matrix=args.matrix))
-        lines.append(f"report: {Path(report_dir) / 'index.html'}")
     payload = res.to_dict()
     if args.scale is not None:
         path = mitigate_intruders(res, args.out, scale=args.scale, quiet=args.quiet)
         lines.append(f"mitigated checkpoint (intruders x {args.scale}): {path}")
         payload["mitigated_checkpoint"] = str(path)
+    report_dir = args.report if args.scale is not None else args.out
+    if report_dir:
+        _write_report(report_dir, f"Intruders: {res.tuned} vs {res.base}",
+                      lambda rep: intruder_section(rep, res, matrix=args.matrix))
+        lines.append(f"report: {Path(report_dir) / 'index.html'}")
     _emit(args, payload, lines)
 
 

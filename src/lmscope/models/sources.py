@@ -512,6 +512,7 @@ class PeftSource(ModelSource):
         if not modules:
             raise LmscopeError(f"adapter {self.path} holds no LoRA weights")
         out = {}
+        self.unmatched: list[str] = []
         for mod, ab in modules.items():
             if set(ab) != {"A", "B"}:
                 raise LmscopeError(f"adapter {self.path}: module {mod} lacks lora_A or lora_B")
@@ -524,6 +525,11 @@ class PeftSource(ModelSource):
                     target = cand
                     break
             if target is None:
+                if R.layer_index(path) is None:
+                    # a module outside the transformer blocks that the base checkpoint lacks (e.g. a pooler
+                    # created by a task head): it has no base matrix to compare, so it is left out
+                    self.unmatched.append(path)
+                    continue
                 raise LmscopeError(f"adapter does not match base {self.base.spec}: no weight for module {path}")
             a, b = ab["A"].float(), ab["B"].float()
             r = a.shape[0]

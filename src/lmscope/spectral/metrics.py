@@ -38,6 +38,12 @@ def powerlaw_fit(evals: np.ndarray, min_tail: int = MIN_TAIL) -> dict:
     with np.errstate(divide="ignore", invalid="ignore"):
         alphas = 1.0 + n / denom
     best = (math.inf, None)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return _ks_search(x, logx, alphas, idx, last, n_all, best)
+
+
+def _ks_search(x, logx, alphas, idx, last, n_all, best) -> dict:
+    nan = {"alpha": math.nan, "xmin": math.nan, "ks_distance": math.nan, "tail_size": 0}
     chunk = max(1, 4_000_000 // max(n_all, 1))
     for start in range(0, last + 1, chunk):
         stop = min(last + 1, start + chunk)

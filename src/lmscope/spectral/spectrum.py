@@ -22,7 +22,9 @@ class SpectrumResult:
     values: dict[str, np.ndarray] = field(repr=False)
 
     def to_dict(self) -> dict:
-        return {"model": self.model, "matrices": self.table.replace({np.nan: None}).to_dict(orient="records")}
+        t = self.table.replace([np.inf, -np.inf], np.nan).astype(object)
+        t = t.where(t.notna(), None)  # JSON has no NaN or infinity
+        return {"model": self.model, "matrices": t.to_dict(orient="records")}
 
     def summary(self) -> dict:
         t = self.table

@@ -57,9 +57,10 @@ class SVDCache:
         full, vals = self._paths(key)
         if vals.is_file():
             try:
+                s = np.load(vals)
                 self.hits += 1
-                return np.load(vals)
-            except (OSError, ValueError):
+                return s
+            except Exception:  # noqa: BLE001 - a damaged entry is recomputed
                 pass
         if full.is_file():
             try:

@@ -1,0 +1,159 @@
+"""Run the benchmarks (full size by default) in sequence, then regenerate BENCHMARKS.md from their JSON.
+
+    .venv/bin/python benchmarks/run_all.py                 # all three at --size full, then BENCHMARKS.md
+    .venv/bin/python benchmarks/run_all.py --smollm2       # also WeightWatcher vs lmscope on SmolLM2-135M
+    .venv/bin/python benchmarks/run_all.py --report-only   # only rewrite BENCHMARKS.md from results/*.json
+
+BENCHMARKS.md holds only figures read from ``benchmarks/results/*.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from _common import BENCH_DIR, REPO, RESULTS_DIR
+
+# (script, extra arguments, result file)
+RUNS = [
+    ("bench_memory.py", [], "bench_memory.json"),
+    ("bench_intruders.py", [], "bench_intruders.json"),
+    ("bench_weightwatcher.py", [], "bench_weightwatcher.json"),
+]
+SMOLLM2 = ("bench_weightwatcher.py", ["--model", "smollm2-135m"], "bench_weightwatcher-smollm2-135m.json")
+
+TITLES = {
+    "bench_memory": "Peak memory of `lmscope spectrum` on a sharded checkpoint",
+    "bench_intruders": "Intruder dimensions of N fine-tuned checkpoints against one base",
+    "bench_weightwatcher": "Spectrum metrics: lmscope vs WeightWatcher",
+}
+
+
+def run(size: str, extra: list[str], smollm2: bool, only: list[str] | None) -> list[str]:
+    failed = []
+    for script, args, _ in RUNS + ([SMOLLM2] if smollm2 else []):
+        if only and Path(script).stem not in only:
+            continue
+        cmd = [sys.executable, str(BENCH_DIR / script), "--size", size, *args, *extra]
+        print(f"\n=== {' '.join(cmd)}", flush=True)
+        t0 = time.perf_counter()
+        rc = subprocess.call(cmd, cwd=REPO)
+        print(f"=== {script}: exit {rc} after {time.perf_counter() - t0:.0f} s", flush=True)
+        if rc != 0:
+            failed.append(script)
+    return failed
+
+
+# --------------------------------------------------------------------------------------------------
+def md_table(header: list, rows: list[list]) -> str:
+    def cell(x) -> str:
+        return str(x).replace("|", "\\|")
+
+    out = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def machine_line(m: dict) -> str:
+    parts = [m.get("date", "?"), f"{m.get('cpu_model') or m.get('processor', '?')}",
+             f"{m.get('cpu_count')} CPUs", f"{m.get('memory_total_gb', '?')} GB RAM",
+             f"torch {m.get('torch')}", f"threads {m.get('torch_threads')}",
+             f"load average at start {m.get('load_avg_1m_at_start', '?')}"]
+    if "weightwatcher" in m:
+        parts.append(f"weightwatcher {m['weightwatcher']}")
+    return ", ".join(str(p) for p in parts)
+
+
+def headline(r: dict) -> str:
+    name = r["benchmark"]
+    if name == "bench_memory":
+        return (f"lmscope's peak RSS is **{r['ratio_lmscope_peak_to_size']:.3f}x** the checkpoint size "
+                f"(target < {r['target_ratio']}: {'met' if r['target_met'] else 'not met'}); the baseline's "
+                f"is {r['ratio_baseline_peak_to_size']:.3f}x. Largest singular values identical within "
+                f"rtol 1e-4: {'yes' if r['results_equal'] else 'NO'}.")
+    if name == "bench_intruders":
+        runs = r["runs"]
+        big = runs[str(max(int(n) for n in runs))]
+        ordered = sorted(runs.items(), key=lambda x: int(x[0]))
+        speeds = ", ".join(f"N={n}: **{v['speedup']:.2f}x**" for n, v in ordered)
+        return (f"Speed-up baseline / lmscope: {speeds} (target >= {r['target_speedup']}x at N={big['n']}: "
+                f"{'met' if r['target_met'] else 'not met'}). Per-matrix intruder counts identical: "
+                f"{'yes' if r['results_equal'] else 'NO'}.")
+    if name == "bench_weightwatcher":
+        a = r["alpha_agreement"]
+        return (f"WeightWatcher / lmscope time: **{r['ratio_ww_to_lmscope']:.2f}x** on {r['model']}. Alpha: "
+                f"Pearson {a['pearson']:.3f}, Spearman {a['spearman']:.3f}, median |diff| "
+                f"{a['median_abs_diff']:.3g}, {a['within_0.1']:.0%} within 0.1. Same matrices (top singular "
+                f"values agree): {'yes' if r['results_equal'] else 'NO'}.")
+    return ""
+
+
+def section(r: dict) -> str:
+    name = r["benchmark"]
+    title = TITLES.get(name, name)
+    if name == "bench_weightwatcher":
+        title += f" ({r['model']})"
+    lines = [f"## {title}", ""]
+    if r.get("size") != "full":
+        lines += [f"*Smoke-size run (`--size {r.get('size')}`): not the reference figures.*", ""]
+    lines += [f"**What is measured.** {r['measures']}.", "", headline(r), "",
+              "Command:", "", "```", r["command"], "```", ""]
+    lines += [md_table(r["table"]["header"], r["table"]["rows"]), ""]
+    if "per_matrix_table" in r:
+        lines += ["Per matrix (a few rows):", "", md_table(r["per_matrix_table"]["header"],
+                                                           r["per_matrix_table"]["rows"]), ""]
+    if name == "bench_weightwatcher":
+        lines += [f"WeightWatcher's ESD: {r['ww_esd']}.", ""]
+    lines += [f"Run: {machine_line(r['machine'])}.", ""]
+    return "\n".join(lines)
+
+
+def write_markdown(out: Path) -> Path:
+    results = []
+    for path in sorted(RESULTS_DIR.glob("*.json")):
+        try:
+            results.append(json.loads(path.read_text()))
+        except json.JSONDecodeError:
+            print(f"skipping unreadable {path}", file=sys.stderr)
+    order = {"bench_memory": 0, "bench_intruders": 1, "bench_weightwatcher": 2}
+    results.sort(key=lambda r: (order.get(r.get("benchmark"), 9), r.get("model", "")))
+    lines = ["# Benchmarks", "",
+             "Generated by `benchmarks/run_all.py` from `benchmarks/results/*.json`; every figure below "
+             "comes from those files. Each performance figure is a ratio against a baseline measured in the "
+             "same run on the same data, with the compared outputs checked equal. See "
+             "`benchmarks/README.md`.", ""]
+    if not results:
+        lines += ["No results yet: run `.venv/bin/python benchmarks/run_all.py`.", ""]
+    lines += [section(r) for r in results]
+    out.write_text("\n".join(lines).rstrip() + "\n")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", choices=["small", "full"], default="full")
+    ap.add_argument("--threads", type=int, help="passed to every benchmark")
+    ap.add_argument("--smollm2", action="store_true", help="also compare with WeightWatcher on smollm2-135m")
+    ap.add_argument("--only", help="comma-separated benchmark names, e.g. bench_memory,bench_intruders")
+    ap.add_argument("--report-only", action="store_true", help="only regenerate BENCHMARKS.md")
+    ap.add_argument("--out", default=str(REPO / "BENCHMARKS.md"), help="where to write the Markdown "
+                    "(default: BENCHMARKS.md at the repo root)")
+    args = ap.parse_args()
+    failed = []
+    if not args.report_only:
+        extra = ["--threads", str(args.threads)] if args.threads else []
+        only = [s.strip() for s in args.only.split(",")] if args.only else None
+        failed = run(args.size, extra, args.smollm2, only)
+    path = write_markdown(Path(args.out))
+    print(f"\nwrote {path}")
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
