@@ -63,8 +63,8 @@ def main(argv=None) -> int:
     ap.add_argument("--max-steps", type=int)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--max-length", type=int, default=64)
-    ap.add_argument("--configs", default=",".join(CONFIGS))
-    ap.add_argument("--lr", action="append", default=[], help="override, e.g. lora-r1=1e-3 (repeatable)")
+    ap.add_argument("--configs", default=",".join(CONFIGS),
+                    help="comma-separated; NAME@LR overrides the learning rate, e.g. lora-r1@3e-3")
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--eps", type=float, default=0.5)
     ap.add_argument("--scale", type=float, default=0.75)
@@ -73,7 +73,6 @@ def main(argv=None) -> int:
     ap.add_argument("--doc", default="docs/results/intruder-dimensions.md")
     args = ap.parse_args(argv)
 
-    lr_over = dict(x.split("=", 1) for x in args.lr)
     names = [c.strip() for c in args.configs.split(",") if c.strip()]
     runs = Path(args.runs) / f"{args.model}-{args.task}-s{args.seed}"
     doc = Path(args.doc)
@@ -95,9 +94,12 @@ def main(argv=None) -> int:
             results[name] = json.loads(res_file.read_text())
             print(f"[{name}] reusing {res_file}", file=sys.stderr)
             continue
-        cfg = FinetuneConfig(**CONFIGS[name], epochs=args.epochs, max_steps=args.max_steps,
+        base_name, _, lr = name.partition("@")
+        if base_name not in CONFIGS:
+            ap.error(f"unknown config {base_name!r}; known: {', '.join(CONFIGS)}")
+        cfg = FinetuneConfig(**CONFIGS[base_name], epochs=args.epochs, max_steps=args.max_steps,
                              batch_size=args.batch_size, max_length=args.max_length, seed=args.seed,
-                             lr=float(lr_over[name]) if name in lr_over else None)
+                             lr=float(lr) if lr else None)
         t0 = time.time()
         if not (run_dir / "lmscope.json").is_file():
             print(f"[{name}] fine-tuning ({cfg.method}, r={cfg.rank}, lr={cfg.learning_rate})", file=sys.stderr)
@@ -164,7 +166,7 @@ def write_doc(results, names, args, doc, figdir, stem, runs, kind):
     cmd = (f".venv/bin/python experiments/intruder_dimensions.py --model {args.model} --task {args.task} --n {args.n} "
            f"--epochs {args.epochs:g} --batch-size {args.batch_size} --max-length {args.max_length} --seed {args.seed}"
            + (f" --max-steps {args.max_steps}" if args.max_steps else "")
-           + "".join(f" --lr {x}" for x in args.lr) + f" --doc {doc}")
+           + f" --configs {','.join(names)} --doc {doc}")
     lines = [
         f"# Intruder dimensions: {args.model} fine-tuned on `{args.task}`",
         "",
