@@ -120,6 +120,8 @@ def generate(root: Path, spec: dict, n: int) -> tuple[Path, list[Path]]:
                 (d / "model.safetensors").is_file() for d in dirs):
             print(f"reusing checkpoints in {root}")
             return dirs[0], dirs[1:]
+    if root.is_dir() and any(root.iterdir()) and not meta_path.is_file():
+        raise SystemExit(f"refusing to overwrite {root}: not a folder this benchmark made")
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     t0 = time.perf_counter()

@@ -201,7 +201,7 @@ def main() -> None:
          f"(max rel. diff vs spectral_norm^2 {rel_lam:.1e})"],
         ["alpha Pearson / Spearman", f"{agree['pearson']:.3f} / {agree['spearman']:.3f}",
          f"{agree['n']} matrices with both fits ({agree['n_missing']} missing)"],
-        ["alpha median |WW - lmscope|", f"{agree['median_abs_diff']:.3f}",
+        ["alpha median |WW - lmscope|", f"{agree['median_abs_diff']:.3g}",
          f"mean WW - lmscope {agree['mean_diff']:+.3g}, max {agree['max_abs_diff']:.3g}"],
         ["alpha within 0.1 / within 0.5", f"{agree['within_0.1']:.0%} / {agree['within_0.5']:.0%}", ""],
         ["WW tails shorter than 10 eigenvalues", f"{n_short} of {len(keys)}",

@@ -100,7 +100,8 @@ def section(r: dict) -> str:
     lines = [f"## {title}", ""]
     if r.get("size") != "full":
         lines += [f"*Smoke-size run (`--size {r.get('size')}`): not the reference figures.*", ""]
-    lines += [f"**What is measured.** {r['measures']}.", "", headline(r), "",
+    measures = r["measures"][:1].upper() + r["measures"][1:]
+    lines += [f"**What is measured.** {measures}.", "", headline(r), "",
               "Command:", "", "```", r["command"], "```", ""]
     lines += [md_table(r["table"]["header"], r["table"]["rows"]), ""]
     if "per_matrix_table" in r:

@@ -18,14 +18,8 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ["LMSCOPE_QUIET_TRANSFORMERS"] = "1"  # applied when transformers is first used
     warnings.filterwarnings("ignore")
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-    except Exception:  # noqa: BLE001
-        pass
 
 
 def _ints(text: str | None) -> list[int] | None:
@@ -88,14 +82,15 @@ def cmd_models_show(args) -> None:
 
 
 def cmd_spectrum(args) -> None:
-    from lmscope.report.sections import spectrum_section
     from lmscope.spectral import METRICS, SVDCache, analyze_spectrum
 
     if args.metric not in METRICS:
         raise LmscopeError(f"unknown metric {args.metric!r}; choose one of {', '.join(METRICS)}")
     res = analyze_spectrum(args.model, roles=_strs(args.roles), layers=_ints(args.layers),
                            cache=SVDCache(enabled=not args.no_cache), quiet=args.quiet)
-    if args.out:
+    if args.out:  # plotting libraries are imported only when a report is asked for
+        from lmscope.report.sections import spectrum_section
+
         _write_report(args.out, f"Spectrum: {res.model}", lambda rep: spectrum_section(rep, res, metric=args.metric))
     cols = ["key", "rows", "cols", "rank", "stable_rank", "effective_rank", "alpha", "alpha_weighted", "spectral_norm"]
     lines = [res.table[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"), "",
@@ -119,7 +114,6 @@ def _write_report(out, title, fill):
 
 
 def cmd_intruders(args) -> None:
-    from lmscope.report.sections import intruder_section
     from lmscope.spectral import SVDCache, find_intruders, mitigate_intruders
     from lmscope.spectral.intruders import check_k_eps
 
@@ -143,6 +137,8 @@ def cmd_intruders(args) -> None:
         payload["mitigated_checkpoint"] = str(path)
     report_dir = args.report if args.scale is not None else args.out
     if report_dir:
+        from lmscope.report.sections import intruder_section
+
         _write_report(report_dir, f"Intruders: {res.tuned} vs {res.base}",
                       lambda rep: intruder_section(rep, res, matrix=args.matrix))
         lines.append(f"report: {Path(report_dir) / 'index.html'}")

@@ -22,6 +22,10 @@ def gguf_to_hf_dir(path: str | os.PathLike) -> Path:
     """Dequantize a GGUF model into a float32 safetensors directory (once; reused afterwards)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from lmscope.models.sources import quiet_transformers
+
+    quiet_transformers()
+
     path = Path(path)
     out = cache_dir("models") / f"{path.stem}-{_file_key(path)}"
     if (out / "config.json").is_file() and (out / "model.safetensors").is_file():

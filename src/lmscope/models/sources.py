@@ -216,8 +216,19 @@ def task_from_config(config: dict) -> str:
     return "base"
 
 
+def quiet_transformers() -> None:
+    """Silence transformers' logs and progress bars when the CLI asked for it."""
+    if os.environ.get("LMSCOPE_QUIET_TRANSFORMERS"):
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+
+
 def auto_class(task: str):
     import transformers
+
+    quiet_transformers()
 
     classes = {
         "causal-lm": transformers.AutoModelForCausalLM,
@@ -316,6 +327,7 @@ class HFDirSource(ModelSource):
     def load_tokenizer(self):
         from transformers import AutoTokenizer
 
+        quiet_transformers()
         try:
             return AutoTokenizer.from_pretrained(str(self.path))
         except (OSError, ValueError) as e:

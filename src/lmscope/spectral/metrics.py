@@ -44,7 +44,7 @@ def powerlaw_fit(evals: np.ndarray, min_tail: int = MIN_TAIL) -> dict:
 
 def _ks_search(x, logx, alphas, idx, last, n_all, best) -> dict:
     nan = {"alpha": math.nan, "xmin": math.nan, "ks_distance": math.nan, "tail_size": 0}
-    chunk = max(1, 4_000_000 // max(n_all, 1))
+    chunk = max(1, 250_000 // max(n_all, 1))  # keeps the scan to a few MB
     for start in range(0, last + 1, chunk):
         stop = min(last + 1, start + chunk)
         ii = idx[start:stop][:, None]                       # (c, 1)
