@@ -6,6 +6,7 @@ Every source presents matrices as float32 tensors of shape (out_features, in_fea
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -381,40 +382,70 @@ class GGUFSource(ModelSource):
     kind = "gguf"
 
     def __init__(self, path: str | os.PathLike, spec: str | None = None):
-        from gguf import GGUFReader
-
         self.path = Path(path)
         if not self.path.is_file():
             raise LmscopeError(f"no such GGUF file: {self.path}")
-        try:
-            self._reader = GGUFReader(str(self.path))
-        except Exception as e:  # noqa: BLE001 - the reader raises ValueError/struct errors/etc.
-            raise LmscopeError(f"corrupt or truncated GGUF file {self.path}: {str(e)[:200]}") from None
-        arch = self._field("general.architecture")
+        index = self._index()
+        arch = index["arch"]
         config = {"model_type": arch, "architectures": ["LlamaForCausalLM"] if arch in _GGUF_LLAMA_ARCHS else []}
+        if index.get("heads") is not None:
+            config["num_attention_heads"] = int(index["heads"])
         if arch:
-            nh = self._field(f"{arch}.attention.head_count")
-            nkv = self._field(f"{arch}.attention.head_count_kv")
-            if nh is not None:
-                config["num_attention_heads"] = int(nh)
-            config["num_key_value_heads"] = int(nkv) if nkv is not None else config.get("num_attention_heads")
+            config["num_key_value_heads"] = int(index["kv_heads"] or index["heads"] or 0) or None
         super().__init__(spec or str(path), config)
-        self._tensors = {}
+        self._tensors: dict[str, dict] = {}
         self._names = {}
         rename = arch in _GGUF_LLAMA_ARCHS
-        for t in self._reader.tensors:
-            name = self._hf_name(t.name) if rename else t.name
+        for t in index["tensors"]:
+            name = self._hf_name(t["name"]) if rename else t["name"]
             self._tensors[name] = t
-            self._names[name] = t.name
+            self._names[name] = t["name"]
 
-    def _field(self, key: str):
-        f = self._reader.fields.get(key)
-        if f is None:
-            return None
-        val = f.parts[f.data[0]]
-        if f.types and f.types[0].name == "STRING":
-            return bytes(val).decode("utf-8")
-        return val.tolist()[0] if hasattr(val, "tolist") else val
+    def _index(self) -> dict:
+        """Tensor table and the few header fields we need, parsed once per file and cached.
+
+        Parsing a GGUF header (tokenizer vocabularies included) takes seconds; the table itself is
+        small, so it is kept next to the other caches, keyed by the file's path, size and mtime.
+        """
+        from lmscope.cache import cache_dir
+
+        st = self.path.stat()
+        key = hashlib.sha256(f"{self.path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:20]
+        cached = cache_dir("gguf-index") / f"{key}.json"
+        if cached.is_file():
+            try:
+                return json.loads(cached.read_text())
+            except (OSError, json.JSONDecodeError):
+                pass
+        from gguf import GGUFReader
+
+        try:
+            reader = GGUFReader(str(self.path))
+        except Exception as e:  # noqa: BLE001 - the reader raises ValueError/struct errors/etc.
+            raise LmscopeError(f"corrupt or truncated GGUF file {self.path}: {str(e)[:200]}") from None
+
+        def field(key: str):
+            f = reader.fields.get(key)
+            if f is None:
+                return None
+            val = f.parts[f.data[0]]
+            if f.types and f.types[0].name == "STRING":
+                return bytes(val).decode("utf-8")
+            return val.tolist()[0] if hasattr(val, "tolist") else val
+
+        arch = field("general.architecture")
+        index = {
+            "arch": arch,
+            "heads": field(f"{arch}.attention.head_count") if arch else None,
+            "kv_heads": field(f"{arch}.attention.head_count_kv") if arch else None,
+            "tensors": [{"name": t.name, "type": int(t.tensor_type), "shape": [int(x) for x in t.shape],
+                         "offset": int(t.data_offset), "data_shape": list(t.data.shape), "dtype": t.data.dtype.str}
+                        for t in reader.tensors],
+        }
+        from lmscope._io import write_json
+
+        write_json(cached, index)
+        return index
 
     @staticmethod
     def _hf_name(name: str) -> str:
@@ -430,17 +461,20 @@ class GGUFSource(ModelSource):
         return list(self._tensors)
 
     def tensor_shape(self, name: str) -> tuple[int, ...]:
-        t = self._tensors[name]
-        return tuple(int(x) for x in reversed(list(t.shape)))
+        return tuple(reversed(self._tensors[name]["shape"]))
 
     def read_tensor(self, name: str) -> torch.Tensor:
+        from gguf import GGMLQuantizationType
         from gguf.quants import dequantize
 
         t = self._tensors[name]
+        qtype = GGMLQuantizationType(t["type"])
         try:
-            arr = dequantize(t.data, t.tensor_type)
+            data = np.memmap(self.path, dtype=np.dtype(t["dtype"]), mode="r", offset=t["offset"],
+                             shape=tuple(t["data_shape"]))
+            arr = dequantize(np.asarray(data), qtype)
         except Exception as e:  # noqa: BLE001
-            raise LmscopeError(f"cannot dequantize {self._names[name]} ({t.tensor_type.name}): {e}") from None
+            raise LmscopeError(f"cannot read {self._names[name]} ({qtype.name}) from {self.path}: {e}") from None
         arr = np.asarray(arr, dtype=np.float32).reshape(self.tensor_shape(name))
         if self.model_type in _GGUF_LLAMA_ARCHS:
             nh = self.config.get("num_attention_heads")
