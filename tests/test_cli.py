@@ -510,3 +510,33 @@ def test_forgetting_on_the_tiny_bert(capsys, bert_dir):
     assert rc == 0, err
     doc = strict_json(out)
     assert doc["metric"] == "general_contrastive_loss" and math.isfinite(doc["value"]) and doc["value"] > 0
+
+
+@pytest.mark.parametrize("method", ["rslora", "full"])
+def test_finetune_targets_and_methods(capsys, bert_dir, tmp_path, method):
+    """--targets restricts LoRA to the named roles; rsLoRA records its scaling; full writes a whole model."""
+    ad = tmp_path / method
+    rc, out, err = run_cli(capsys, "finetune", bert_dir, "--task", "sentiment", "--n", "48", "--method", method,
+                           "--rank", "4", "--targets", "q,fc_out", "--max-steps", "2", "--batch-size", "8",
+                           "--out", ad, "--json")
+    assert rc == 0, err
+    from lmscope.models import open_model
+
+    src = open_model(ad)
+    if method == "rslora":
+        cfg = json.loads((ad / "adapter_config.json").read_text())
+        assert cfg["use_rslora"] is True and cfg["lora_alpha"] == 8
+        roles = {src.base.ref(k).role for k in (r.key for r in src.base.matrices())
+                 if any(src.base.ref(k).tensor == t for t in src.targeted())}
+        assert roles == {"q", "fc_out"}
+    else:
+        assert src.kind == "hf" and (ad / "config.json").is_file()
+        rc, out, err = run_cli(capsys, "intruders", bert_dir, ad, "--json")
+        assert rc == 0, err
+        assert strict_json(out)["matrices"] == 12
+
+
+def test_finetune_unknown_target_role_is_a_clean_error(capsys, bert_dir, tmp_path):
+    rc, out, err = run_cli(capsys, "finetune", bert_dir, "--task", "sentiment", "--n", "16", "--targets", "up",
+                           "--out", tmp_path / "x")
+    assert_clean_error(rc, out, err)

@@ -153,3 +153,19 @@ def check_roles(roles, available) -> list[str]:
             )
         out.append(c)
     return out
+
+
+def module_regex(family: str, roles) -> str:
+    """A regex that fully matches the module paths holding ``roles`` (e.g. for PEFT ``target_modules``)."""
+    want = {canonical_role(r) for r in roles}
+    parts = []
+    for pattern, role in FAMILIES[family]:
+        have = set(role) if isinstance(role, tuple) else {role}
+        if have & want:
+            parts.append(".*" + pattern[: -len(r"\.weight$")])
+    if not parts:
+        raise LmscopeError(f"none of the roles {sorted(want)} exist in the {family} family")
+    missing = want - {r for _, role in FAMILIES[family] for r in (role if isinstance(role, tuple) else (role,))}
+    if missing:
+        raise LmscopeError(f"unknown role(s) {', '.join(sorted(missing))} for the {family} family")
+    return "(" + "|".join(parts) + ")"

@@ -88,27 +88,16 @@ class FinetuneResult:
 
 
 def _target_modules(targets, family: str | None):
+    """``all-linear``, or roles (q, v, fc_out, ...) turned into a module regex, or raw module names."""
     if targets in ("all-linear", "all", None):
         return "all-linear"
     if isinstance(targets, str):
         targets = [t.strip() for t in targets.split(",") if t.strip()]
-    from lmscope.models.roles import FAMILIES, canonical_role
-
     if family is None:
         return list(targets)
-    names = []
-    for t in targets:
-        role = canonical_role(t)
-        found = False
-        for pattern, r in FAMILIES[family]:
-            roles = r if isinstance(r, tuple) else (r,)
-            if role in roles:
-                module = pattern.replace("\\.", ".").replace(".weight$", "").split(")")[-1]
-                names.append(module.split(".")[-1])
-                found = True
-        if not found:
-            names.append(t)  # a raw module name
-    return sorted(set(names))
+    from lmscope.models.roles import module_regex
+
+    return module_regex(family, targets)
 
 
 def _load_for_task(src: ModelSource, kind: str, labels: list[str]):
