@@ -540,3 +540,19 @@ def test_finetune_unknown_target_role_is_a_clean_error(capsys, bert_dir, tmp_pat
     rc, out, err = run_cli(capsys, "finetune", bert_dir, "--task", "sentiment", "--n", "16", "--targets", "up",
                            "--out", tmp_path / "x")
     assert_clean_error(rc, out, err)
+
+
+def test_checkup_writes_one_report_folder(capsys, bert_dir, tmp_path):
+    rep = tmp_path / "rep"
+    rc, out, err = run_cli(capsys, "checkup", bert_dir, "--out", rep, "--steps", "2", "--json")
+    assert rc == 0, err
+    assert strict_json(out)["report"].endswith("index.html")
+    html = (rep / "index.html").read_text()
+    assert "Weight spectrum" in html and "Intruder dimensions" in html
+    for name in ("spectrum.csv", "intruders.csv", "summary.json", "spectrum_singular_values.png",
+                 "intruders_heatmap.png", "finetune_loss.png"):
+        assert (rep / name).is_file(), name
+    summary = json.loads((rep / "summary.json").read_text())
+    assert summary["spectrum"]["matrices"] == 12
+    assert summary["intruders"]["matrices"] == 12
+    assert any("general_contrastive_loss" in k for k in summary["forgetting"])
