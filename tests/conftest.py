@@ -132,3 +132,14 @@ def load_hf_model(path):
 def load_tiny_model():
     """``load_tiny_model(dir)``: the transformers model of a directory made by ``tiny_model_dir``."""
     return load_hf_model
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread():
+    """Tiny SVDs and matmuls are many times slower with 2 threads on a busy 2-core machine than with one."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -29,15 +29,6 @@ def _lmscope_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("LMSCOPE_CACHE", str(tmp_path_factory.mktemp("lmscope-cache")))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny SVDs are 50-100x slower with 2 threads on a busy 2-core machine than with one."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def run_cli(capsys, *argv) -> tuple[int, str, str]:
     capsys.readouterr()
     rc = main([str(a) for a in argv])

@@ -57,15 +57,6 @@ def _lmscope_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("LMSCOPE_CACHE", str(tmp_path_factory.mktemp("lmscope-cache")))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny SVDs are 50-100x slower with 2 threads on a busy 2-core machine than with one."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # ------------------------------------------------------------------------------------------ builders
 def _orthogonal(n: int, gen: torch.Generator) -> torch.Tensor:
     q, r = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=torch.float64))
