@@ -154,11 +154,13 @@ _COUNTRY_ALIASES: dict[str, tuple[str, ...]] = {
     "Vietnam": ("Viet Nam",),
 }
 
-# Left out: Bolivia, South Africa, Benin, Côte d'Ivoire, Sri Lanka, Eswatini, Malaysia's Putrajaya
-# question aside (Kuala Lumpur is the constitutional capital), Switzerland (no capital in law),
-# Israel (disputed), Tanzania, Myanmar, Indonesia (capital being moved), Yemen (civil war), Burundi
-# (moved 2019), Equatorial Guinea (moving), Georgia (clashes with the US state), Nauru (none),
-# Tuvalu and Kiribati (atoll vs. islet), and city-states whose capital shares the country's name.
+# Left out: countries with two capitals or a disputed one (Bolivia, South Africa, Benin, Côte
+# d'Ivoire, Sri Lanka, Eswatini, Tanzania, Israel, Myanmar), Switzerland (no capital in law),
+# Indonesia and Equatorial Guinea (capital being moved), Burundi (moved in 2019), Yemen (civil war),
+# Georgia (the prompt reads as the US state), Nauru (none), Tuvalu and Kiribati (atoll vs. islet),
+# and countries whose capital's name is part of the country's name (Tunisia, Guinea-Bissau,
+# Djibouti, Luxembourg, Singapore, Monaco, San Marino, Vatican City), which the prompt gives away.
+# Kuala Lumpur is Malaysia's constitutional capital (Putrajaya is the seat of government).
 _CAPITALS: dict[str, _Entry] = {
     # Europe
     "Albania": ("Tirana", "Tirane"),
@@ -281,7 +283,6 @@ _CAPITALS: dict[str, _Entry] = {
     "South Sudan": "Juba",
     "Sudan": "Khartoum",
     "Togo": ("Lomé", "Lome"),
-    "Tunisia": "Tunis",
     "Uganda": "Kampala",
     "Zambia": "Lusaka",
     "Zimbabwe": "Harare",
@@ -333,12 +334,12 @@ _CAPITALS: dict[str, _Entry] = {
 _CONTINENT_MEMBERS: dict[str, tuple[str, ...]] = {
     "Africa": (
         "Algeria", "Angola", "Benin", "Botswana", "Burkina Faso", "Burundi", "Cameroon", "Cape Verde",
-        "Central African Republic", "Chad", "Comoros", "Democratic Republic of the Congo", "Djibouti",
+        "Chad", "Comoros", "Democratic Republic of the Congo", "Djibouti",
         "Egypt", "Equatorial Guinea", "Eritrea", "Ethiopia", "Gabon", "Gambia", "Ghana", "Guinea",
         "Guinea-Bissau", "Kenya", "Lesotho", "Liberia", "Libya", "Madagascar", "Malawi", "Mali",
         "Mauritania", "Mauritius", "Morocco", "Mozambique", "Namibia", "Niger", "Nigeria",
         "Republic of the Congo", "Rwanda", "Senegal", "Seychelles", "Sierra Leone", "Somalia",
-        "South Africa", "South Sudan", "Sudan", "Tanzania", "Togo", "Tunisia", "Uganda", "Zambia",
+        "South Sudan", "Sudan", "Tanzania", "Togo", "Tunisia", "Uganda", "Zambia",
         "Zimbabwe",
     ),
     "Asia": (
@@ -368,12 +369,15 @@ _CONTINENT_MEMBERS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 # Only countries where one language is both official (alone) and spoken by most people, or where
-# co-official regional languages leave no doubt about the main one (Spain, Peru, Bolivia).
+# co-official regional languages leave no doubt about the main one (Spain, Peru, Bolivia). Left
+# out as well: countries whose name contains the language's name (Germany, Thailand, Laos, ...),
+# since the prompt would give the answer away, and Gulf states where most residents are foreign
+# nationals (the United Arab Emirates, Qatar, Kuwait, Bahrain).
 _LANGUAGE_MEMBERS: dict[str, tuple[str, ...]] = {
     "Albanian": ("Albania",),
     "Arabic": (
-        "Bahrain", "Egypt", "Jordan", "Kuwait", "Lebanon", "Libya", "Mauritania", "Oman", "Qatar",
-        "Saudi Arabia", "Syria", "Tunisia", "United Arab Emirates", "Yemen",
+        "Egypt", "Jordan", "Lebanon", "Libya", "Mauritania", "Oman", "Saudi Arabia", "Syria",
+        "Tunisia", "Yemen",
     ),
     "Armenian": ("Armenia",),
     "Azerbaijani": ("Azerbaijan",),
@@ -381,14 +385,13 @@ _LANGUAGE_MEMBERS: dict[str, tuple[str, ...]] = {
     "Bulgarian": ("Bulgaria",),
     "Burmese": ("Myanmar",),
     "Croatian": ("Croatia",),
-    "Czech": ("Czech Republic",),
     "Danish": ("Denmark",),
     "Dhivehi": ("Maldives",),
-    "Dutch": ("Netherlands", "Suriname"),
+    "Dutch": ("Netherlands",),
     "English": ("Australia", "Bahamas", "New Zealand", "United Kingdom", "United States"),
     "Estonian": ("Estonia",),
     "French": ("France",),
-    "German": ("Austria", "Germany", "Liechtenstein"),
+    "German": ("Austria", "Liechtenstein"),
     "Greek": ("Greece",),
     "Hebrew": ("Israel",),
     "Hungarian": ("Hungary",),
@@ -398,10 +401,8 @@ _LANGUAGE_MEMBERS: dict[str, tuple[str, ...]] = {
     "Japanese": ("Japan",),
     "Khmer": ("Cambodia",),
     "Korean": ("North Korea", "South Korea"),
-    "Lao": ("Laos",),
     "Latvian": ("Latvia",),
     "Lithuanian": ("Lithuania",),
-    "Malay": ("Malaysia",),
     "Mandarin": ("China",),
     "Mongolian": ("Mongolia",),
     "Nepali": ("Nepal",),
@@ -412,7 +413,6 @@ _LANGUAGE_MEMBERS: dict[str, tuple[str, ...]] = {
     "Romanian": ("Romania",),
     "Russian": ("Russia",),
     "Serbian": ("Serbia",),
-    "Slovak": ("Slovakia",),
     "Slovene": ("Slovenia",),
     "Spanish": (
         "Argentina", "Bolivia", "Chile", "Colombia", "Costa Rica", "Cuba", "Dominican Republic",
@@ -420,24 +420,17 @@ _LANGUAGE_MEMBERS: dict[str, tuple[str, ...]] = {
         "Spain", "Uruguay", "Venezuela",
     ),
     "Swedish": ("Sweden",),
-    "Tajik": ("Tajikistan",),
-    "Thai": ("Thailand",),
     "Turkish": ("Turkey",),
-    "Turkmen": ("Turkmenistan",),
     "Ukrainian": ("Ukraine",),
-    "Uzbek": ("Uzbekistan",),
     "Vietnamese": ("Vietnam",),
 }  # fmt: skip
 
 _LANGUAGE_ALIASES: dict[str, tuple[str, ...]] = {
     "Azerbaijani": ("Azeri",),
     "Bengali": ("Bangla",),
-    "Burmese": ("Myanmar",),
     "Dhivehi": ("Divehi", "Maldivian"),
     "Indonesian": ("Bahasa Indonesia",),
     "Khmer": ("Cambodian",),
-    "Lao": ("Laotian",),
-    "Malay": ("Bahasa Malaysia", "Malaysian"),
     "Mandarin": ("Chinese", "Mandarin Chinese", "Standard Chinese", "Putonghua"),
     "Nepali": ("Nepalese",),
     "Persian": ("Farsi",),
@@ -526,7 +519,6 @@ _CURRENCIES: dict[str, _Entry] = {
     "Russia": ("ruble", "rouble", "Russian ruble"),
     "Saudi Arabia": ("riyal", "Saudi riyal"),
     "Serbia": ("dinar", "Serbian dinar"),
-    "Sierra Leone": "leone",
     "South Africa": ("rand", "South African rand"),
     "South Korea": ("won", "South Korean won"),
     "Sri Lanka": ("rupee", "Sri Lankan rupee"),
@@ -843,7 +835,6 @@ _PLAYS: dict[str, str] = {
     "The Jew of Malta": "Christopher Marlowe",
     "The Merchant of Venice": "William Shakespeare",
     "The Mousetrap": "Agatha Christie",
-    "The Oresteia": "Aeschylus",
     "The Seagull": "Anton Chekhov",
     "The Taming of the Shrew": "William Shakespeare",
     "The Tempest": "William Shakespeare",
@@ -941,8 +932,9 @@ _PAINTINGS: dict[str, str] = {
 }
 
 _COMPOSITIONS: dict[str, str] = {
-    "1812 Overture": "Pyotr Ilyich Tchaikovsky",
+    "the 1812 Overture": "Pyotr Ilyich Tchaikovsky",
     "Adagio for Strings": "Samuel Barber",
+    "A German Requiem": "Johannes Brahms",
     "Aida": "Giuseppe Verdi",
     "Also sprach Zarathustra": "Richard Strauss",
     "Appalachian Spring": "Aaron Copland",
@@ -952,40 +944,38 @@ _COMPOSITIONS: dict[str, str] = {
     "Canon in D": "Johann Pachelbel",
     "Don Giovanni": "Wolfgang Amadeus Mozart",
     "Eine kleine Nachtmusik": "Wolfgang Amadeus Mozart",
-    "Enigma Variations": "Edward Elgar",
+    "the Enigma Variations": "Edward Elgar",
     "Fantaisie-Impromptu": "Frédéric Chopin",
     "Finlandia": "Jean Sibelius",
     "Flight of the Bumblebee": "Nikolai Rimsky-Korsakov",
     "Für Elise": "Ludwig van Beethoven",
-    "Goldberg Variations": "Johann Sebastian Bach",
-    "Gymnopédies": "Erik Satie",
-    "Hungarian Dances": "Johannes Brahms",
-    "Hungarian Rhapsodies": "Franz Liszt",
+    "the Goldberg Variations": "Johann Sebastian Bach",
+    "Gymnopédie No. 1": "Erik Satie",
+    "Hungarian Rhapsody No. 2": "Franz Liszt",
     "In the Hall of the Mountain King": "Edvard Grieg",
     "La Mer": "Claude Debussy",
     "La traviata": "Giuseppe Verdi",
-    "Liebesträume": "Franz Liszt",
+    "Liebestraum No. 3": "Franz Liszt",
     "Lohengrin": "Richard Wagner",
     "Madama Butterfly": "Giacomo Puccini",
     "Maple Leaf Rag": "Scott Joplin",
     "Messiah": "George Frideric Handel",
-    "Minute Waltz": "Frédéric Chopin",
-    "Moonlight Sonata": "Ludwig van Beethoven",
+    "the Minute Waltz": "Frédéric Chopin",
+    "the Moonlight Sonata": "Ludwig van Beethoven",
     "Nabucco": "Giuseppe Verdi",
-    "New World Symphony": "Antonín Dvořák",
+    "the New World Symphony": "Antonín Dvořák",
     "Peter and the Wolf": "Sergei Prokofiev",
-    "Pomp and Circumstance Marches": "Edward Elgar",
+    "Pomp and Circumstance March No. 1": "Edward Elgar",
     "Prelude to the Afternoon of a Faun": "Claude Debussy",
-    "Radetzky March": "Johann Strauss I",
+    "the Radetzky March": "Johann Strauss I",
     "Rhapsody in Blue": "George Gershwin",
     "Rhapsody on a Theme of Paganini": "Sergei Rachmaninoff",
     "Ride of the Valkyries": "Richard Wagner",
     "Rigoletto": "Giuseppe Verdi",
-    "Surprise Symphony": "Joseph Haydn",
+    "the Surprise Symphony": "Joseph Haydn",
     "Swan Lake": "Pyotr Ilyich Tchaikovsky",
     "Symphonie fantastique": "Hector Berlioz",
     "The Blue Danube": "Johann Strauss II",
-    "The Brandenburg Concertos": "Johann Sebastian Bach",
     "The Carnival of the Animals": "Camille Saint-Saëns",
     "The Creation": "Joseph Haydn",
     "The Entertainer": "Scott Joplin",
@@ -1005,10 +995,10 @@ _COMPOSITIONS: dict[str, str] = {
     "The Well-Tempered Clavier": "Johann Sebastian Bach",
     "Tosca": "Giacomo Puccini",
     "Tristan und Isolde": "Richard Wagner",
-    "Trout Quintet": "Franz Schubert",
+    "the Trout Quintet": "Franz Schubert",
     "Water Music": "George Frideric Handel",
     "West Side Story": "Leonard Bernstein",
-    "William Tell Overture": "Gioachino Rossini",
+    "the William Tell Overture": "Gioachino Rossini",
 }
 
 # Textbook inventions only; disputed ones (light bulb, radio, television, telescope, steam engine,
@@ -1217,7 +1207,12 @@ _PEOPLE: dict[str, tuple[str, ...]] = {
     "Louisa May Alcott": ("Alcott",),
     "Lucy Maud Montgomery": ("L. M. Montgomery", "L.M. Montgomery", "LM Montgomery"),
     "Ludwig van Beethoven": ("Beethoven",),
-    "Marie Curie": ("Marie and Pierre Curie", "Pierre and Marie Curie", "the Curies", "Marie Skłodowska-Curie"),
+    "Marie Curie": (
+        "Marie and Pierre Curie",
+        "Pierre and Marie Curie",
+        "the Curies",
+        "Marie Skłodowska-Curie",
+    ),
     "Mary Shelley": ("Mary Wollstonecraft Shelley",),
     "Maurice Ravel": ("Ravel",),
     "Miguel de Cervantes": ("Cervantes", "Miguel de Cervantes Saavedra"),
@@ -1331,7 +1326,6 @@ _LANDMARKS: dict[str, _Entry] = {
     "the Musée d'Orsay": "Paris",
     "the Oriental Pearl Tower": "Shanghai",
     "the Parthenon": "Athens",
-    "the Petronas Towers": "Kuala Lumpur",
     "the Ponte Vecchio": "Florence",
     "the Potala Palace": "Lhasa",
     "the Prado Museum": "Madrid",
@@ -1343,7 +1337,6 @@ _LANDMARKS: dict[str, _Entry] = {
     "the Sagrada Família": "Barcelona",
     "the Shwedagon Pagoda": ("Yangon", "Rangoon"),
     "the Space Needle": "Seattle",
-    "the Spanish Steps": "Rome",
     "the Statue of Liberty": ("New York City", "New York", "NYC"),
     "the Temple of Heaven": "Beijing",
     "the Terracotta Army": ("Xi'an", "Xian"),
@@ -1372,7 +1365,6 @@ _ANIMAL_YOUNG: dict[str, _Entry] = {
     "camel": "calf",
     "cat": ("kitten", "kitty"),
     "cheetah": "cub",
-    "chicken": "chick",
     "cow": "calf",
     "deer": "fawn",
     "dog": ("puppy", "pup"),
@@ -1410,7 +1402,7 @@ _ANIMAL_CLASS_MEMBERS: dict[str, tuple[str, ...]] = {
     "amphibians": ("axolotls", "frogs", "newts", "salamanders", "toads"),
     "arachnids": ("mites", "scorpions", "spiders", "ticks"),
     "birds": (
-        "chickens", "crows", "ducks", "eagles", "emus", "flamingos", "hummingbirds", "ostriches",
+        "chickens", "crows", "ducks", "eagles", "emus", "flamingos", "ostriches",
         "owls", "parrots", "pelicans", "penguins", "pigeons", "robins", "sparrows", "swans",
         "woodpeckers",
     ),
@@ -1553,7 +1545,7 @@ _OPPOSITES: dict[str, _Entry] = {
     "thick": "thin",
     "top": "bottom",
     "true": "false",
-    "ugly": "beautiful",
+    "ugly": ("beautiful", "pretty"),
     "victory": "defeat",
     "war": "peace",
     "weak": "strong",
@@ -1619,7 +1611,7 @@ _PAST_TENSE: dict[str, _Entry] = {
     "meet": "met",
     "pay": "paid",
     "ride": "rode",
-    "ring": "rang",
+    "ring": ("rang", "ringed"),  # "ringed" for "to encircle"
     "rise": "rose",
     "run": "ran",
     "say": "said",
@@ -1632,7 +1624,7 @@ _PAST_TENSE: dict[str, _Entry] = {
     "shoot": "shot",
     "shrink": ("shrank", "shrunk"),
     "sing": "sang",
-    "sink": "sank",
+    "sink": ("sank", "sunk"),
     "sit": "sat",
     "sleep": "slept",
     "speak": "spoke",
@@ -1648,7 +1640,6 @@ _PAST_TENSE: dict[str, _Entry] = {
     "swing": "swung",
     "take": "took",
     "teach": "taught",
-    "tear": "tore",
     "tell": "told",
     "think": "thought",
     "throw": "threw",
@@ -1670,7 +1661,7 @@ _PLURALS: dict[str, _Entry] = {
     "cactus": ("cacti", "cactuses"),
     "calf": "calves",
     "child": "children",
-    "corpus": "corpora",
+    "corpus": ("corpora", "corpuses"),
     "crisis": "crises",
     "criterion": "criteria",
     "curriculum": ("curricula", "curriculums"),
@@ -1724,6 +1715,7 @@ _PLURALS: dict[str, _Entry] = {
 # ------------------------------------------------------------------------------------------------
 
 _FALSE_EXCLUDE: dict[tuple[str, str], frozenset[str]] = {
+    ("country_currency", "Afghanistan"): frozenset({"rupee"}),
     ("country_continent", "Colombia"): frozenset({"North America"}),
     ("country_continent", "Denmark"): frozenset({"North America"}),
     ("country_continent", "Egypt"): frozenset({"Asia"}),
@@ -1737,10 +1729,15 @@ _FALSE_EXCLUDE: dict[tuple[str, str], frozenset[str]] = {
     ("country_continent", "Spain"): frozenset({"Africa"}),
     ("country_continent", "United Kingdom"): frozenset({"North America", "South America"}),
     ("country_continent", "Yemen"): frozenset({"Africa"}),
+    ("invention_inventor", "electric battery"): frozenset({"Benjamin Franklin"}),  # he coined "battery"
     ("landmark_city", "Hermitage Museum"): frozenset({"Amsterdam"}),
     ("landmark_city", "Statue of Liberty"): frozenset({"Paris"}),
     ("play_author", "Faust"): frozenset({"Christopher Marlowe"}),
 }
+
+# Objects never used for a false statement in a relation: the US dollar circulates widely beside
+# the national currency in several of the countries listed.
+_NEVER_FALSE: dict[str, frozenset[str]] = {"country_currency": frozenset({"US dollar"})}
 
 # Groups of objects within a relation that are too close to serve as each other's false object.
 _CONFUSABLE: dict[str, tuple[frozenset[str], ...]] = {
@@ -1808,8 +1805,8 @@ def _fact(relation: str, display: str, answer: str, aliases: list[str], subject:
     prompt = _cap(TEMPLATES[relation].format(s=display))
     if not answer or answer != answer.strip() or prompt != prompt.strip():
         raise LmscopeError(f"{relation}: bad answer or prompt for {display!r}")  # pragma: no cover
-    if _leaks(answer, prompt):
-        raise LmscopeError(f"{relation}: the answer {answer!r} is in its prompt {prompt!r}")  # pragma: no cover
+    if _leaks(answer, prompt):  # pragma: no cover - guards the tables
+        raise LmscopeError(f"{relation}: the answer {answer!r} is in its prompt {prompt!r}")
     return {
         "relation": relation,
         "subject": subject if subject is not None else _strip_the(display),
@@ -1893,7 +1890,7 @@ def facts() -> list[dict]:
 
 
 def factual_recall_rows() -> list[dict]:
-    """One completion prompt per fact: ``{"id", "relation", "subject", "prompt", "answer", "aliases"}``.
+    """One completion prompt per fact: ``{"id", "relation", "prompt", "answer", "aliases"}``.
 
     Sorted by relation then subject; ids are ``"<relation>-<nnn>"``, numbered within the relation.
     """
@@ -1905,7 +1902,6 @@ def factual_recall_rows() -> list[dict]:
                 {
                     "id": f"{relation}-{i:03d}",
                     "relation": relation,
-                    "subject": row["subject"],
                     "prompt": row["prompt"],
                     "answer": row["answer"],
                     "aliases": row["aliases"],
@@ -1931,6 +1927,8 @@ def _swap_allowed(relation: str, gold: dict, other: dict) -> bool:
     if other["subject"] == gold["subject"] or _forms(gold) & _forms(other):
         return False
     if other["answer"] in _FALSE_EXCLUDE.get((relation, gold["subject"]), frozenset()):
+        return False
+    if other["answer"] in _NEVER_FALSE.get(relation, frozenset()):
         return False
     return not any(
         gold["answer"] in group and other["answer"] in group for group in _CONFUSABLE.get(relation, ())
@@ -1965,7 +1963,7 @@ def true_false_rows(per_relation: int = 22, seed: int = 0) -> list[dict]:
                 if not candidates:
                     continue  # pragma: no cover - every relation has many objects
                 obj = rng.choice(candidates)
-            statement = f"{gold['prompt']} {obj}."
+            statement = f"{gold['prompt']} {obj}" + ("" if obj.endswith(".") else ".")
             rows.append(
                 {
                     "id": f"tf-{len(rows) + 1:03d}",
@@ -1980,8 +1978,8 @@ def true_false_rows(per_relation: int = 22, seed: int = 0) -> list[dict]:
                 }
             )
             chosen += 1
-        if chosen < per_relation:
-            raise LmscopeError(f"{relation}: only {chosen} statements, {per_relation} wanted")  # pragma: no cover
+        if chosen < per_relation:  # pragma: no cover - guards the tables
+            raise LmscopeError(f"{relation}: only {chosen} statements, {per_relation} wanted")
     return rows
 
 

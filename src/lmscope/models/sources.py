@@ -322,7 +322,7 @@ class HFDirSource(ModelSource):
         kwargs.setdefault("dtype", torch.float32)
         try:
             return auto_class(task).from_pretrained(str(self.path), **kwargs)
-        except (OSError, ValueError, KeyError) as e:
+        except (OSError, ValueError, KeyError, RuntimeError) as e:
             raise LmscopeError(f"transformers cannot load {self.spec}: {str(e).splitlines()[0]}") from None
 
     def load_tokenizer(self):
