@@ -217,6 +217,22 @@ def cmd_cache(args) -> None:
           [f"cache: {root}"] + [f"  {k}: {v['files']} files, {v['bytes'] / 1e6:.1f} MB" for k, v in parts.items()])
 
 
+def cmd_laser_apply(args) -> None:
+    from lmscope.spectral.laser import Reduction, apply_laser, keep_from_rate
+
+    reductions = [Reduction.parse(t) for t in args.reduce or []]
+    if args.layer is not None or args.role is not None or args.keep is not None or args.rate is not None:
+        if args.layer is None or args.role is None or (args.keep is None) == (args.rate is None):
+            raise LmscopeError("give --layer, --role and one of --keep or --rate together")
+        keep = args.keep if args.keep is not None else keep_from_rate(args.rate)
+        reductions.append(Reduction(args.layer, args.role, keep))
+    res = apply_laser(args.model, reductions, args.out, quiet=args.quiet)
+    lines = [f"  layer {r['layer']} {r['role']}: {r['shape'][0]}x{r['shape'][1]} -> rank {r['rank']} "
+             f"(keep {r['keep']:g})" for r in res["reductions"]]
+    lines.append(f"wrote {res['out']}")
+    _emit(args, res, lines)
+
+
 # --------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
@@ -299,6 +315,22 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--out", required=True, help="output folder (adapter or full model)")
     f.set_defaults(func=cmd_finetune)
+
+    la = sub.add_parser("laser", help="LASER: layer-selective rank reduction")
+    lsub = la.add_subparsers(dest="laser_command", metavar="ACTION", required=True)
+    lap = lsub.add_parser("apply", parents=[common], help="replace matrices by low-rank approximations",
+                          description="Replace a matrix (by layer and role) with its best rank-k approximation, "
+                                      "k = floor(keep * min(m, n)), and write a new checkpoint. The paper's rate r "
+                                      "maps to keep = 1 - 0.1 r (rate 9.9 = keep 0.01).")
+    lap.add_argument("model", help=model_help)
+    lap.add_argument("--layer", type=int)
+    lap.add_argument("--role", help="q, k, v, o, fc_in (gate), up, fc_out (down)")
+    lap.add_argument("--keep", type=float, help="kept fraction of the rank, in (0, 1]")
+    lap.add_argument("--rate", type=float, help="the paper's rate (0-10) instead of --keep")
+    lap.add_argument("--reduce", action="append", metavar="LAYER:ROLE:KEEP",
+                     help="another reduction (repeatable), e.g. --reduce 27:fc_in:0.01")
+    lap.add_argument("--out", required=True, help="folder of the new checkpoint")
+    lap.set_defaults(func=cmd_laser_apply)
 
     g = sub.add_parser("forgetting", parents=[common], help="loss on the bundled held-out general text",
                        description="LM loss for causal LMs; contrastive loss for sentence encoders.")
