@@ -619,7 +619,7 @@ class PeftSource(ModelSource):
         delta = scale * (b @ a)
         if self.adapter_config.get("fan_in_fan_out"):
             delta = delta.t()
-        return (w.float() + delta).to(w.dtype) if w.dtype == torch.float64 else w.float() + delta
+        return w.float() + delta  # merged in float32, whatever the stored dtype
 
     def targeted(self) -> list[str]:
         return sorted(self._deltas)
