@@ -117,10 +117,6 @@ def _load_for_task(src: ModelSource, kind: str, labels: list[str]):
     return model, tok
 
 
-def _general_eval(model, tok, kind_of_base: str, n):
-    return forgetting_loss(model, tok, n)
-
-
 def finetune(model: str | ModelSource, data, out: str | Path, config: FinetuneConfig | None = None,
              quiet: bool | None = None) -> FinetuneResult:
     """Fine-tune ``model`` on ``data`` (a JSONL path or a list of rows) and write the result to ``out``."""
@@ -231,8 +227,3 @@ def finetune(model: str | ModelSource, data, out: str | Path, config: FinetuneCo
         (tmp / "lmscope.json").write_text(json.dumps(info, indent=2) + "\n")
         (tmp / "losses.json").write_text(json.dumps(losses) + "\n")
     return FinetuneResult(str(out), src.spec, info["config"], kind, metrics, losses)
-
-
-def read_finetune_info(path: str | Path) -> dict:
-    p = Path(path) / "lmscope.json"
-    return json.loads(p.read_text()) if p.is_file() else {}
