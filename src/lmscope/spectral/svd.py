@@ -62,13 +62,10 @@ class SVDCache:
                 return s
             except Exception:  # noqa: BLE001 - a damaged entry is recomputed
                 pass
-        if full.is_file():
-            try:
-                svd = self._load_full(full)
-                self.hits += 1
-                return svd.S.double().numpy()
-            except Exception:  # noqa: BLE001 - a damaged entry is recomputed
-                pass
+        svd = self._try_load_full(full)
+        if svd is not None:
+            self.hits += 1
+            return svd.S.double().numpy()
         self.misses += 1
         s = _svdvals(w)
         vals.parent.mkdir(parents=True, exist_ok=True)
@@ -84,13 +81,10 @@ class SVDCache:
             return _svd(w)
         key = key or content_key(w)
         full, _ = self._paths(key)
-        if full.is_file():
-            try:
-                svd = self._load_full(full)
-                self.hits += 1
-                return svd
-            except Exception:  # noqa: BLE001 - a damaged entry is recomputed
-                pass
+        svd = self._try_load_full(full)
+        if svd is not None:
+            self.hits += 1
+            return svd
         self.misses += 1
         svd = _svd(w)
         from safetensors.torch import save_file
@@ -104,13 +98,17 @@ class SVDCache:
         """The cached thin SVD if present, without computing anything."""
         if not self.enabled:
             return None
-        full, _ = self._paths(key or content_key(w))
-        if full.is_file():
-            try:
-                return self._load_full(full)
-            except Exception:  # noqa: BLE001
-                return None
-        return None
+        return self._try_load_full(self._paths(key or content_key(w))[0])
+
+    @staticmethod
+    def _try_load_full(path: Path) -> SVD | None:
+        """A full entry, or None when it is missing or damaged (then it is recomputed)."""
+        if not path.is_file():
+            return None
+        try:
+            return SVDCache._load_full(path)
+        except Exception:  # noqa: BLE001 - any read error means a damaged entry
+            return None
 
     @staticmethod
     def _load_full(path: Path) -> SVD:
