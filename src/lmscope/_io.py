@@ -100,8 +100,11 @@ def _json_default(o: Any):
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """Read a JSONL file; a malformed line raises LmscopeError naming the line number."""
+def read_jsonl_numbered(path: str | os.PathLike) -> list[tuple[int, dict]]:
+    """Read a JSONL file as ``(line number, object)`` pairs, skipping blank lines.
+
+    A malformed line raises LmscopeError naming the line number; so does a file with no examples.
+    """
     path = Path(path)
     if not path.is_file():
         raise LmscopeError(f"no such file: {path}")
@@ -116,10 +119,15 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
                 raise LmscopeError(f"{path}:{lineno}: malformed JSON ({e.msg})") from None
             if not isinstance(row, dict):
                 raise LmscopeError(f"{path}:{lineno}: expected a JSON object per line")
-            rows.append(row)
+            rows.append((lineno, row))
     if not rows:
         raise LmscopeError(f"{path}: the file holds no examples")
     return rows
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """Read a JSONL file; a malformed line raises LmscopeError naming the line number."""
+    return [row for _, row in read_jsonl_numbered(path)]
 
 
 @contextlib.contextmanager

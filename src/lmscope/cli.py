@@ -226,14 +226,85 @@ def cmd_laser_apply(args) -> None:
             raise LmscopeError("give --layer, --role and one of --keep or --rate together")
         keep = args.keep if args.keep is not None else keep_from_rate(args.rate)
         reductions.append(Reduction(args.layer, args.role, keep))
-    res = apply_laser(args.model, reductions, args.out, quiet=args.quiet)
+    res = apply_laser(args.model, reductions, args.out, quiet=args.quiet, factored=args.factored)
     lines = [f"  layer {r['layer']} {r['role']}: {r['shape'][0]}x{r['shape'][1]} -> rank {r['rank']} "
-             f"(keep {r['keep']:g})" for r in res["reductions"]]
+             f"(keep {r['keep']:g}), stored {r['stored']}" + (f" ({r['why_dense']})" if "why_dense" in r else "")
+             for r in res["reductions"]]
+    before, after = res["parameters_before"], res["parameters_after"]
+    lines.append(f"parameters: {before:,} -> {after:,} ({100 * (after - before) / before:+.2f}%)")
     lines.append(f"wrote {res['out']}")
     _emit(args, res, lines)
 
 
+def _floats(text: str | None, what: str) -> list[float] | None:
+    if not text:
+        return None
+    try:
+        return [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise LmscopeError(f"{what} must be comma-separated numbers, got {text!r}") from None
+
+
+def cmd_laser_search(args) -> None:
+    from lmscope.spectral.laser_search import DEFAULT_KEEPS, DEFAULT_ROLES, SearchConfig, laser_search
+
+    cfg = SearchConfig(layers=_ints(args.layers), roles=tuple(_strs(args.roles) or DEFAULT_ROLES),
+                       keeps=tuple(_floats(args.keeps, "--keeps") or DEFAULT_KEEPS), val_fraction=args.val_fraction,
+                       seed=args.seed, limit=args.limit, batch_size=args.batch_size, top_k=args.top_k,
+                       compose=not args.no_compose, device=args.device, resume=not args.no_resume)
+    if args.out:
+        from lmscope.models import open_model
+        from lmscope.models.checkpoint import check_output_path
+
+        check_output_path(open_model(args.model), args.out)
+    res = laser_search(args.model, args.task, cfg, quiet=args.quiet, log=_log(args))
+    lines = res.summary_lines()
+    t = res.timing
+    if t.get("configs_per_second"):
+        lines.append(f"  {t['scored_now']} configs scored in {t['seconds']:.1f} s ({t['configs_per_second']:.2f}/s)")
+    if args.out:
+        from lmscope.report.sections import laser_section
+
+        cmd = "lmscope " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("lmscope") else None
+        _write_report(args.out, f"LASER search: {res.model}", lambda rep: laser_section(rep, res, command=cmd))
+        lines.append(f"report: {Path(args.out) / 'index.html'}")
+    _emit(args, res.to_dict(), lines)
+
+
+def cmd_eval(args) -> None:
+    from lmscope.lm.scoring import evaluate_model
+
+    if args.out:
+        from lmscope.models import open_model
+        from lmscope.models.checkpoint import check_output_path
+
+        check_output_path(open_model(args.model), args.out)
+    task, scores = evaluate_model(args.model, args.task, batch_size=args.batch_size, top_k=args.top_k,
+                                  device=args.device, limit=args.limit, seed=args.seed, quiet=args.quiet)
+    summ = scores.summary()
+    payload = {"model": args.model, "task": task.name, "kind": task.kind, **summ}
+    lines = [f"{args.model} on {task.name} ({task.kind}, {summ['n']} examples)"]
+    if summ["accuracy"] is not None:
+        lines.append(f"  top-1 accuracy {100 * summ['accuracy']:.1f}%   top-{args.top_k} "
+                     f"{100 * summ[f'top{args.top_k}_accuracy']:.1f}%")
+    lines.append(f"  mean answer log-prob {summ['logprob']:.3f}   mean log-loss {summ['logloss']:.4f}")
+    if "perplexity" in summ:
+        lines.append(f"  perplexity {summ['perplexity']:.2f}")
+    if args.out:
+        from lmscope._io import atomic_dir, write_json, write_jsonl
+
+        with atomic_dir(args.out) as tmp:
+            write_json(tmp / "summary.json", payload)
+            write_jsonl(tmp / "examples.jsonl", scores.rows(task))
+        lines.append(f"per-example metrics: {Path(args.out) / 'examples.jsonl'}")
+    _emit(args, payload, lines)
+
+
 # --------------------------------------------------------------------------------------------------
+EVAL_SCHEMA_HELP = ("Task files: one JSON object per line, one kind per file: recall {prompt, answer, aliases?}; "
+                    "choice {prompt, choices, answer}; text {text}.")
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print the result as one JSON document")
@@ -244,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"lmscope {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    task_help = "a bundled evaluation set (factual_recall, true_false) or a JSONL file"
     model_help = "a bundled name (smollm2-135m, minilm-l6), a Hugging Face directory, a .gguf file, or a LoRA adapter dir"
 
     c = sub.add_parser("checkup", parents=[common], help="the model check-up report (spectrum, intruders, forgetting)",
@@ -330,7 +402,44 @@ def build_parser() -> argparse.ArgumentParser:
     lap.add_argument("--reduce", action="append", metavar="LAYER:ROLE:KEEP",
                      help="another reduction (repeatable), e.g. --reduce 27:fc_in:0.01")
     lap.add_argument("--out", required=True, help="folder of the new checkpoint")
+    lap.add_argument("--factored", action="store_true",
+                     help="store each reduced matrix as two thin factors (a low-rank module), so the checkpoint "
+                          "and the loaded model shrink; load it with lmscope (see the README)")
     lap.set_defaults(func=cmd_laser_apply)
+
+    las = lsub.add_parser("search", parents=[common], help="search layers x roles x keep on an evaluation task",
+                          description="Score every (layer, role, keep) on a seeded validation split, pick the best "
+                                      "by validation accuracy (ties: lower log-loss), report it on the test split "
+                                      "against the unmodified model, and compose reductions greedily. "
+                                      "Interrupted searches resume where they stopped.")
+    las.add_argument("model", help=model_help)
+    las.add_argument("--task", required=True, help=task_help)
+    las.add_argument("--layers", help="layers to search, e.g. 20-29 (default: all)")
+    las.add_argument("--roles", help="roles to search (default: fc_in,fc_out, the paper's MLP matrices)")
+    las.add_argument("--keeps", help="kept fractions (default: 0.9,0.8,0.6,0.4,0.2,0.1,0.05,0.01,0.005)")
+    las.add_argument("--val-fraction", type=float, default=0.2, help="validation share of the examples (default 0.2)")
+    las.add_argument("--seed", type=int, default=0, help="seed of the validation/test split (default 0)")
+    las.add_argument("--limit", type=int, help="use a seeded sample of this many examples")
+    las.add_argument("--batch-size", type=int, default=32)
+    las.add_argument("--top-k", type=int, default=5, help="k of the top-k metric (default 5)")
+    las.add_argument("--no-compose", action="store_true", help="skip the greedy composition")
+    las.add_argument("--no-resume", action="store_true", help="rescore every config even if a previous run did")
+    las.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda, cuda:N")
+    las.add_argument("--out", help="report folder: table of every config, heatmaps, per-example test metrics")
+    las.set_defaults(func=cmd_laser_search)
+
+    ev = sub.add_parser("eval", parents=[common], help="score a model on an evaluation task",
+                        description="Top-1 / top-k accuracy, answer log-prob and log-loss per example, for causal "
+                                    "LMs and masked-LM encoders. " + EVAL_SCHEMA_HELP)
+    ev.add_argument("model", help=model_help)
+    ev.add_argument("--task", required=True, help=task_help)
+    ev.add_argument("--limit", type=int, help="score a seeded sample of this many examples")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--batch-size", type=int, default=32)
+    ev.add_argument("--top-k", type=int, default=5)
+    ev.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    ev.add_argument("--out", help="folder for summary.json and examples.jsonl (per-example metrics)")
+    ev.set_defaults(func=cmd_eval)
 
     g = sub.add_parser("forgetting", parents=[common], help="loss on the bundled held-out general text",
                        description="LM loss for causal LMs; contrastive loss for sentence encoders.")

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
+import json
+import os
+from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
-from lmscope._io import read_jsonl
+from lmscope._io import read_jsonl, read_jsonl_numbered
 from lmscope.data.facts import FACTUAL_RECALL_FILE, TRUE_FALSE_FILE
 from lmscope.errors import LmscopeError
 
@@ -80,3 +85,127 @@ def load_true_false() -> list[dict]:
     ``relation``, ``subject`` and ``object`` the statement was built from.
     """
     return load_eval_set("true_false")
+
+
+# ------------------------------------------------------------------------------------------------
+# Evaluation tasks: one JSONL schema, three kinds
+# ------------------------------------------------------------------------------------------------
+EVAL_KINDS: dict[str, str] = {
+    "recall": '{"prompt": str, "answer": str, "aliases": [str, ...] (optional)}: the answer (or an alias), '
+    "after a space, is the continuation of the prompt",
+    "choice": '{"prompt": str, "choices": [str, str, ...], "answer": one of the choices}: the choices are '
+    "compared by the log-probability of each as the continuation of the prompt",
+    "text": '{"text": str}: plain text, scored by its log-likelihood (perplexity)',
+}
+EVAL_SCHEMA_DOC = "one JSON object per line, every line of the same kind: " + "; ".join(
+    f"{k}: {v}" for k, v in EVAL_KINDS.items())
+
+
+@dataclass
+class EvalTask:
+    """Rows of one kind (``recall``, ``choice`` or ``text``), normalized to the documented schema."""
+
+    name: str
+    kind: str
+    rows: list[dict]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def fingerprint(self) -> str:
+        """A hash of the rows (for caches of results on this task)."""
+        blob = json.dumps([self.kind, self.rows], sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def subset(self, indices) -> EvalTask:
+        return EvalTask(self.name, self.kind, [self.rows[i] for i in indices])
+
+
+def _row_kind(row: dict) -> str | None:
+    if "choices" in row:
+        return "choice"
+    if "prompt" in row or "answer" in row:
+        return "recall"
+    if "text" in row:
+        return "text"
+    return None
+
+
+def _nonempty_str(x) -> bool:
+    return isinstance(x, str) and bool(x.strip())
+
+
+def _normalize_row(row: dict, kind: str) -> dict:
+    """Check one row against its kind; return the normalized row or raise with what is wrong."""
+    if kind == "text":
+        if not _nonempty_str(row.get("text")):
+            raise ValueError("'text' must be a non-empty string")
+        return {"text": row["text"], **({"id": row["id"]} if "id" in row else {})}
+    if not isinstance(row.get("prompt"), str) or not row["prompt"].strip():
+        raise ValueError("'prompt' must be a non-empty string")
+    out = {"prompt": row["prompt"].rstrip()}
+    if "id" in row:
+        out["id"] = row["id"]
+    if kind == "recall":
+        if not _nonempty_str(row.get("answer")):
+            raise ValueError("'answer' must be a non-empty string")
+        aliases = row.get("aliases", [])
+        if not isinstance(aliases, list) or not all(_nonempty_str(a) for a in aliases):
+            raise ValueError("'aliases' must be a list of non-empty strings")
+        out["answer"] = row["answer"].strip()
+        out["aliases"] = [a.strip() for a in aliases if a.strip() != out["answer"]]
+        return out
+    choices = row.get("choices")
+    if not isinstance(choices, list) or len(choices) < 2 or not all(_nonempty_str(c) for c in choices):
+        raise ValueError("'choices' must be a list of at least two non-empty strings")
+    choices = [c.strip() for c in choices]
+    if len(set(choices)) != len(choices):
+        raise ValueError("'choices' has duplicates")
+    answer = row.get("answer")
+    if isinstance(answer, int) and not isinstance(answer, bool) and 0 <= answer < len(choices):
+        answer = choices[answer]
+    if not isinstance(answer, str) or answer.strip() not in choices:
+        raise ValueError("'answer' must be one of the choices (or its index)")
+    out.update(choices=choices, answer=answer.strip())
+    return out
+
+
+def normalize_eval_rows(numbered: list[tuple[int, dict]], where: str) -> tuple[str, list[dict]]:
+    """Infer the kind of ``(line, row)`` pairs and normalize them; errors name the line."""
+    kind = None
+    rows = []
+    for lineno, row in numbered:
+        k = _row_kind(row)
+        if k is None:
+            raise LmscopeError(f"{where}:{lineno}: not an evaluation example; expected {EVAL_SCHEMA_DOC}")
+        if kind is None:
+            kind = k
+        elif k != kind:
+            raise LmscopeError(f"{where}:{lineno}: a {k} example in a file of {kind} examples; "
+                               "keep one kind per file")
+        try:
+            rows.append(_normalize_row(row, kind))
+        except ValueError as e:
+            raise LmscopeError(f"{where}:{lineno}: {e}") from None
+    if not rows:
+        raise LmscopeError(f"{where}: no examples")
+    return kind, rows
+
+
+def load_eval_task(spec: str | os.PathLike) -> EvalTask:
+    """A bundled evaluation set by name (``factual_recall``, ``true_false``) or a JSONL file.
+
+    File schema (every line of one kind): see :data:`EVAL_KINDS`.
+    """
+    s = str(spec)
+    if s in EVAL_SETS and not Path(s).exists():
+        rows = load_eval_set(s)
+        kind, norm = normalize_eval_rows(list(enumerate(rows, 1)), f"bundled {s}")
+        return EvalTask(s, kind, norm)
+    p = Path(s).expanduser()
+    if not p.exists():
+        raise LmscopeError(f"no such task file: {s} (bundled sets: {', '.join(EVAL_SETS)})")
+    if p.is_dir():
+        raise LmscopeError(f"{s} is a folder; give a JSONL task file")
+    kind, rows = normalize_eval_rows(read_jsonl_numbered(p), str(p))
+    return EvalTask(p.stem, kind, rows)

@@ -17,10 +17,9 @@ import torch
 
 from lmscope._io import atomic_dir
 from lmscope.errors import LmscopeError
+from lmscope.models.lowrank import NOTE_FILE, factored_modules
 from lmscope.models.sources import GGUFSource, HFDirSource, ModelSource, PeftSource, merge_fused
 from lmscope.progress import progress
-
-NOTE_FILE = "lmscope_edit.json"
 
 
 def _stored_updates(src: ModelSource, edits: dict[str, torch.Tensor], read_stored) -> dict[str, torch.Tensor]:
@@ -64,32 +63,75 @@ def check_output_path(src: ModelSource, out: str | Path) -> None:
 
 
 def save_edited(src: ModelSource, edits: dict[str, torch.Tensor], out: str | Path, note: dict | None = None,
-                quiet: bool | None = None) -> Path:
+                quiet: bool | None = None, factored: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
+                ) -> Path:
+    """Write ``src`` with ``edits`` applied to ``out``.
+
+    ``factored`` maps matrix keys to ``(up, down)`` factors (out x k, k x in): those matrices are
+    stored as a :class:`~lmscope.models.lowrank.LowRankLinear` module's two factors instead.
+    """
     out = Path(out)
     check_output_path(src, out)
+    factored = factored or {}
     if isinstance(src, GGUFSource):
         hf = HFDirSource(src.hf_dir(), spec=src.spec)
-        return save_edited(hf, edits, out, note, quiet)
+        return save_edited(hf, edits, out, note, quiet, factored)
     if isinstance(src, HFDirSource):
-        return _save_hf_dir(src, edits, out, note, quiet)
+        return _save_hf_dir(src, edits, out, note, quiet, factored)
+    if factored:
+        raise LmscopeError("factored storage needs a Hugging Face directory or GGUF model (not a LoRA adapter); "
+                           "merge the adapter first or drop --factored")
     if isinstance(src, PeftSource):
         return _save_merged(src, edits, out, note)
     raise LmscopeError(f"cannot write an edited copy of a {src.kind} source")
 
 
-def _save_hf_dir(src: HFDirSource, edits, out: Path, note, quiet) -> Path:
+def _factor_tensors(src: HFDirSource, factored) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, dict]]:
+    """Stored tensor -> its replacement tensors, and the note entries of the factored modules."""
+    replace, info = {}, {}
+    for key, (up, down) in factored.items():
+        ref = src.ref(key)
+        if ref.fused:
+            raise LmscopeError(f"{key} is a slice of the fused matrix {ref.tensor}; it cannot be stored factored")
+        if not ref.tensor.endswith(".weight"):
+            raise LmscopeError(f"cannot factor {ref.tensor}: not a module weight")
+        module = ref.tensor[: -len(".weight")]
+        dtype = src.read_tensor(ref.tensor).dtype
+        replace[ref.tensor] = {f"{module}.up.weight": up.to(dtype).contiguous(),
+                               f"{module}.down.weight": down.to(dtype).contiguous()}
+        info[module] = {"in": int(down.shape[1]), "out": int(up.shape[0]), "rank": int(down.shape[0]),
+                        "bias": f"{module}.bias" in src.tensor_names(), "transposed": bool(ref.transposed)}
+    return replace, info
+
+
+def _save_hf_dir(src: HFDirSource, edits, out: Path, note, quiet, factored=None) -> Path:
+    if factored_modules(src.path) and (edits or factored):
+        raise LmscopeError(f"{src.spec} is already a factored checkpoint; apply all reductions to the original model")
     updates = _stored_updates(src, edits, src.read_tensor)
+    replace, fac_info = _factor_tensors(src, factored or {})
+    if fac_info:
+        note = {**(note or {}), "factored": fac_info}
     weight_files = src.weight_files()
+    index_files = {"model.safetensors.index.json", "pytorch_model.bin.index.json"}
+    new_map: dict[str, str] = {}
     with atomic_dir(out) as tmp:
         for f in sorted(src.path.iterdir()):
             if f.is_file() and f not in weight_files and not f.name.startswith(".") and f.name != NOTE_FILE:
                 shutil.copy2(f, tmp / f.name)
         for wf in progress(weight_files, desc="writing", quiet=quiet):
             names = [n for n, p in src._index.items() if p == wf]
-            if not any(n in updates for n in names):
+            for n in names:
+                for m in replace.get(n, {n: None}):
+                    new_map[m] = wf.name
+            if not any(n in updates or n in replace for n in names):
                 shutil.copy2(wf, tmp / wf.name)
                 continue
-            tensors = {n: updates[n] if n in updates else src.read_tensor(n) for n in names}
+            tensors = {}
+            for n in names:
+                if n in replace:
+                    tensors.update(replace[n])
+                else:
+                    tensors[n] = updates[n] if n in updates else src.read_tensor(n)
             if wf.suffix == ".safetensors":
                 from safetensors.torch import save_file
 
@@ -98,6 +140,11 @@ def _save_hf_dir(src: HFDirSource, edits, out: Path, note, quiet) -> Path:
             else:
                 torch.save(tensors, tmp / wf.name)
             del tensors
+        if replace:
+            for name in index_files & {f.name for f in src.path.iterdir()}:
+                idx = json.loads((src.path / name).read_text())
+                idx["weight_map"] = dict(sorted(new_map.items()))
+                (tmp / name).write_text(json.dumps(idx, indent=2) + "\n")
         _write_note(tmp, src, note)
     return out
 
@@ -139,3 +186,45 @@ def apply_edits(model, src: ModelSource, edits: dict[str, torch.Tensor]) -> None
     with torch.no_grad():
         for name, t in updates.items():
             params[param_name(name)].copy_(t)
+
+
+class WeightEditor:
+    """Set weight matrices of a loaded transformers model by ``MatrixRef`` key, and undo exactly.
+
+    ``set`` returns the previous contents of every tensor it touched (copies, not views), so
+    ``undo`` restores the model bit for bit, however many edits were stacked in between.
+    """
+
+    def __init__(self, model, src: ModelSource):
+        self.model = model
+        self.src = src
+        self._params = dict(model.state_dict(keep_vars=True))
+
+    def _param(self, tensor: str) -> torch.Tensor:
+        if tensor in self._params:
+            return self._params[tensor]
+        hits = [p for p in self._params if p.endswith("." + tensor)]
+        if len(hits) != 1:
+            raise LmscopeError(f"cannot place tensor {tensor} in the loaded model")
+        self._params[tensor] = self._params[hits[0]]
+        return self._params[tensor]
+
+    def get(self, key: str) -> torch.Tensor:
+        """The matrix ``key`` as the model holds it now, as float32 (out, in) on the CPU."""
+        ref = self.src.ref(key)
+        return self.src.present(self._param(ref.tensor).detach().to("cpu", torch.float32), ref)
+
+    @torch.no_grad()
+    def set(self, edits: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        updates = _stored_updates(self.src, edits, lambda n: self._param(n).detach().to("cpu").clone())
+        previous = {}
+        for name, t in updates.items():
+            p = self._param(name)
+            previous[name] = p.detach().clone()
+            p.copy_(t.to(p.device, p.dtype))
+        return previous
+
+    @torch.no_grad()
+    def undo(self, previous: dict[str, torch.Tensor]) -> None:
+        for name, t in previous.items():
+            self._param(name).copy_(t)

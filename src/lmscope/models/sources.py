@@ -217,6 +217,13 @@ def task_from_config(config: dict) -> str:
     return "base"
 
 
+def is_causal(model) -> bool:
+    """Whether a loaded transformers model is a causal (left-to-right) LM."""
+    return bool(getattr(model.config, "is_decoder", False)) or any(
+        a.endswith(("ForCausalLM", "LMHeadModel")) for a in (model.config.architectures or [])
+    ) or type(model).__name__.endswith(("ForCausalLM", "LMHeadModel"))
+
+
 def quiet_transformers() -> None:
     """Silence transformers' logs and progress bars when the CLI asked for it."""
     if os.environ.get("LMSCOPE_QUIET_TRANSFORMERS"):
@@ -261,6 +268,17 @@ class HFDirSource(ModelSource):
         self._files: dict[Path, object] = {}
         self._bin_cache: tuple[Path, dict] | None = None
         self._scan()
+        self._virtual: dict[str, tuple[str, str, bool]] = {}
+        self._hidden: set[str] = set()
+        from lmscope.models.lowrank import factored_modules
+
+        self.factored = factored_modules(self.path)
+        for module, info in self.factored.items():
+            up, down = f"{module}.up.weight", f"{module}.down.weight"
+            if up not in self._index or down not in self._index:
+                raise LmscopeError(f"factored checkpoint {self.path} lacks the factors of {module}")
+            self._virtual[f"{module}.weight"] = (up, down, bool(info.get("transposed")))
+            self._hidden |= {up, down}
 
     def _scan(self):
         p = self.path
@@ -301,15 +319,24 @@ class HFDirSource(ModelSource):
         return self._files[f]
 
     def tensor_names(self) -> list[str]:
-        return list(self._index)
+        return [n for n in self._index if n not in self._hidden] + list(self._virtual)
 
     def tensor_shape(self, name: str) -> tuple[int, ...]:
+        if name in self._virtual:
+            up, down, transposed = self._virtual[name]
+            shape = (self.tensor_shape(up)[0], self.tensor_shape(down)[1])
+            return shape[::-1] if transposed else shape
         f = self._open(self._index[name])
         if name not in f.keys():
             raise LmscopeError(f"tensor {name} is listed in the shard index but missing from {f.path.name}")
         return tuple(f.shape(name))
 
     def read_tensor(self, name: str) -> torch.Tensor:
+        if name in self._virtual:  # a factored matrix, presented dense in its original layout
+            up, down, transposed = self._virtual[name]
+            u, d = self.read_tensor(up), self.read_tensor(down)
+            w = (u.to(torch.float32) @ d.to(torch.float32)).to(u.dtype)
+            return w.t().contiguous() if transposed else w
         if name not in self._index:
             raise LmscopeError(f"no tensor {name} in {self.spec}")
         return self._open(self._index[name]).read(name)
@@ -320,6 +347,14 @@ class HFDirSource(ModelSource):
     def load_model(self, task: str | None = None, **kwargs):
         task = task or task_from_config(self.config)
         kwargs.setdefault("dtype", torch.float32)
+        if self.factored:
+            from lmscope.models.lowrank import load_factored
+
+            state = {n: self.read_tensor(n) for n in self._index}
+            try:
+                return load_factored(self.path, auto_class(task), state, dtype=kwargs["dtype"])
+            except (OSError, ValueError, KeyError, RuntimeError) as e:
+                raise LmscopeError(f"cannot load the factored checkpoint {self.spec}: {str(e).splitlines()[0]}") from None
         try:
             return auto_class(task).from_pretrained(str(self.path), **kwargs)
         except (OSError, ValueError, KeyError, RuntimeError) as e:

@@ -135,3 +135,43 @@ def plot_loss_curve(curves: dict[str, list[float]], path: str | Path, title: str
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def plot_laser_heatmaps(table: pd.DataFrame, path: str | Path, metric: str = "d_accuracy", title: str = "") -> Path:
+    """One panel per role: layer (rows) x kept fraction (columns), colored by ``metric`` (a change vs base).
+
+    Accuracy changes are shown in percentage points on a diverging scale centred at zero (red: worse).
+    """
+    roles = _role_order(table["role"].unique())
+    keeps = sorted(table["keep"].unique(), reverse=True)
+    layers = sorted(table["layer"].unique())
+    scale = 100.0 if metric == "d_accuracy" else 1.0
+    values = table[metric].to_numpy(dtype=float) * scale
+    lim = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
+    lim = lim or 1.0
+    cmap = "RdBu" if metric == "d_accuracy" else "RdBu_r"  # blue is better in both
+    width = max(6.0, 1.8 + (0.5 * len(keeps) + 0.6) * len(roles))
+    fig, axes = plt.subplots(1, len(roles), figsize=(width, 1.8 + 0.24 * len(layers)), squeeze=False)
+    im = None
+    for ax, role in zip(axes[0], roles, strict=True):
+        t = table[table["role"] == role]
+        grid = t.pivot_table(index="layer", columns="keep", values=metric, aggfunc="first")
+        grid = grid.reindex(index=layers, columns=keeps) * scale
+        data = grid.to_numpy(dtype=float)
+        im = ax.imshow(data, aspect="auto", cmap=cmap, vmin=-lim, vmax=lim, interpolation="nearest")
+        ax.set_xticks(range(len(keeps)), [f"{k:g}" for k in keeps], fontsize=7, rotation=60)
+        step = max(1, len(layers) // 30)
+        ax.set_yticks(range(0, len(layers), step), [int(x) for x in layers[::step]], fontsize=7)
+        ax.set_xlabel("kept fraction")
+        if ax is axes[0][0]:
+            ax.set_ylabel("layer")
+        ax.set_title(role, fontsize=9)
+        if data.size <= 300:
+            for (i, j), v in np.ndenumerate(data):
+                if np.isfinite(v):
+                    ax.text(j, i, f"{v:+.0f}" if scale == 100 else f"{v:+.2f}", ha="center", va="center",
+                            fontsize=5.5, color="white" if abs(v) > 0.6 * lim else "black")
+    label = "Δ accuracy (points)" if metric == "d_accuracy" else f"Δ {metric.removeprefix('d_')}"
+    fig.colorbar(im, ax=list(axes[0]), label=label, shrink=0.9)
+    fig.suptitle(title or f"LASER: {label} vs the unmodified model (validation)", fontsize=10, y=1.0)
+    return _save(fig, path)

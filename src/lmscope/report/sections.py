@@ -62,3 +62,45 @@ def intruder_section(report: Report, result, matrix: str | None = None, prefix: 
     cols = ["key", "layer", "role", "n_intruders", "min_max_cos", "intruder_singular_values", "delta_fro"]
     report.table(result.table[cols], max_rows=40)
     report.link(out / f"{prefix}.csv", f"{prefix}.csv (all matrices, with the k max-cosine values)")
+
+
+def laser_section(report: Report, result, prefix: str = "laser", command: str | None = None) -> None:
+    """LASER search: summary, Δ heatmap per role, the table of every config, the composition trials."""
+    import pandas as pd
+
+    from lmscope._io import write_jsonl
+    from lmscope.report.plots import plot_laser_heatmaps
+
+    out = report.out
+    df = result.frame()
+    _csv(df, out / f"{prefix}_configs.csv")
+    write_json(out / f"{prefix}.json", result.to_dict())
+    for name, rows in result.per_example.items():
+        write_jsonl(out / f"{prefix}_test_examples_{name}.jsonl", rows)
+    report.heading(f"LASER on {result.model}: {result.task}")
+    if command:
+        report.code(command)
+    report.code("\n".join(result.summary_lines()))
+    metric = "d_accuracy" if result.kind != "text" else "d_logloss"
+    heat = plot_laser_heatmaps(df, out / f"{prefix}_heatmap.png", metric=metric)
+    report.image(heat, "Change against the unmodified model on the validation split, per layer and kept fraction "
+                       "(one panel per role).")
+    rows = [{"model": "unmodified", **{f"test_{k}": v for k, v in result.base["test"].items()}}]
+    if result.best:
+        b = result.best
+        rows.append({"model": f"best single: {b['layer']}:{b['role']}:{b['keep']:g}",
+                     **{f"test_{k}": v for k, v in b["test"].items()}})
+    if result.composed:
+        c = result.composed
+        what = ", ".join(f"{r['layer']}:{r['role']}:{r['keep']:g}" for r in c["reductions"]) or "none kept"
+        rows.append({"model": f"composed: {what}", **{f"test_{k}": v for k, v in c["test"].items()}})
+    report.table(pd.DataFrame(rows))
+    if result.composed and result.composed["trials"]:
+        trials = pd.DataFrame([{"layer": t["layer"], "role": t["role"], "keep": t["keep"], "kept": t["kept"],
+                                **{f"val_{k}": v for k, v in t["val"].items()}} for t in result.composed["trials"]])
+        report.text("Greedy composition (validation): each candidate on top of those kept so far.")
+        report.table(trials)
+    cols = [c for c in ("layer", "role", "keep", "rank", "accuracy", "d_accuracy", "logloss", "d_logloss")
+            if c in df.columns]
+    report.table(df.sort_values(["layer", "role", "keep"], ascending=[True, True, False])[cols], max_rows=40)
+    report.link(out / f"{prefix}_configs.csv", f"{prefix}_configs.csv (every config, validation split)")

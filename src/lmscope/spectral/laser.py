@@ -93,17 +93,50 @@ def laser_edits(model: str | ModelSource, reductions: list[Reduction], cache: SV
     return edits
 
 
+def _numel(shape) -> int:
+    return math.prod(int(x) for x in shape)
+
+
 def apply_laser(model: str | ModelSource, reductions: list[Reduction], out: str | Path,
-                cache: SVDCache | None = None, quiet: bool | None = None) -> dict:
-    """Write a copy of ``model`` with the reductions applied; return what was done."""
+                cache: SVDCache | None = None, quiet: bool | None = None, factored: bool = False) -> dict:
+    """Write a copy of ``model`` with the reductions applied; return what was done.
+
+    With ``factored=True`` each reduced matrix is stored as two thin factors (a low-rank module)
+    wherever that takes fewer parameters than the dense matrix (k * (m + n) < m * n) and the matrix
+    is not a slice of a fused one; the others are stored dense, and the result says which.
+    """
+    from lmscope.models.lowrank import factors
+
     src = open_model(model)
-    edits = laser_edits(src, reductions, cache)
-    rows = []
+    check_reductions(src, reductions)
+    check_output_path_early(src, out)
+    cache = cache if cache is not None else SVDCache()
+    total = sum(_numel(src.tensor_shape(n)) for n in src.tensor_names())
+    edits, fac, rows = {}, {}, []
     for red in reductions:
         ref = src.ref(red.key)
-        k = kept_rank(ref.shape, red.keep)
         m, n = ref.shape
-        rows.append({**red.to_dict(), "key": red.key, "shape": [m, n], "rank": k,
-                     "dense_parameters": m * n, "factored_parameters": k * (m + n)})
-    path = save_edited(src, edits, out, note={"edit": "laser", "reductions": rows}, quiet=quiet)
-    return {"model": src.spec, "out": str(path), "reductions": rows}
+        k = kept_rank(ref.shape, red.keep)
+        svd = cache.full(src.load(ref))
+        row = {**red.to_dict(), "key": red.key, "shape": [m, n], "rank": k,
+               "dense_parameters": m * n, "factored_parameters": k * (m + n)}
+        if factored and not ref.fused and k * (m + n) < m * n:
+            fac[red.key] = factors(svd.U, svd.S, svd.Vh, k)
+            row["stored"] = "factored"
+        else:
+            edits[red.key] = low_rank(svd, k)
+            row["stored"] = "dense"
+            if factored:
+                row["why_dense"] = ("slice of a fused matrix" if ref.fused
+                                    else "two factors would not be smaller than the matrix")
+        rows.append(row)
+    after = total - sum(r["dense_parameters"] - r["factored_parameters"] for r in rows if r["stored"] == "factored")
+    path = save_edited(src, edits, out, note={"edit": "laser", "reductions": rows}, quiet=quiet, factored=fac)
+    return {"model": src.spec, "out": str(path), "reductions": rows, "parameters_before": total,
+            "parameters_after": after}
+
+
+def check_output_path_early(src: ModelSource, out: str | Path) -> None:
+    from lmscope.models.checkpoint import check_output_path
+
+    check_output_path(src, out)

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from lmscope.data.general import general_text_pairs, load_general_text
 from lmscope.errors import LmscopeError
+from lmscope.models.sources import is_causal
 
 
 def _device(model) -> torch.device:
@@ -74,12 +75,6 @@ def contrastive_loss(model, tokenizer, pairs: list[tuple[str, str]], scale: floa
     logits = scale * a @ b.t()
     target = torch.arange(len(pairs))
     return float((F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2)
-
-
-def is_causal(model) -> bool:
-    return bool(getattr(model.config, "is_decoder", False)) or any(
-        a.endswith(("ForCausalLM", "LMHeadModel")) for a in (model.config.architectures or [])
-    ) or type(model).__name__.endswith(("ForCausalLM", "LMHeadModel"))
 
 
 def forgetting_loss(model, tokenizer, n: int | None = None) -> dict:

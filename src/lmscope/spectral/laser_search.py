@@ -1,0 +1,365 @@
+"""LASER search and composition: which single rank reduction helps a model most, and which stack of them.
+
+The search scores every (layer, role, keep) on a seeded validation split (20 % of the examples by
+default), picks the config with the best validation accuracy (ties: lower log-loss), and reports
+it on the held-out test split against the unmodified model. Composition then stacks reductions
+greedily, from the last layer down, keeping one only when validation improves.
+
+What keeps it fast: each matrix is decomposed once (the shared SVD cache) and every keep value is a
+product of its leading factors; examples are scored in batches with only the answer positions
+projected onto the vocabulary; and a config that edits layer L replays the stored hidden states
+entering layer L (identical for every config of that layer) and runs only layers L and up. Finished
+configs are appended to a progress file in the cache, so an interrupted search resumes where it
+stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lmscope.cache import cache_dir
+from lmscope.data.evalsets import EvalTask, load_eval_task
+from lmscope.errors import LmscopeError
+from lmscope.lm.scoring import Scores, TaskScorer, better, resolve_device
+from lmscope.models import ModelSource, open_model
+from lmscope.models.checkpoint import WeightEditor
+from lmscope.models.roles import canonical_role
+from lmscope.progress import progress
+from lmscope.spectral.laser import Reduction, check_reductions, kept_rank, low_rank
+from lmscope.spectral.svd import SVDCache
+
+DEFAULT_KEEPS = (0.9, 0.8, 0.6, 0.4, 0.2, 0.1, 0.05, 0.01, 0.005)
+DEFAULT_ROLES = ("fc_in", "fc_out")
+
+
+@dataclass
+class SearchConfig:
+    """What to search. ``layers=None`` means every layer; ``limit`` samples that many examples (seeded)."""
+
+    layers: list[int] | None = None
+    roles: tuple[str, ...] = DEFAULT_ROLES
+    keeps: tuple[float, ...] = DEFAULT_KEEPS
+    val_fraction: float = 0.2
+    seed: int = 0
+    limit: int | None = None
+    batch_size: int = 32
+    top_k: int = 5
+    compose: bool = True
+    device: str = "auto"
+    resume: bool = True
+
+
+def split_indices(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """A seeded shuffle of ``range(n)``; the first ``ceil(val_fraction * n)`` are validation."""
+    if not 0.0 < val_fraction < 1.0:
+        raise LmscopeError(f"the validation fraction must be in (0, 1), got {val_fraction}")
+    n_val = math.ceil(val_fraction * n)
+    if n_val < 1 or n - n_val < 1:
+        raise LmscopeError(f"{n} examples cannot be split into validation and test; give more examples")
+    order = np.random.default_rng(seed).permutation(n).tolist()
+    return sorted(order[:n_val]), sorted(order[n_val:])
+
+
+def _summary_row(s: Scores) -> dict:
+    d = s.summary()
+    return {"accuracy": d["accuracy"], f"top{s.k}_accuracy": d[f"top{s.k}_accuracy"],
+            "logprob": d["logprob"], "logloss": d["logloss"], **({"perplexity": d["perplexity"]}
+                                                                  if "perplexity" in d else {})}
+
+
+@dataclass
+class LaserSearchResult:
+    model: str
+    task: str
+    kind: str
+    config: dict
+    n_val: int
+    n_test: int
+    base: dict  # {"val": summary, "test": summary}
+    table: list[dict]  # one row per config (validation)
+    best: dict | None  # {"layer", "role", "keep", "rank", "val", "test"}
+    composed: dict | None  # {"reductions": [...], "val", "test", "trials": [...]}
+    timing: dict = field(default_factory=dict)
+    per_example: dict = field(default_factory=dict)  # test split: {"base": [...], "best": [...], ...}
+
+    def frame(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.table)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("per_example")
+        return d
+
+    def summary_lines(self) -> list[str]:
+        def fmt(s: dict) -> str:
+            if self.kind == "text":
+                return f"log-loss {s['logloss']:.4f} (perplexity {s['perplexity']:.2f})"
+            return f"accuracy {100 * s['accuracy']:.1f}% (log-loss {s['logloss']:.3f})"
+
+        lines = [f"LASER search on {self.model}, task {self.task} ({self.kind}): {len(self.table)} configs, "
+                 f"{self.n_val} validation / {self.n_test} test examples"]
+        lines.append(f"  unmodified     test {fmt(self.base['test'])}")
+        if self.best:
+            b = self.best
+            lines.append(f"  best single    test {fmt(b['test'])}  <- layer {b['layer']} {b['role']} keep {b['keep']:g}"
+                         f" (rank {b['rank']})")
+        if self.composed:
+            c = self.composed
+            what = ", ".join(f"{r['layer']}:{r['role']}:{r['keep']:g}" for r in c["reductions"]) or "none kept"
+            lines.append(f"  composed       test {fmt(c['test'])}  <- {what}")
+        return lines
+
+
+# ------------------------------------------------------------------------------------------------
+# progress file (resume after an interruption)
+# ------------------------------------------------------------------------------------------------
+def _model_identity(src: ModelSource) -> str:
+    path = Path(getattr(src, "path", src.spec))
+    parts = [str(path.resolve()) if path.exists() else src.spec]
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []
+    for f in files:
+        st = f.stat()
+        parts.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
+    base = getattr(src, "base", None)
+    if isinstance(base, ModelSource):
+        parts.append(_model_identity(base))
+    return "|".join(parts)
+
+
+class _Progress:
+    """Finished configs of one (model, task split, scoring) setting, appended as JSON lines."""
+
+    def __init__(self, key: str, enabled: bool):
+        self.path = cache_dir("laser-search") / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.jsonl"
+        self.enabled = enabled
+        self.rows: dict[tuple, dict] = {}
+        if enabled and self.path.is_file():
+            for line in self.path.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                    self.rows[(row["layer"], row["role"], row["keep"])] = row
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    continue  # a line cut short by an interruption
+
+    def get(self, layer: int, role: str, keep: float) -> dict | None:
+        return self.rows.get((layer, role, keep)) if self.enabled else None
+
+    def add(self, row: dict) -> None:
+        self.rows[(row["layer"], row["role"], row["keep"])] = row
+        if self.enabled:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+
+
+# ------------------------------------------------------------------------------------------------
+# the search
+# ------------------------------------------------------------------------------------------------
+def plan_search(src: ModelSource, task: EvalTask, cfg: SearchConfig) -> list[Reduction]:
+    """Every (layer, role, keep) of the grid, checked against the model (clear errors, nothing run)."""
+    refs = src.matrices()
+    all_layers = sorted({r.layer for r in refs if r.layer is not None})
+    layers = all_layers if cfg.layers is None else sorted(set(cfg.layers))
+    if not layers:
+        raise LmscopeError("no layers to search")
+    roles = [canonical_role(r) for r in cfg.roles]
+    if not roles or not cfg.keeps:
+        raise LmscopeError("give at least one role and one keep value")
+    grid = [Reduction(L, role, float(k)) for L in layers for role in roles for k in cfg.keeps]
+    for L in layers:  # checks layers, roles and keeps, one reduction per (layer, role)
+        check_reductions(src, [Reduction(L, role, k) for role in roles for k in cfg.keeps[:1]])
+    for k in cfg.keeps:
+        kept_rank((1, 1), float(k))
+    if len(set(cfg.keeps)) != len(cfg.keeps):
+        raise LmscopeError("keep values repeat")
+    return grid
+
+
+def laser_search(model: str | ModelSource, task: str | EvalTask, cfg: SearchConfig | None = None,
+                 quiet: bool | None = None, log=None) -> LaserSearchResult:
+    """Search the grid of ``cfg`` on ``task``; see the module docstring."""
+    cfg = cfg or SearchConfig()
+    log = log or (lambda msg: None)
+    src = open_model(model)
+    task = load_eval_task(task) if not isinstance(task, EvalTask) else task
+    if cfg.limit is not None:
+        if cfg.limit < 2:
+            raise LmscopeError("--limit must be at least 2")
+        if cfg.limit < len(task):
+            pick = np.random.default_rng(cfg.seed + 1).choice(len(task), cfg.limit, replace=False)
+            task = task.subset(sorted(pick.tolist()))
+    grid = plan_search(src, task, cfg)
+    val_idx, test_idx = split_indices(len(task), cfg.val_fraction, cfg.seed)
+    device = resolve_device(cfg.device)
+
+    model_hf = src.load_model().to(device).eval()
+    tok = src.load_tokenizer()
+    val, test = task.subset(val_idx), task.subset(test_idx)
+    scorer = TaskScorer(model_hf, tok, val, batch_size=cfg.batch_size, top_k=cfg.top_k, quiet=quiet)
+    test_scorer = TaskScorer(model_hf, tok, test, batch_size=cfg.batch_size, top_k=cfg.top_k, quiet=quiet)
+    editor = WeightEditor(model_hf, src)
+    svds = SVDCache()
+
+    key = "|".join([_model_identity(src), task.fingerprint(), json.dumps(val_idx), str(cfg.top_k), device.type,
+                    torch.__version__])
+    store = _Progress(key, cfg.resume)
+    base_val = scorer.score()
+    base_row = _summary_row(base_val)
+    done = sum(store.get(r.layer, canonical_role(r.role), r.keep) is not None for r in grid)
+    if done:
+        log(f"resuming: {done} of {len(grid)} configs already scored ({store.path})")
+
+    t0 = time.perf_counter()
+    todo_layers = sorted({r.layer for r in grid if store.get(r.layer, canonical_role(r.role), r.keep) is None})
+    scorer.prepare_prefix(todo_layers)
+    table = []
+    n_scored = 0
+    bar = progress(total=len(grid), desc="LASER search", quiet=quiet)
+    try:
+        for red in grid:
+            role = canonical_role(red.role)
+            row = store.get(red.layer, role, red.keep)
+            if row is None:
+                mkey = red.key
+                W = editor.get(mkey)
+                k = kept_rank(tuple(W.shape), red.keep)
+                svd = svds.full(W)
+                prev = editor.set({mkey: low_rank(svd, k).to(W.dtype)})
+                try:
+                    s = scorer.score(start_layer=red.layer)
+                finally:
+                    editor.undo(prev)
+                n_scored += 1
+                row = {"layer": red.layer, "role": role, "keep": red.keep, "rank": k,
+                       "full_rank": min(W.shape), **_summary_row(s)}
+                store.add(row)
+            table.append(_with_deltas(row, base_row))
+            bar.update(1)
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - t0
+    scorer.clear_prefix()
+
+    best_row = _best(table)
+    base_test = test_scorer.score()
+    per_example = {"base": base_test.rows(test)}
+    best = None
+    if best_row is not None:
+        best_red = Reduction(best_row["layer"], best_row["role"], best_row["keep"])
+        prev = editor.set(laser_matrix(editor, svds, best_red))
+        try:
+            best_test = test_scorer.score()
+        finally:
+            editor.undo(prev)
+        best = {**{k: best_row[k] for k in ("layer", "role", "keep", "rank")},
+                "val": _strip(best_row), "test": _summary_row(best_test)}
+        per_example["best"] = best_test.rows(test)
+
+    composed = None
+    if cfg.compose and best_row is not None:
+        composed = compose(editor, svds, scorer, table, base_row, quiet=quiet)
+        prev = editor.set(_compose_edits(editor, svds, composed["reductions"]))
+        try:
+            comp_test = test_scorer.score()
+        finally:
+            editor.undo(prev)
+        composed["test"] = _summary_row(comp_test)
+        per_example["composed"] = comp_test.rows(test)
+
+    return LaserSearchResult(
+        model=src.spec, task=task.name, kind=task.kind,
+        config={**asdict(cfg), "layers": sorted({r.layer for r in grid}), "roles": sorted({canonical_role(r.role)
+                                                                                          for r in grid}),
+                "device": device.type},
+        n_val=len(val), n_test=len(test), base={"val": base_row, "test": _summary_row(base_test)},
+        table=table, best=best, composed=composed,
+        timing={"configs": len(grid), "scored_now": n_scored, "seconds": seconds,
+                "configs_per_second": n_scored / seconds if n_scored and seconds > 0 else None},
+        per_example=per_example,
+    )
+
+
+def laser_matrix(editor: WeightEditor, svds: SVDCache, red: Reduction) -> dict[str, torch.Tensor]:
+    W = editor.get(red.key)
+    return {red.key: low_rank(svds.full(W), kept_rank(tuple(W.shape), red.keep)).to(W.dtype)}
+
+
+def _compose_edits(editor, svds, reductions: list[dict]) -> dict[str, torch.Tensor]:
+    out = {}
+    for r in reductions:
+        out.update(laser_matrix(editor, svds, Reduction(r["layer"], r["role"], r["keep"])))
+    return out
+
+
+def _strip(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k not in ("layer", "role", "keep", "rank", "full_rank")
+            and not k.startswith("d_")}
+
+
+def _with_deltas(row: dict, base: dict) -> dict:
+    out = dict(row)
+    if base.get("accuracy") is not None and row.get("accuracy") is not None:
+        out["d_accuracy"] = row["accuracy"] - base["accuracy"]
+    out["d_logloss"] = row["logloss"] - base["logloss"]
+    return out
+
+
+def _best(table: list[dict]) -> dict | None:
+    best = None
+    for row in table:  # grid order breaks exact ties: earlier layer, role, larger keep first
+        if best is None or better(row, best):
+            best = row
+    return best
+
+
+def compose(editor: WeightEditor, svds: SVDCache, scorer: TaskScorer, table: list[dict], base: dict,
+            quiet: bool | None = None) -> dict:
+    """Greedy composition on the validation split.
+
+    Candidates: for each (layer, role), its best keep from the search, if that alone beats the
+    unmodified model. They are tried from the last layer down (within a layer, best first); each is
+    added on top of the reductions kept so far and kept only when validation improves, otherwise
+    reverted exactly. Because every kept edit sits at or above the layer being tried, the stored
+    hidden states entering that layer stay valid.
+    """
+    per_matrix: dict[tuple, dict] = {}
+    for row in table:
+        k = (row["layer"], row["role"])
+        if k not in per_matrix or better(row, per_matrix[k]):
+            per_matrix[k] = row
+    cands = [r for r in per_matrix.values() if better(r, base)]
+    cands.sort(key=lambda r: (-r["layer"], r.get("d_accuracy") is not None and -r["d_accuracy"], r["logloss"]))
+    current = dict(base)
+    kept: list[dict] = []
+    undo_stack = []
+    trials = []
+    scorer.prepare_prefix({r["layer"] for r in cands})
+    for r in progress(cands, desc="composing", quiet=quiet):
+        red = Reduction(r["layer"], r["role"], r["keep"])
+        prev = editor.set(laser_matrix(editor, svds, red))
+        s = _summary_row(scorer.score(start_layer=red.layer))
+        accept = better(s, current)
+        trials.append({"layer": red.layer, "role": r["role"], "keep": red.keep, "val": s, "kept": accept})
+        if accept:
+            current = s
+            kept.append({"layer": red.layer, "role": r["role"], "keep": red.keep, "rank": r["rank"]})
+            undo_stack.append(prev)
+        else:
+            editor.undo(prev)
+    for prev in reversed(undo_stack):  # leave the model as it was given
+        editor.undo(prev)
+    scorer.clear_prefix()
+    return {"reductions": kept, "val": current, "trials": trials}
