@@ -154,7 +154,8 @@ def bert_dir(tmp_path_factory):
 # ---------------------------------------------------------------------------------------------- help
 HELP_COMMANDS = [
     [], ["checkup"], ["models"], ["models", "list"], ["models", "show"], ["spectrum"], ["intruders"],
-    ["finetune"], ["forgetting"], ["data"], ["data", "task"], ["cache"],
+    ["finetune"], ["forgetting"], ["data"], ["data", "task"], ["cache"], ["laser"], ["laser", "apply"],
+    ["laser", "search"], ["eval"],
 ]
 
 
@@ -547,3 +548,4 @@ def test_checkup_writes_one_report_folder(capsys, bert_dir, tmp_path):
     assert summary["spectrum"]["matrices"] == 12
     assert summary["intruders"]["matrices"] == 12
     assert any("general_contrastive_loss" in k for k in summary["forgetting"])
+    assert "LASER" in html and "no LM head" in html and "laser" not in summary  # a bare encoder: skipped

@@ -366,3 +366,14 @@ def test_cli_search_eval_and_errors(word_models, tmp_path, capsys):
         err = capsys.readouterr().err
         assert rc == 2 and msg in err and len(err.strip().splitlines()) == 1, (args, err)
         assert not (tmp_path / "nope").exists()
+
+
+def test_checkup_has_a_laser_section(word_models, tmp_path, capsys):
+    rep = tmp_path / "rep"
+    rc = main(["checkup", str(word_models["llama"]), "--no-finetune", "--out", str(rep), "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    html = (rep / "index.html").read_text()
+    assert "LASER on" in html and "laser_heatmap.png" in html
+    summary = json.loads((rep / "summary.json").read_text())
+    assert summary["laser"]["best"]["layer"] in (0, 1, 2)
+    assert (rep / "laser_configs.csv").is_file()

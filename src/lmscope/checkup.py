@@ -1,8 +1,9 @@
 """The model check-up: one report folder with everything lmscope can say about a model.
 
-For now it holds the weight spectrum and an intruder-dimension comparison against a short LoRA
-fine-tune that the check-up makes itself, with the forgetting that fine-tune causes (and how much
-intruder mitigation gives back). Later capabilities add their sections here.
+It holds the weight spectrum; an intruder-dimension comparison against a short LoRA fine-tune that
+the check-up makes itself, with the forgetting that fine-tune causes (and how much intruder
+mitigation gives back); and a quick LASER search over the last layers on a slice of the bundled
+factual-recall set (models with an LM head). Later capabilities add their sections here.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ class CheckupConfig:
     eps: float = 0.5
     scale: float = 0.75
     metric: str = "alpha"
+    laser: bool = True
+    laser_layers: int = 4  # the last N layers
+    laser_examples: int = 200
+    laser_keeps: tuple[float, ...] = (0.5, 0.2, 0.05, 0.01)
     seed: int = 0
 
 
@@ -49,21 +54,23 @@ def run_checkup(model: str = DEFAULT_MODEL, out: str | Path = "lmscope-report", 
     report = Report(out, f"lmscope check-up: {src.spec}")
     report.kv({**src.describe(), "date": time.strftime("%Y-%m-%d %H:%M")})
     t0 = time.time()
-    log(f"[1/3] spectrum of {len(src.matrices())} matrices")
+    causal = src.kind == "gguf" or task_from_config(src.config) == "causal-lm"
+    has_lm_head = causal or task_from_config(src.config) == "masked-lm"
+    n_steps = 1 + 2 * cfg.finetune + (cfg.laser and has_lm_head)
+    log(f"[1/{n_steps}] spectrum of {len(src.matrices())} matrices")
     spec = analyze_spectrum(src, quiet=quiet)
     spectrum_section(report, spec, metric=cfg.metric)
     report.write()
     summary = {"model": src.spec, "spectrum": spec.summary()}
     if cfg.finetune:
-        causal = src.kind == "gguf" or task_from_config(src.config) == "causal-lm"
         task = "recipes-lm" if causal else "sentiment"
         rows = make_task(task, cfg.n_examples, seed=cfg.seed)
         ft_dir = out / f"finetune-lora-r{cfg.rank}"
-        log(f"[2/3] LoRA r={cfg.rank} fine-tune on the bundled task {task!r} ({cfg.steps} steps)")
+        log(f"[2/{n_steps}] LoRA r={cfg.rank} fine-tune on the bundled task {task!r} ({cfg.steps} steps)")
         ft = finetune(src, rows, ft_dir, FinetuneConfig(method="lora", rank=cfg.rank, lr=cfg.lr, max_steps=cfg.steps,
                                                         batch_size=cfg.batch_size, max_length=cfg.max_length,
                                                         seed=cfg.seed, general_texts=40), quiet=quiet)
-        log("[3/3] intruder dimensions and forgetting")
+        log(f"[3/{n_steps}] intruder dimensions and forgetting")
         res = find_intruders(src, ft_dir, k=cfg.k, eps=cfg.eps, quiet=quiet)
         tuned = open_model(ft_dir)
         model_obj = tuned.load_model()
@@ -86,6 +93,25 @@ def run_checkup(model: str = DEFAULT_MODEL, out: str | Path = "lmscope-report", 
         report.image(loss_png, "Training loss of the check-up's LoRA fine-tune (moving average).")
         summary["intruders"] = res.summary()
         summary["forgetting"] = forgetting
+    if cfg.laser and has_lm_head:
+        from lmscope.report.sections import laser_section
+        from lmscope.spectral.laser_search import SearchConfig, laser_search
+
+        layers = sorted({r.layer for r in src.matrices() if r.layer is not None})[-cfg.laser_layers:]
+        log(f"[{n_steps}/{n_steps}] LASER search: layers {layers[0]}-{layers[-1]} x fc_in/fc_out x keep "
+            f"{', '.join(f'{k:g}' for k in cfg.laser_keeps)} on {cfg.laser_examples} factual-recall prompts")
+        ls = laser_search(src, "factual_recall", SearchConfig(layers=layers, keeps=cfg.laser_keeps,
+                                                              limit=cfg.laser_examples, seed=cfg.seed),
+                          quiet=quiet)
+        laser_section(report, ls, command=f"lmscope laser search {src.spec} --task factual_recall --layers "
+                                          f"{layers[0]}-{layers[-1]} --keeps {','.join(f'{k:g}' for k in cfg.laser_keeps)}"
+                                          f" --limit {cfg.laser_examples} --seed {cfg.seed}")
+        summary["laser"] = {"base_test": ls.base["test"], "best": ls.best,
+                            "composed": {k: ls.composed[k] for k in ("reductions", "test")} if ls.composed else None}
+    elif cfg.laser:
+        report.heading("LASER")
+        report.text("Skipped: the model has no LM head (it is neither a causal nor a masked LM), so there is no "
+                    "answer to score.", note=True)
     summary["seconds"] = round(time.time() - t0, 1)
     report.text(f"Check-up took {summary['seconds']} s.", note=True)
     from lmscope._io import write_json

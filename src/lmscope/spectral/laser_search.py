@@ -223,33 +223,8 @@ def laser_search(model: str | ModelSource, task: str | EvalTask, cfg: SearchConf
         log(f"resuming: {done} of {len(grid)} configs already scored ({store.path})")
 
     t0 = time.perf_counter()
-    todo_layers = sorted({r.layer for r in grid if store.get(r.layer, canonical_role(r.role), r.keep) is None})
-    scorer.prepare_prefix(todo_layers)
-    table = []
-    n_scored = 0
-    bar = progress(total=len(grid), desc="LASER search", quiet=quiet)
-    try:
-        for red in grid:
-            role = canonical_role(red.role)
-            row = store.get(red.layer, role, red.keep)
-            if row is None:
-                mkey = red.key
-                W = editor.get(mkey)
-                k = kept_rank(tuple(W.shape), red.keep)
-                svd = svds.full(W)
-                prev = editor.set({mkey: low_rank(svd, k).to(W.dtype)})
-                try:
-                    s = scorer.score(start_layer=red.layer)
-                finally:
-                    editor.undo(prev)
-                n_scored += 1
-                row = {"layer": red.layer, "role": role, "keep": red.keep, "rank": k,
-                       "full_rank": min(W.shape), **_summary_row(s)}
-                store.add(row)
-            table.append(_with_deltas(row, base_row))
-            bar.update(1)
-    finally:
-        bar.close()
+    rows, n_scored = score_grid(scorer, editor, svds, grid, store=store, quiet=quiet)
+    table = [_with_deltas(row, base_row) for row in rows]
     seconds = time.perf_counter() - t0
     scorer.clear_prefix()
 
@@ -290,6 +265,47 @@ def laser_search(model: str | ModelSource, task: str | EvalTask, cfg: SearchConf
                 "configs_per_second": n_scored / seconds if n_scored and seconds > 0 else None},
         per_example=per_example,
     )
+
+
+def score_grid(scorer: TaskScorer, editor: WeightEditor, svds: SVDCache, grid: list[Reduction],
+               store: _Progress | None = None, quiet: bool | None = None, keep_scores: bool = False):
+    """Score each reduction of ``grid`` alone; return (summary rows in grid order, number scored now).
+
+    Each matrix is decomposed once; a reduction at layer L replays the stored input of layer L.
+    With ``keep_scores`` each row also carries its per-example :class:`Scores` under ``"scores"``.
+    """
+    todo = [r for r in grid if store is None or store.get(r.layer, canonical_role(r.role), r.keep) is None]
+    scorer.prepare_prefix(sorted({r.layer for r in todo}))
+    rows, n_scored = [], 0
+    bar = progress(total=len(grid), desc="LASER search", quiet=quiet)
+    current: tuple | None = None  # (key, W, svd) of the matrix being reduced
+    try:
+        for red in grid:
+            role = canonical_role(red.role)
+            row = store.get(red.layer, role, red.keep) if store is not None else None
+            if row is None:
+                if current is None or current[0] != red.key:
+                    W = editor.get(red.key)
+                    current = (red.key, W, svds.full(W))
+                _, W, svd = current
+                k = kept_rank(tuple(W.shape), red.keep)
+                prev = editor.set({red.key: low_rank(svd, k).to(W.dtype)})
+                try:
+                    s = scorer.score(start_layer=red.layer)
+                finally:
+                    editor.undo(prev)
+                n_scored += 1
+                row = {"layer": red.layer, "role": role, "keep": red.keep, "rank": k,
+                       "full_rank": min(W.shape), **_summary_row(s)}
+                if store is not None:
+                    store.add(row)
+                if keep_scores:
+                    row = {**row, "scores": s}
+            rows.append(row)
+            bar.update(1)
+    finally:
+        bar.close()
+    return rows, n_scored
 
 
 def laser_matrix(editor: WeightEditor, svds: SVDCache, red: Reduction) -> dict[str, torch.Tensor]:
