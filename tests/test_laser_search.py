@@ -175,7 +175,12 @@ def test_scorer_matches_a_plain_forward_pass_and_the_prefix_cache_is_exact(word_
     manual = _manual_recall(model, tok, task.rows)
     np.testing.assert_allclose(full.logprob, [m[0] for m in manual], atol=1e-4)
     np.testing.assert_array_equal(full.top1, [float(m[1]) for m in manual])
+    walk = TaskScorer(model, tok, task, batch_size=7, top_k=3)
+    walk.prepare_prefix([1])
+    walk.prepare_prefix([2])  # starts from the stored input of layer 1
     sc.prepare_prefix([1, 2])
+    for a, b in zip(walk._prefix[2], sc._prefix[2], strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
     for start in (1, 2):
         again = sc.score(start_layer=start)
         np.testing.assert_allclose(again.logprob, full.logprob, atol=1e-6)

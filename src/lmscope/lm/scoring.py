@@ -385,11 +385,14 @@ class TaskScorer:
     def prepare_prefix(self, layers) -> None:
         """Store the hidden states entering each of ``layers`` for every batch, from the current weights.
 
-        ``score(start_layer=L)`` is then exact as long as no weight below layer ``L`` changes.
+        ``score(start_layer=L)`` is then exact as long as no weight below layer ``L`` changes. The pass
+        starts from the highest layer already stored below the requested ones (so walking up the layers
+        one at a time costs one pass in all) and stops at the highest requested layer.
         """
         wanted = sorted({int(L) for L in layers if 0 < int(L) < len(self.layers)} - set(self._prefix))
         if not wanted:
             return
+        start = max((L for L in self._prefix if L < wanted[0]), default=0)
         store: dict[int, list[torch.Tensor]] = {L: [] for L in wanted}
         top = wanted[-1]
 
@@ -402,15 +405,24 @@ class TaskScorer:
 
         handles = [self.layers[L].register_forward_pre_hook(hook_for(L), with_kwargs=True) for L in wanted]
         try:
-            for b in progress(self.batches, desc="caching hidden states", quiet=self.quiet):
-                try:
-                    self.model(input_ids=b.ids, attention_mask=b.mask)
-                except _Stop:
-                    pass
+            for bi, b in enumerate(progress(self.batches, desc="caching hidden states", quiet=self.quiet)):
+                with self._skipping(start, bi if start else None):
+                    try:
+                        self.model(input_ids=b.ids, attention_mask=b.mask)
+                    except _Stop:
+                        pass
         finally:
             for h in handles:
                 h.remove()
         self._prefix.update(store)
+
+    def has_prefix(self, layer: int) -> bool:
+        return layer in self._prefix
+
+    def drop_prefix(self, below: int) -> None:
+        """Forget the stored inputs of layers below ``below`` (to bound memory while walking up)."""
+        for L in [L for L in self._prefix if L < below]:
+            del self._prefix[L]
 
     def clear_prefix(self) -> None:
         self._prefix.clear()

@@ -108,10 +108,8 @@ def load_factored(path: str | Path, model_cls, state: dict[str, torch.Tensor], d
     config = AutoConfig.from_pretrained(str(path))
     with init_empty_weights(include_buffers=False):
         model = model_cls.from_config(config, dtype=dtype)
-    prefix_map = {}
     for name, info in fac.items():
         full = _resolve(model, name)
-        prefix_map[name] = full
         with torch.device("meta"):
             mod = LowRankLinear(int(info["in"]), int(info["out"]), int(info["rank"]), bias=bool(info.get("bias")),
                                 dtype=dtype)
@@ -122,14 +120,12 @@ def load_factored(path: str | Path, model_cls, state: dict[str, torch.Tensor], d
         key = name if name in expected else _suffix_key(expected, name)
         if key is not None:
             sd[key] = t.to(dtype)
-    missing = set(expected) - set(sd)
     model.load_state_dict(sd, strict=False, assign=True)
     model.tie_weights()
     still = [n for n, p in model.named_parameters() if p.is_meta]
     if still:
         raise LmscopeError(f"factored checkpoint {path} lacks weights for {', '.join(sorted(still)[:3])}"
                            f"{' ...' if len(still) > 3 else ''}")
-    del missing
     return model.eval()
 
 

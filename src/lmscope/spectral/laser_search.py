@@ -274,8 +274,6 @@ def score_grid(scorer: TaskScorer, editor: WeightEditor, svds: SVDCache, grid: l
     Each matrix is decomposed once; a reduction at layer L replays the stored input of layer L.
     With ``keep_scores`` each row also carries its per-example :class:`Scores` under ``"scores"``.
     """
-    todo = [r for r in grid if store is None or store.get(r.layer, canonical_role(r.role), r.keep) is None]
-    scorer.prepare_prefix(sorted({r.layer for r in todo}))
     rows, n_scored = [], 0
     bar = progress(total=len(grid), desc="LASER search", quiet=quiet)
     current: tuple | None = None  # (key, W, svd) of the matrix being reduced
@@ -284,6 +282,11 @@ def score_grid(scorer: TaskScorer, editor: WeightEditor, svds: SVDCache, grid: l
             role = canonical_role(red.role)
             row = store.get(red.layer, role, red.keep) if store is not None else None
             if row is None:
+                if red.layer > 0 and not scorer.has_prefix(red.layer):
+                    # walk up: keep only the stored input nearest below (memory of ~2 layers' activations)
+                    below = [L for L in range(red.layer) if scorer.has_prefix(L)]
+                    scorer.drop_prefix(max(below) if below else 0)
+                    scorer.prepare_prefix([red.layer])
                 if current is None or current[0] != red.key:
                     W = editor.get(red.key)
                     current = (red.key, W, svds.full(W))
@@ -305,6 +308,7 @@ def score_grid(scorer: TaskScorer, editor: WeightEditor, svds: SVDCache, grid: l
             bar.update(1)
     finally:
         bar.close()
+    scorer.clear_prefix()
     return rows, n_scored
 
 
