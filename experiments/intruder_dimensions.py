@@ -29,6 +29,7 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from _doc import write_keeping_reading  # noqa: E402
 
 from lmscope.data.tasks import make_task, split_rows, task_kind  # noqa: E402
 from lmscope.models import open_model  # noqa: E402
@@ -206,12 +207,7 @@ def write_doc(results, names, args, doc, figdir, stem, runs, kind):
     for name, png in sims:
         lines += [f"![{name} similarity](figures/{png.name})", ""]
     lines += ["## Reading", "", "READING_PLACEHOLDER", ""]
-    text = "\n".join(lines)
-    if doc.is_file():
-        old = doc.read_text()
-        if "## Reading" in old and "READING_PLACEHOLDER" not in old.split("## Reading", 1)[1]:
-            text = text.replace("READING_PLACEHOLDER", old.split("## Reading", 1)[1].strip())
-    doc.write_text(text)
+    write_keeping_reading(doc, "\n".join(lines))
 
 
 if __name__ == "__main__":

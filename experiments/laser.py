@@ -25,6 +25,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 warnings.filterwarnings("ignore")
 
 import numpy as np  # noqa: E402
+from _doc import write_keeping_reading  # noqa: E402
 
 from lmscope._io import atomic_dir  # noqa: E402
 from lmscope.data.evalsets import load_eval_task  # noqa: E402
@@ -228,12 +229,7 @@ def write_doc(doc: Path, args, cfg: SearchConfig, results: dict, fac: dict | Non
               "their head (BERT/RoBERTa `…ForMaskedLM` checkpoints): the answer's tokens are scored at mask "
               "positions after the prompt; the test suite checks this on a tiny BERT.", ""]
     lines += ["## Reading", "", "READING_PLACEHOLDER", ""]
-    text = "\n".join(lines)
-    if doc.is_file():
-        old = doc.read_text()
-        if "## Reading" in old and "READING_PLACEHOLDER" not in old.split("## Reading", 1)[1]:
-            text = text.replace("READING_PLACEHOLDER", old.split("## Reading", 1)[1].strip())
-    doc.write_text(text)
+    write_keeping_reading(doc, "\n".join(lines))
 
 
 def _beats(a: dict, b: dict) -> bool:

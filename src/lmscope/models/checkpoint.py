@@ -17,7 +17,7 @@ import torch
 
 from lmscope._io import atomic_dir
 from lmscope.errors import LmscopeError
-from lmscope.models.lowrank import NOTE_FILE, factored_modules
+from lmscope.models.lowrank import NOTE_FILE, factored_modules, match_name
 from lmscope.models.sources import GGUFSource, HFDirSource, ModelSource, PeftSource, merge_fused
 from lmscope.progress import progress
 
@@ -172,20 +172,7 @@ def _write_note(d: Path, src: ModelSource, note: dict | None) -> None:
 
 def apply_edits(model, src: ModelSource, edits: dict[str, torch.Tensor]) -> None:
     """Apply edited matrices to a loaded transformers model of ``src``, in place."""
-    params = dict(model.state_dict())
-
-    def param_name(tensor: str) -> str:
-        if tensor in params:
-            return tensor
-        hits = [p for p in params if p.endswith("." + tensor)]
-        if len(hits) != 1:
-            raise LmscopeError(f"cannot place edited tensor {tensor} in the loaded model")
-        return hits[0]
-
-    updates = _stored_updates(src, edits, lambda n: params[param_name(n)].detach().clone())
-    with torch.no_grad():
-        for name, t in updates.items():
-            params[param_name(name)].copy_(t)
+    WeightEditor(model, src).set(edits)
 
 
 class WeightEditor:
@@ -201,13 +188,10 @@ class WeightEditor:
         self._params = dict(model.state_dict(keep_vars=True))
 
     def _param(self, tensor: str) -> torch.Tensor:
-        if tensor in self._params:
-            return self._params[tensor]
-        hits = [p for p in self._params if p.endswith("." + tensor)]
-        if len(hits) != 1:
+        hit = match_name(self._params, tensor)
+        if hit is None:
             raise LmscopeError(f"cannot place tensor {tensor} in the loaded model")
-        self._params[tensor] = self._params[hits[0]]
-        return self._params[tensor]
+        return self._params[hit]
 
     def get(self, key: str) -> torch.Tensor:
         """The matrix ``key`` as the model holds it now, as float32 (out, in) on the CPU."""

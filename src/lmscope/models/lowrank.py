@@ -80,14 +80,20 @@ def factored_modules(path: str | Path) -> dict[str, dict]:
     return fac
 
 
-def _resolve(model, name: str) -> str:
-    names = dict(model.named_modules())
+def match_name(names, name: str) -> str | None:
+    """``name`` itself if in ``names``, else the one entry ending in ``.name`` (checkpoints saved from a
+    bare model lack the task model's prefix, e.g. ``model.`` or ``transformer.``), else None."""
     if name in names:
         return name
     hits = [n for n in names if n.endswith("." + name)]
-    if len(hits) != 1:
+    return hits[0] if len(hits) == 1 else None
+
+
+def _resolve(model, name: str) -> str:
+    hit = match_name(dict(model.named_modules()), name)
+    if hit is None:
         raise LmscopeError(f"cannot find module {name} in the {type(model).__name__}")
-    return hits[0]
+    return hit
 
 
 def _set_module(model, path: str, module: torch.nn.Module) -> None:
@@ -117,7 +123,7 @@ def load_factored(path: str | Path, model_cls, state: dict[str, torch.Tensor], d
     expected = dict(model.state_dict())
     sd = {}
     for name, t in state.items():
-        key = name if name in expected else _suffix_key(expected, name)
+        key = match_name(expected, name)
         if key is not None:
             sd[key] = t.to(dtype)
     model.load_state_dict(sd, strict=False, assign=True)
@@ -127,8 +133,3 @@ def load_factored(path: str | Path, model_cls, state: dict[str, torch.Tensor], d
         raise LmscopeError(f"factored checkpoint {path} lacks weights for {', '.join(sorted(still)[:3])}"
                            f"{' ...' if len(still) > 3 else ''}")
     return model.eval()
-
-
-def _suffix_key(expected: dict, name: str) -> str | None:
-    hits = [k for k in expected if k.endswith("." + name)]
-    return hits[0] if len(hits) == 1 else None

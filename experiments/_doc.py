@@ -1,0 +1,16 @@
+"""Shared by the experiment scripts: write a results page, keeping its hand-written reading."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PLACEHOLDER = "READING_PLACEHOLDER"
+
+
+def write_keeping_reading(doc: Path, text: str) -> None:
+    """Write ``text`` to ``doc``; its ``## Reading`` placeholder takes the reading ``doc`` already has."""
+    if doc.is_file():
+        old = doc.read_text()
+        if "## Reading" in old and PLACEHOLDER not in old.split("## Reading", 1)[1]:
+            text = text.replace(PLACEHOLDER, old.split("## Reading", 1)[1].strip())
+    doc.write_text(text)
