@@ -61,6 +61,17 @@ def per_relation(task_name: str, seed: int, val_fraction: float, per_example: di
     return out
 
 
+def paired(per_example: dict, a: str, b: str) -> str:
+    """Examples ``b`` gets right and ``a`` wrong, the reverse, and McNemar's exact two-sided p-value."""
+    from scipy.stats import binomtest
+
+    x = np.array([r["top1"] for r in per_example[a]], dtype=bool)
+    y = np.array([r["top1"] for r in per_example[b]], dtype=bool)
+    gained, lost = int(np.sum(y & ~x)), int(np.sum(x & ~y))
+    p = binomtest(gained, gained + lost, 0.5).pvalue if gained + lost else 1.0
+    return f"+{gained} / −{lost} examples, McNemar p = {p:.2f}"
+
+
 def md_table(header, rows) -> str:
     lines = ["| " + " | ".join(str(h) for h in header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
@@ -173,6 +184,12 @@ def write_doc(doc: Path, args, cfg: SearchConfig, results: dict, fac: dict | Non
             rows.append([name, n, "composed", what, pct(c["test"]["accuracy"]), f"{c['test']['logloss']:.3f}"])
     lines += [md_table(["task", "test n", "model", "reduction (layer:role:keep)", "top-1 accuracy", "log-loss"],
                        rows), ""]
+    lines += ["Against the unmodified model on the same test examples (examples turned right / turned wrong):", ""]
+    for name, res in results.items():
+        for m in ("best", "composed"):
+            if m in res.per_example and res.kind != "text":
+                lines.append(f"- {name}, {m}: {paired(res.per_example, 'base', m)}")
+    lines.append("")
     lines += ["Validation accuracy of the same models (what the selection saw):", ""]
     vrows = []
     for name, res in results.items():
