@@ -16,12 +16,17 @@ Bracketed strings are read in two styles:
   are removed (with any node left without words), and the outer label-less wrapper of treebank
   files, ``( (S ...) )``, is accepted.
 
+The words ``(`` and ``)`` (brackets of Dyck strings and arithmetic expressions) are written
+``-LRB-`` and ``-RRB-`` in bracketed strings, as in the Penn Treebank, and read back as ``(`` and
+``)``; no other word may contain a parenthesis or white space.
+
 Both styles collapse unary nodes: a node with a single child is that child, so ``((dog))`` is
 ``dog``. The two styles cannot always be told apart (``(a (b c))`` is a valid labeled tree whose
 only word is ``c``), so :func:`parse_bracketed` guesses only when asked to (``labeled=None``, the
 default): a string is read as labeled when it has the labeled shape (every bracket opens with a
-label, followed either by exactly one word or by brackets only) and every label is written without
-lower-case letters (``S``, ``NP-SBJ``, ``PRP$``, ``-LRB-``, ``,``); otherwise it is unlabeled.
+label, followed either by exactly one word or by brackets only), no label has a lower-case letter
+(``S``, ``NP-SBJ``, ``PRP$``, ``-LRB-``, ``,``) and at least one label has a capital letter (so trees
+over brackets, digits or operators are never mistaken for labeled ones); otherwise it is unlabeled.
 Pass ``labeled=True`` or ``labeled=False`` to decide yourself.
 """
 
@@ -44,6 +49,15 @@ Span = tuple[int, int]
 
 _TOKEN = re.compile(r"\(|\)|[^\s()]+")
 _EMPTY_ELEMENT = "-NONE-"
+_ESCAPE = {"(": "-LRB-", ")": "-RRB-"}
+_UNESCAPE = {v: k for k, v in _ESCAPE.items()}
+
+
+def _check_word(w) -> str:
+    if not isinstance(w, str) or not w or (w not in _ESCAPE and any(ch.isspace() or ch in "()" for ch in w)):
+        raise LmscopeError(f"not a word: {w!r} (words are non-empty strings without spaces or parentheses, "
+                           "or a lone '(' or ')')")
+    return w
 
 
 # ----------------------------------------------------------------------------------------- basics
@@ -76,8 +90,11 @@ def leaves(tree: Tree) -> list[str]:
 
 
 def to_bracketed(tree: Tree) -> str:
-    """The unlabeled bracketed string, e.g. ``((the dog) barks)``; a leaf alone is just the word."""
-    return _fold(tree, lambda w: w, lambda values: "(" + " ".join(values) + ")")
+    """The unlabeled bracketed string, e.g. ``((the dog) barks)``; a leaf alone is just the word.
+
+    The words ``(`` and ``)`` are written ``-LRB-`` and ``-RRB-``.
+    """
+    return _fold(tree, lambda w: _ESCAPE.get(_check_word(w), w), lambda values: "(" + " ".join(values) + ")")
 
 
 def binarize(tree: Tree) -> Tree:
@@ -136,13 +153,15 @@ class _Node:
 
     ``labeled`` is None when the bracket does not have the labeled shape; ``()`` when it has the
     shape but holds only empty elements. ``wrapper`` marks a label-less bracket around one labeled
-    bracket, allowed only outermost. ``labels_ok`` is False when some label has a lower-case letter.
+    bracket, allowed only outermost. ``labels_ok`` is False when some label has a lower-case letter;
+    ``capital`` is True when some label has a capital letter.
     """
 
-    __slots__ = ("unlabeled", "labeled", "wrapper", "labels_ok")
+    __slots__ = ("unlabeled", "labeled", "wrapper", "labels_ok", "capital")
 
-    def __init__(self, unlabeled: Tree, labeled: Tree | None, wrapper: bool, labels_ok: bool):
-        self.unlabeled, self.labeled, self.wrapper, self.labels_ok = unlabeled, labeled, wrapper, labels_ok
+    def __init__(self, unlabeled: Tree, labeled: Tree | None, wrapper: bool, labels_ok: bool, capital: bool):
+        self.unlabeled, self.labeled, self.wrapper = unlabeled, labeled, wrapper
+        self.labels_ok, self.capital = labels_ok, capital
 
 
 def _collapse(children: list) -> Tree:
@@ -153,11 +172,13 @@ def _close(items: list) -> _Node:
     unlabeled = _collapse([i.unlabeled if isinstance(i, _Node) else i for i in items])
     subnodes = [i for i in items if isinstance(i, _Node)]
     labels_ok = all(n.labels_ok for n in subnodes)
+    capital = any(n.capital for n in subnodes)
     first, rest = items[0], items[1:]
     labeled: Tree | None = None
     wrapper = False
     if isinstance(first, str):
         labels_ok = labels_ok and _label_like(first)
+        capital = capital or any(ch.isupper() for ch in first)
         if len(rest) == 1 and isinstance(rest[0], str):  # preterminal (TAG word)
             labeled = () if first == _EMPTY_ELEMENT else rest[0]
         elif rest and all(isinstance(i, _Node) and i.labeled is not None and not i.wrapper for i in rest):
@@ -165,7 +186,7 @@ def _close(items: list) -> _Node:
             labeled = _collapse(kept) if kept else ()
     elif len(items) == 1 and first.labeled is not None and not first.wrapper:
         labeled, wrapper = first.labeled, True
-    return _Node(unlabeled, labeled, wrapper, labels_ok)
+    return _Node(unlabeled, labeled, wrapper, labels_ok, capital)
 
 
 def parse_bracketed(text: str, labeled: bool | None = None) -> Tree:
@@ -198,9 +219,9 @@ def parse_bracketed(text: str, labeled: bool | None = None) -> Tree:
             else:
                 root = node
         elif stack:
-            stack[-1][0].append(tok)
+            stack[-1][0].append(_UNESCAPE.get(tok, tok))
         else:
-            root = tok
+            root = _UNESCAPE.get(tok, tok)
     if stack:
         raise LmscopeError(f"unbalanced parentheses: {len(stack)} '(' not closed (the first at character "
                            f"{stack[0][1]})")
@@ -214,7 +235,7 @@ def parse_bracketed(text: str, labeled: bool | None = None) -> Tree:
     if labeled is True and not has_shape:
         raise LmscopeError("not a labeled (Penn-Treebank style) tree: every bracket must open with a label "
                            "followed by one word or by brackets only")
-    if labeled is True or (has_shape and root.labels_ok):
+    if labeled is True or (has_shape and root.labels_ok and root.capital):
         if root.labeled == ():
             raise LmscopeError("the tree has no words (only empty elements)")
         return root.labeled
@@ -246,8 +267,7 @@ def _words(words: Sequence[str] | str) -> list[str]:
     if not ws:
         raise LmscopeError("a tree needs at least one word")
     for w in ws:
-        if not isinstance(w, str) or not w or any(ch.isspace() or ch in "()" for ch in w):
-            raise LmscopeError(f"not a word: {w!r} (words are non-empty strings without spaces or parentheses)")
+        _check_word(w)
     return ws
 
 
