@@ -20,7 +20,8 @@ Splits (``split_rule``):
 
 * ``"depth"`` (default): ``train`` and ``val`` have depths uniform in 1..``train_depth``; ``gen`` has
   depths uniform in ``train_depth + 1``..``gen_depth``, deeper than every training expression.
-* ``"composition"``: all splits have depths uniform in 1..``train_depth`` (rejection-sampled); a
+* ``"composition"``: expressions are drawn with depths uniform in 1..``train_depth`` and kept or
+  rejected by the split's side of the rule; a
   *held-out composition* is a sum whose left operand is a product, ``( ( A * B ) + C )``. ``train``
   and ``val`` contain none; every ``gen`` expression contains at least one, so each combines two
   operations in a way never seen in training.
@@ -43,8 +44,8 @@ SPLIT_RULES = ("depth", "composition")
 Expr = str | tuple  # a digit, or (left, op, right)
 
 
-def arith_rules(split_rule: str = "depth", train_depth: int = 3, gen_depth: int = 5) -> dict[str, str]:
-    """What each split obeys, in words."""
+def arith_rules(split_rule: str = "depth", train_depth: int = 3, gen_depth: int = 5, modulus: int = 10) -> dict[str, str]:
+    """What each split obeys, in words (``modulus`` does not change the splits)."""
     if split_rule == "composition":
         return {"train": f"depths 1..{train_depth}; no sum whose left operand is a product, ( ( A * B ) + C )",
                 "val": "same distribution as train (in-distribution), texts disjoint from train",
