@@ -203,13 +203,13 @@ def parse_bracketed(text: str, labeled: bool | None = None) -> Tree:
     root: _Node | str | None = None
     for m in _TOKEN.finditer(text):
         tok, col = m.group(), m.start() + 1
+        if tok == ")" and not stack:
+            raise LmscopeError(f"unbalanced parentheses: ')' at character {col} closes nothing")
         if root is not None:
             raise LmscopeError(f"trailing text after the tree at character {col}: {text[m.start():].strip()!r}")
         if tok == "(":
             stack.append(([], col))
         elif tok == ")":
-            if not stack:
-                raise LmscopeError(f"unbalanced parentheses: ')' at character {col} closes nothing")
             items, start = stack.pop()
             if not items:
                 raise LmscopeError(f"empty node '()' at character {start}")
