@@ -1,0 +1,174 @@
+"""Synthetic suites with gold trees: the registry, writing a suite folder, and reading suite files.
+
+Every suite gives rows ``{"text", "target", "tree", "split"}`` (grammar suites add ``"task"``, the
+task marker) with three splits: ``train``, ``val`` (the same distribution as ``train``) and a
+generalization split, ``gen`` (``ood`` for Dyck), built so that a provable rule separates it from
+``train`` (see :func:`suite_info` and each module's docstring). ``tree`` is an unlabeled, binary,
+bracketed tree (:mod:`lmscope.data.trees`) whose leaves are the words of ``text`` (all of them, or, for
+the grammar suites, those before the final ``. MARKER``).
+
+Generation is deterministic: one numpy stream per (seed, split), so the same options and seed give
+the same rows, and the size of one split does not change another's draws. Texts are distinct within
+and across splits (``train`` is drawn first, then ``val``, then the generalization split); where a
+suite has few short strings (e.g. the 200 arithmetic expressions of depth 1) ``train`` uses them up.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lmscope._io import atomic_dir, read_jsonl_numbered, write_json, write_jsonl
+from lmscope.data import arith as _arith
+from lmscope.data import dyck as _dyck
+from lmscope.data import grammars as _grammars
+from lmscope.data.trees import leaves, parse_bracketed
+from lmscope.errors import LmscopeError
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    splits: tuple[str, str, str]
+    generate: Callable[..., list[dict]]
+    rules: Callable[..., dict[str, str]]
+    row_format: str
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The suite's options and their defaults."""
+        params = list(inspect.signature(self.generate).parameters.values())[4:]
+        return {p.name: p.default for p in params}
+
+
+def _dyck_rules(k=2, max_depth=10, max_len=100, heldout_fraction=0.1, heldout_min_depth=None) -> dict[str, str]:
+    min_depth = min(3, max_depth) if heldout_min_depth is None else heldout_min_depth
+    held = (f"held out: the stack configurations of depth >= {min_depth} whose SHA-256 fraction is below "
+            f"{heldout_fraction}; all splits: lengths 2..{max_len}, depth <= {max_depth}")
+    rules = dict(_dyck.DYCK_RULES)
+    rules["train"] += f" ({held})"
+    return rules
+
+
+SUITES: dict[str, Suite] = {
+    "question-formation": Suite(
+        "question-formation",
+        "declarative -> yes/no question by moving the main auxiliary (McCoy et al. 2020); gen: relative "
+        "clause on the subject", ("train", "val", "gen"), _grammars.question_formation,
+        lambda identity_fraction=0.5: dict(_grammars.QF_RULES),
+        "text '<declarative> . quest' -> target '<question> ?' (task 'quest'), or identity "
+        "'<declarative> . decl' -> '<declarative> .' (task 'decl'); tree: the declarative's words"),
+    "tense-inflection": Suite(
+        "tense-inflection",
+        "past -> present with subject-verb agreement (McCoy et al. 2020); gen: agreement attractor "
+        "between subject and verb", ("train", "val", "gen"), _grammars.tense_inflection,
+        lambda identity_fraction=0.5: dict(_grammars.TENSE_RULES),
+        "text '<past declarative> . PRESENT' -> target '<present declarative> .' (task 'PRESENT'), or "
+        "identity '<past> . PAST' -> '<past> .' (task 'PAST'); tree: the past declarative's words"),
+    "dyck": Suite(
+        "dyck",
+        "bounded-depth Dyck-k strings with the closing bracket expected at each position; ood: unseen "
+        "stack configurations", ("train", "val", "ood"), _dyck.dyck, _dyck_rules,
+        "text: the string's tokens; target: per token, the closing bracket matching the stack top after "
+        "it ('_' when the stack is empty); tree: all tokens"),
+    "arith": Suite(
+        "arith",
+        "fully parenthesized + and * over digits, value mod 10; gen: deeper nesting (or a held-out "
+        "composition)", ("train", "val", "gen"), _arith.arith, _arith.arith_rules,
+        "text: the expression's tokens; target: its value modulo `modulus`; tree: all tokens"),
+}
+
+
+def get_suite(name: str) -> Suite:
+    if name not in SUITES:
+        raise LmscopeError(f"unknown suite {name!r}; choose one of {', '.join(SUITES)}")
+    return SUITES[name]
+
+
+def _check_options(suite: Suite, options: dict) -> dict[str, Any]:
+    known = suite.options
+    for key in options:
+        if key not in known:
+            listed = ", ".join(known) if known else "none"
+            raise LmscopeError(f"suite {suite.name!r} has no option {key!r} (its options: {listed})")
+    return {**known, **options}
+
+
+def make_suite(name: str, n_train: int, n_val: int, n_gen: int, seed: int = 0, **options) -> list[dict]:
+    """The rows of suite ``name``: ``n_train`` train, ``n_val`` val and ``n_gen`` gen (or ood) rows.
+
+    ``options`` are the suite's own (e.g. ``k`` and ``max_depth`` for ``dyck``; see
+    ``SUITES[name].options``). Unknown names, unknown options and bad values raise
+    :class:`LmscopeError`.
+    """
+    suite = get_suite(name)
+    return suite.generate(n_train, n_val, n_gen, seed, **_check_options(suite, options))
+
+
+def suite_info(name: str, n_train: int, n_val: int, n_gen: int, seed: int = 0, **options) -> dict:
+    """The description written to ``info.json``: suite, seed, options, counts and each split's rule."""
+    suite = get_suite(name)
+    resolved = _check_options(suite, options)
+    if name == "dyck" and resolved["heldout_min_depth"] is None:
+        resolved["heldout_min_depth"] = min(3, resolved["max_depth"])
+    counts = dict(zip(suite.splits, (n_train, n_val, n_gen)))
+    return {"suite": name, "description": suite.description, "seed": seed, "options": resolved,
+            "counts": counts, "rules": suite.rules(**resolved), "rows": suite.row_format,
+            "files": {s: f"{s}.jsonl" for s, n in counts.items() if n}}
+
+
+def write_suite(name: str, out: str | os.PathLike, n_train: int, n_val: int, n_gen: int, seed: int = 0,
+                **options) -> dict:
+    """Write ``<split>.jsonl`` for every non-empty split and ``info.json`` into ``out``, atomically."""
+    rows = make_suite(name, n_train, n_val, n_gen, seed, **options)
+    info = suite_info(name, n_train, n_val, n_gen, seed, **options)
+    with atomic_dir(out) as tmp:
+        for split, file in info["files"].items():
+            write_jsonl(Path(tmp) / file, [r for r in rows if r["split"] == split])
+        write_json(Path(tmp) / "info.json", info)
+    return info
+
+
+# ------------------------------------------------------------------------------------------ reading
+def tree_words(text: str) -> tuple[list[str], list[str] | None]:
+    """The word lists a tree of ``text`` may cover: all words, and those before the last ``.`` (or None)."""
+    words = text.split()
+    if "." in words:
+        last = len(words) - 1 - words[::-1].index(".")
+        return words, words[:last]
+    return words, None
+
+
+def load_suite_file(path: str | os.PathLike) -> list[dict]:
+    """Read a JSONL file of suite rows: ``text`` required; ``target``, ``tree``, ``split`` optional strings.
+
+    A ``tree`` (bracketed, unlabeled or Penn-Treebank style) must have as leaves the words of ``text``
+    (all of them, or those before its last ``.``). Problems raise :class:`LmscopeError` naming the
+    line: ``path:LINE: ...``.
+    """
+    rows = []
+    for lineno, row in read_jsonl_numbered(path):
+        where = f"{path}:{lineno}"
+        text = row.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise LmscopeError(f"{where}: 'text' must be a non-empty string")
+        for key in ("target", "tree", "split"):
+            if key in row and not isinstance(row[key], str):
+                raise LmscopeError(f"{where}: {key!r} must be a string, got {type(row[key]).__name__}")
+        if "tree" in row:
+            try:
+                tree = parse_bracketed(row["tree"])
+            except LmscopeError as e:
+                raise LmscopeError(f"{where}: bad tree: {e}") from None
+            got = leaves(tree)
+            allw, before = tree_words(text)
+            if got != allw and got != before:
+                raise LmscopeError(f"{where}: tree leaves {' '.join(got)!r} do not match the words "
+                                   f"{' '.join(before if before is not None else allw)!r} of the text")
+        rows.append(row)
+    return rows
