@@ -68,7 +68,18 @@ _BERT = [
     (r"(?<!attention\.)output\.dense\.weight$", "fc_out"),
 ]
 
-FAMILIES: dict[str, list] = {"llama": _LLAMA, "gptj": _GPTJ, "gpt2": _GPT2, "neox": _NEOX, "bert": _BERT}
+# lmscope's own small transformer (models/small.py)
+_SMALL = [
+    (r"attn\.q\.weight$", "q"),
+    (r"attn\.k\.weight$", "k"),
+    (r"attn\.v\.weight$", "v"),
+    (r"attn\.o\.weight$", "o"),
+    (r"mlp\.fc_in\.weight$", "fc_in"),
+    (r"mlp\.fc_out\.weight$", "fc_out"),
+]
+
+FAMILIES: dict[str, list] = {"llama": _LLAMA, "gptj": _GPTJ, "gpt2": _GPT2, "neox": _NEOX, "bert": _BERT,
+                             "small": _SMALL}
 
 MODEL_TYPE_FAMILY = {
     "llama": "llama", "mistral": "llama", "qwen2": "llama", "qwen3": "llama", "mixtral": "llama",
@@ -78,6 +89,7 @@ MODEL_TYPE_FAMILY = {
     "gpt2": "gpt2",
     "gpt_neox": "neox",
     "bert": "bert", "roberta": "bert", "xlm-roberta": "bert", "camembert": "bert", "electra": "bert",
+    "lmscope-small": "small",
 }
 
 # Conv1D families store weights as (in, out); we always present (out, in).

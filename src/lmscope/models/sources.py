@@ -218,7 +218,11 @@ def task_from_config(config: dict) -> str:
 
 
 def is_causal(model) -> bool:
-    """Whether a loaded transformers model is a causal (left-to-right) LM."""
+    """Whether a loaded transformers model (or lmscope small transformer) is a causal (left-to-right) LM."""
+    from lmscope.models.small import SmallConfig
+
+    if isinstance(getattr(model, "config", None), SmallConfig):
+        return model.config.causal
     return bool(getattr(model.config, "is_decoder", False)) or any(
         a.endswith(("ForCausalLM", "LMHeadModel")) for a in (model.config.architectures or [])
     ) or type(model).__name__.endswith(("ForCausalLM", "LMHeadModel"))
@@ -345,6 +349,10 @@ class HFDirSource(ModelSource):
         return sorted(set(self._index.values()))
 
     def load_model(self, task: str | None = None, **kwargs):
+        from lmscope.models.small import MODEL_TYPE, SmallTransformer
+
+        if self.model_type == MODEL_TYPE:  # lmscope's own small transformer (a causal LM or an encoder)
+            return SmallTransformer.load(self.path).to(kwargs.get("dtype", torch.float32))
         task = task or task_from_config(self.config)
         kwargs.setdefault("dtype", torch.float32)
         if self.factored:
@@ -361,6 +369,10 @@ class HFDirSource(ModelSource):
             raise LmscopeError(f"transformers cannot load {self.spec}: {str(e).splitlines()[0]}") from None
 
     def load_tokenizer(self):
+        from lmscope.models.small_tokenizer import WordTokenizer, has_word_vocab
+
+        if has_word_vocab(self.path):  # the word-level tokenizer of the synthetic suites
+            return WordTokenizer.load(self.path)
         from transformers import AutoTokenizer
 
         quiet_transformers()
