@@ -229,25 +229,29 @@ class SmallTransformer(nn.Module):
     """A small transformer LM (causal) or encoder (``causal=False``); see the module docstring.
 
     ``seed`` makes the initialization reproducible without touching the global random state.
-    The token embedding is multiplied by sqrt(d_model) before positions are added (as in Vaswani
-    et al.); it starts with standard deviation 1/sqrt(d_model), so tokens and positions start at a
-    similar scale. Linear weights start N(0, 0.02²) (the residual outputs ``o`` and ``fc_out``
-    scaled down by sqrt(2 n_layers)), biases at zero.
+    Scales: the token embedding starts with standard deviation 1/sqrt(d_model) and is multiplied by
+    sqrt(d_model) before positions are added (as in Vaswani et al.), so tokens and positions start
+    at a similar scale. A tied head divides its logits by sqrt(d_model): the final hidden state has
+    norm about sqrt(d_model) and, at initialization, points along its own token's embedding, so
+    unscaled logits would start far from uniform (an initial loss of ~19 nats instead of ~ln V at
+    d_model 512). Linear weights start N(0, 0.02²) (the residual outputs ``o`` and ``fc_out`` scaled
+    down by sqrt(2 n_layers)), biases at zero; an untied head starts N(0, 0.02²).
     """
 
     def __init__(self, config: SmallConfig, seed: int | None = None):
         super().__init__()
         self.config = config
         cfg = config
-        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        if cfg.positions == "learned":
-            self.pos = nn.Embedding(cfg.max_len, cfg.d_model)
-        else:
-            self.register_buffer("pos_table", sinusoidal_table(cfg.max_len, cfg.d_model), persistent=False)
-        self.drop = nn.Dropout(cfg.dropout)
-        self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
-        self.norm = nn.LayerNorm(cfg.d_model) if cfg.norm == "pre" else None
-        self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        with torch.random.fork_rng(devices=[]):  # torch's default inits, replaced by reset_parameters
+            self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+            if cfg.positions == "learned":
+                self.pos = nn.Embedding(cfg.max_len, cfg.d_model)
+            else:
+                self.register_buffer("pos_table", sinusoidal_table(cfg.max_len, cfg.d_model), persistent=False)
+            self.drop = nn.Dropout(cfg.dropout)
+            self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+            self.norm = nn.LayerNorm(cfg.d_model) if cfg.norm == "pre" else None
+            self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.head.weight = self.embed.weight
         self.reset_parameters(seed)
@@ -381,8 +385,10 @@ class SmallTransformer(nn.Module):
             x = block(x, mask[:, None])  # the same mask for every head
             hidden.append(x)
         final = self.norm(x) if self.norm is not None else x
-        return SmallOutput(logits=self.head(final), final_hidden=final,
-                           hidden_states=hidden if return_hidden else None)
+        logits = self.head(final)
+        if cfg.tie_embeddings:
+            logits = logits / math.sqrt(cfg.d_model)  # see the class docstring
+        return SmallOutput(logits=logits, final_hidden=final, hidden_states=hidden if return_hidden else None)
 
     # --- saving and loading -------------------------------------------------------------------------
     def save(self, path: str | os.PathLike, tokenizer=None) -> Path:
@@ -406,14 +412,21 @@ class SmallTransformer(nn.Module):
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> SmallTransformer:
+    def load(cls, path: str | os.PathLike, task: str | None = None) -> SmallTransformer:
         """Load a folder written by :meth:`save` (or an edited copy of one); LmscopeError if it is
-        missing, corrupt, or its weights do not fit its config. The model is returned in eval mode."""
+        missing, corrupt, or its weights do not fit its config. The model is returned in eval mode.
+
+        ``task`` (as in ``open_model(...).load_model(task)``), if given, must fit the model:
+        "causal-lm" for a causal model, "masked-lm" for an encoder, or "base".
+        """
         from lmscope.models.lowrank import LowRankLinear, factored_modules
         from lmscope.models.safetensors_io import SafetensorsFile
 
         path = Path(path)
         config = read_config(path)
+        if task not in (None, "base", "causal-lm" if config.causal else "masked-lm"):
+            kind = "a causal language model" if config.causal else "a bidirectional encoder with an MLM head"
+            raise LmscopeError(f"{path} is {kind}; it cannot be loaded for the task {task!r}")
         model = cls(config, seed=0)  # the weights are overwritten; a seed keeps the global RNG untouched
         # a checkpoint written with some matrices stored as two low-rank factors
         for module, info in factored_modules(path).items():

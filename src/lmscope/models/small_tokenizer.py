@@ -141,6 +141,9 @@ def has_word_vocab(path: str | os.PathLike) -> bool:
     if not f.is_file():
         return False
     try:
+        with open(f, "rb") as fh:  # ours names its type first: skip parsing a large BPE vocabulary
+            if VOCAB_TYPE.encode() not in fh.read(256):
+                return False
         return is_word_vocab(json.loads(f.read_text(encoding="utf-8")))
     except (json.JSONDecodeError, UnicodeDecodeError, OSError):
         return False

@@ -352,7 +352,7 @@ class HFDirSource(ModelSource):
         from lmscope.models.small import MODEL_TYPE, SmallTransformer
 
         if self.model_type == MODEL_TYPE:  # lmscope's own small transformer (a causal LM or an encoder)
-            return SmallTransformer.load(self.path).to(kwargs.get("dtype", torch.float32))
+            return SmallTransformer.load(self.path, task).to(kwargs.get("dtype", torch.float32))
         task = task or task_from_config(self.config)
         kwargs.setdefault("dtype", torch.float32)
         if self.factored:
