@@ -437,8 +437,11 @@ class SmallTransformer(nn.Module):
                     raise AttributeError(module)
             except AttributeError:
                 raise LmscopeError(f"{path}: factored module {module} is not a linear layer of the model") from None
-            setattr(owner, child, LowRankLinear(int(info["in"]), int(info["out"]), int(info["rank"]),
-                                                bias=bool(info.get("bias"))))
+            try:
+                low = LowRankLinear(int(info["in"]), int(info["out"]), int(info["rank"]), bias=bool(info.get("bias")))
+            except (KeyError, TypeError, ValueError):
+                raise LmscopeError(f"{path}: corrupt entry for the factored module {module}") from None
+            setattr(owner, child, low)
         f = SafetensorsFile(path / WEIGHTS_FILE)
         expected = model.state_dict()
         if config.tie_embeddings:
