@@ -451,3 +451,16 @@ def test_cli_bad_inputs_give_one_line(tmp_path, capsys, small_dir):
     treefile = tmp_path / "t.txt"
     treefile.write_text("((the dog) barks)\n((the dog) barks\n")
     assert "t.txt:2" in _one_error_line(capsys, ["trees", small_dir, "--data", treefile])
+
+
+def test_cli_on_a_hugging_face_encoder_directory(tmp_path, capsys, hf_models):
+    model, tok = hf_models["bert"]
+    d = tmp_path / "bert"
+    model.save_pretrained(d)
+    tok.save_pretrained(d)
+    text = tmp_path / "s.txt"
+    text.write_text("the dog barks\nthe big dog saw a small cat\n")
+    assert main(["trees", str(d), "--data", str(text), "--layer", "1,3", "--threshold", "0", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["causal"] is False and [r["layer"] for r in doc["layers"]] == [1, 3]
+    assert "layer 4 is out of range" in _one_error_line(capsys, ["trees", d, "--data", text, "--layer", 4])
