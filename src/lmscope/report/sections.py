@@ -137,6 +137,10 @@ def tree_section(report: Report, result, sentence: int = 0, prefix: str = "trees
         report.text("Unlabeled parsing against the gold trees; precision and recall pooled over the corpus "
                     "(brackets: every internal node, the whole sentence included, single words excluded).")
         report.table(pd.DataFrame(rows))
+    if result.causal:
+        report.text("For a causal LM a span that starts at the first word sees, at every position, what the "
+                    "ordinary pass sees, so its s is 1; the top split is therefore chosen by its right part alone.",
+                    note=True)
     s = result.sentences[sentence]
     chart_png = plot_sci_chart(s.chart, s.words, out / f"{prefix}_chart_{sentence}.png",
                                title=f"sentence {sentence}: s(i, j) at layer {result.layer}")

@@ -377,7 +377,7 @@ class HFAdapter(SpanAdapter):
         self.max_tokens = next((int(v) for v in limits if isinstance(v, int) and v > 0), None)
         if getattr(cfg, "type_vocab_size", None) is not None and self.max_tokens:
             # BERT-style absolute positions: some checkpoints offset them (RoBERTa uses padding_idx + 1)
-            offset = getattr(cfg, "pad_token_id", 0) + 1 if cfg.model_type in ("roberta", "xlm-roberta") else 0
+            offset = (getattr(cfg, "pad_token_id", None) or 0) + 1 if cfg.model_type in ("roberta", "xlm-roberta") else 0
             self.max_tokens -= offset
         self.add_bos = self.causal if add_bos is None else bool(add_bos)
         pad = getattr(tokenizer, "pad_token_id", None)

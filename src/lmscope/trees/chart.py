@@ -19,6 +19,9 @@ Two procedures give the same chart:
   causal model, every span starting at word 0) sees everything the ordinary pass sees, so its masked
   pass is skipped and the ordinary vectors are used. A sentence of n words then costs ``n`` passes
   (causal) or ``n(n+1)/2`` (encoder) instead of ``1 + n(n+1)/2``.
+
+For a causal model ``s(0, j) = 1`` for every ``j`` (up to rounding): a span that starts at the first word
+hides nothing from any of its positions.
 """
 
 from __future__ import annotations
