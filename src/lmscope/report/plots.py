@@ -1,4 +1,4 @@
-"""Matplotlib figures for spectra and intruder dimensions (written atomically as PNG)."""
+"""Matplotlib figures for spectra, intruder dimensions, LASER and tree projections (written atomically as PNG)."""
 
 from __future__ import annotations
 
@@ -174,4 +174,111 @@ def plot_laser_heatmaps(table: pd.DataFrame, path: str | Path, metric: str = "d_
     label = "Δ accuracy (points)" if metric == "d_accuracy" else f"Δ {metric.removeprefix('d_')}"
     fig.colorbar(im, ax=list(axes[0]), label=label, shrink=0.9)
     fig.suptitle(title or f"LASER: {label} vs the unmodified model (validation)", fontsize=10, y=1.0)
+    return _save(fig, path)
+
+
+# ------------------------------------------------------------------------------------------------
+# Tree projections
+# ------------------------------------------------------------------------------------------------
+def plot_sci_chart(chart: np.ndarray, words: list[str], path: str | Path, title: str = "") -> Path:
+    """The n x n upper triangle of a span-similarity chart: row = first word, column = last word."""
+    chart = np.asarray(chart, dtype=float)
+    n = chart.shape[0]
+    size = min(12.0, 2.2 + 0.42 * n)
+    fig, ax = plt.subplots(figsize=(size + 1.2, size))
+    shown = np.ma.masked_invalid(np.where(np.triu(np.ones((n, n), dtype=bool)), chart, np.nan))
+    im = ax.imshow(shown, cmap="viridis", interpolation="nearest")
+    fs = 8 if n <= 20 else 6
+    ax.set_xticks(range(n), words, rotation=60, ha="right", fontsize=fs)
+    ax.set_yticks(range(n), words, fontsize=fs)
+    ax.set_xlabel("last word of the span (j)")
+    ax.set_ylabel("first word of the span (i)")
+    if n <= 14:
+        finite = shown.compressed()
+        mid = float(np.median(finite)) if finite.size else 0.0
+        for (i, j), v in np.ndenumerate(chart):
+            if j >= i and np.isfinite(v):
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6,
+                        color="white" if v < mid else "black")
+    ax.set_title(title or "span similarity s(i, j) = 1 - SCI", fontsize=10)
+    fig.colorbar(im, ax=ax, label="s(i, j)", shrink=0.8)
+    return _save(fig, path)
+
+
+def _tree_layout(tree) -> tuple[list[str], list[tuple[float, float, list[tuple[float, float]], tuple[int, int]]]]:
+    """Leaves and, per internal node, (x, height, children's (x, height), word span), bottom-up."""
+    words: list[str] = []
+    nodes = []
+
+    def walk(t) -> tuple[float, float, tuple[int, int]]:
+        if isinstance(t, str):
+            words.append(t)
+            k = len(words) - 1
+            return float(k), 0.0, (k, k)
+        kids = [walk(c) for c in t]
+        h = 1.0 + max(k[1] for k in kids)
+        x = (kids[0][0] + kids[-1][0]) / 2
+        span = (kids[0][2][0], kids[-1][2][1])
+        nodes.append((x, h, [(k[0], k[1]) for k in kids], span))
+        return x, h, span
+
+    walk(tree)
+    return words, nodes
+
+
+def plot_tree(tree, path: str | Path, title: str = "", gold=None) -> Path:
+    """A dendrogram-like drawing of a tree over words (leaves at the bottom, in order).
+
+    With ``gold`` (a tree over the same words), internal nodes whose span is a gold bracket are drawn
+    in green and the others in red.
+    """
+    from lmscope.data.trees import spans as tree_spans
+
+    words, nodes = _tree_layout(tree)
+    gold_spans = tree_spans(gold) if gold is not None else None
+    n = len(words)
+    height = max([h for _, h, _, _ in nodes], default=0.0)
+    fig, ax = plt.subplots(figsize=(min(16.0, 1.5 + 0.55 * n), min(8.0, 1.6 + 0.32 * height)))
+    for _x, h, kids, span in nodes:
+        color = "0.2" if gold_spans is None else ("tab:green" if span in gold_spans else "tab:red")
+        xs = [k[0] for k in kids]
+        ax.plot([min(xs), max(xs)], [h, h], color=color, lw=1.4)
+        for kx, kh in kids:
+            ax.plot([kx, kx], [kh, h], color=color, lw=1.4)
+    ax.set_xticks(range(n), words, rotation=60 if n > 8 else 0, ha="right" if n > 8 else "center", fontsize=9)
+    ax.set_yticks([])
+    ax.set_xlim(-0.6, n - 0.4)
+    ax.set_ylim(-0.05, height + 0.4)
+    for side in ("top", "right", "left"):
+        ax.spines[side].set_visible(False)
+    if gold_spans is not None:
+        ax.plot([], [], color="tab:green", label="also in the gold tree")
+        ax.plot([], [], color="tab:red", label="not in the gold tree")
+        ax.legend(fontsize=7, loc="upper right", frameon=False)
+    ax.set_title(title or "induced tree", fontsize=10)
+    return _save(fig, path)
+
+
+def plot_layer_scores(table: pd.DataFrame, path: str | Path, title: str = "") -> Path:
+    """t-score and (when present) parsing F1 with its baselines, against the layer."""
+    has_f1 = "f1" in table.columns
+    fig, axes = plt.subplots(1, 2 if has_f1 else 1, figsize=(10 if has_f1 else 5, 3.3), squeeze=False)
+    ax = axes[0][0]
+    ax.plot(table["layer"], table["t_score"], marker="o", lw=1.2)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("t-score")
+    ax.set_title("tree-structuredness (t-score)", fontsize=10)
+    if has_f1:
+        ax = axes[0][1]
+        ax.plot(table["layer"], table["f1"], marker="o", lw=1.4, label="induced trees")
+        for col, style in (("f1_left", ":"), ("f1_right", "--"), ("f1_balanced", "-."), ("f1_random", ":")):
+            if col in table.columns:
+                ax.plot(table["layer"], table[col], ls=style, lw=1.0, label=col.removeprefix("f1_"))
+        ax.set_xlabel("layer")
+        ax.set_ylabel("parsing F1")
+        ax.set_ylim(0, 1.02)
+        ax.legend(fontsize=7)
+        ax.set_title("parsing F1 against the gold trees", fontsize=10)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
     return _save(fig, path)

@@ -104,3 +104,84 @@ def laser_section(report: Report, result, prefix: str = "laser", command: str | 
             if c in df.columns]
     report.table(df.sort_values(["layer", "role", "keep"], ascending=[True, True, False])[cols], max_rows=40)
     report.link(out / f"{prefix}_configs.csv", f"{prefix}_configs.csv (every config, validation split)")
+
+
+def tree_section(report: Report, result, sentence: int = 0, prefix: str = "trees", command: str | None = None) -> None:
+    """Tree projections at one layer: summary, baselines, the chart and tree of one sentence, the table.
+
+    Files: ``{prefix}.jsonl`` (per sentence: bracketed trees, t-score, F1, chart), ``{prefix}.csv``
+    (the table), ``{prefix}_summary.json``, ``{prefix}_chart_{sentence}.png`` and
+    ``{prefix}_tree_{sentence}.png``.
+    """
+    import pandas as pd
+
+    from lmscope._io import write_jsonl
+    from lmscope.report.plots import plot_sci_chart, plot_tree
+
+    out = report.out
+    table = result.table()
+    _csv(table, out / f"{prefix}.csv")
+    write_jsonl(out / f"{prefix}.jsonl", result.tree_rows(charts=True))
+    write_json(out / f"{prefix}_summary.json", {**result.summary(), "parsing": result.parsing,
+                                                  "baseline_parsing": result.baseline_parsing})
+    report.heading(f"Tree projections: {result.model}, layer {result.layer}")
+    if command:
+        report.code(command)
+    summ = result.summary()
+    summ.pop("baseline_f1", None)
+    summ.pop("cost", None)
+    report.kv(summ)
+    if result.has_gold:
+        rows = [{"trees": "induced (greedy over the chart)", **_prf_row(result.parsing)}]
+        rows += [{"trees": name, **_prf_row(p)} for name, p in result.baseline_parsing.items()]
+        report.text("Unlabeled parsing against the gold trees; precision and recall pooled over the corpus "
+                    "(brackets: every internal node, the whole sentence included, single words excluded).")
+        report.table(pd.DataFrame(rows))
+    if result.causal:
+        report.text("For a causal LM a span that starts at the first word sees, at every position, what the "
+                    "ordinary pass sees, so its s is 1; the top split is therefore chosen by its right part alone.",
+                    note=True)
+    s = result.sentences[sentence]
+    chart_png = plot_sci_chart(s.chart, s.words, out / f"{prefix}_chart_{sentence}.png",
+                               title=f"sentence {sentence}: s(i, j) at layer {result.layer}")
+    tree_png = plot_tree(s.tree, out / f"{prefix}_tree_{sentence}.png", gold=s.gold,
+                         title=f"sentence {sentence}: induced tree (t-score {s.t_score:.3f})")
+    report.heading(f"Sentence {sentence}: {' '.join(s.words)}", level=3)
+    report.image(chart_png, "Span similarity s(i, j) = 1 - SCI: the context-free vector of words i..j (keys "
+                            "outside the span masked) against the contextual one. High = composed like a "
+                            "constituent.")
+    report.image(tree_png, "The greedy tree: every span split where s(left) + s(right) is largest"
+                           + (" (green: also a gold bracket)." if s.gold is not None else "."))
+    report.code(f"induced: {s.bracketed}" + (f"\ngold:    {s.gold_bracketed}" if s.gold is not None else ""))
+    cols = [c for c in ("index", "n_words", "t_score", "f1", "tree", "gold") if c in table.columns]
+    report.table(table[cols], max_rows=40)
+    report.link(out / f"{prefix}.csv", f"{prefix}.csv (every sentence)")
+    report.link(out / f"{prefix}.jsonl", f"{prefix}.jsonl (trees and charts, one sentence per line)")
+
+
+def _prf_row(p: dict) -> dict:
+    return {"f1": p["f1"], "precision": p["precision"], "recall": p["recall"], "matched": p["matched"],
+            "predicted": p["predicted"], "gold": p["gold"]}
+
+
+def tree_layers_section(report: Report, sweep, prefix: str = "trees", command: str | None = None) -> None:
+    """Tree projections at several layers: the per-layer table and plot, and each layer's trees (JSONL)."""
+    from lmscope._io import write_jsonl
+    from lmscope.report.plots import plot_layer_scores
+
+    out = report.out
+    table = sweep.table()
+    _csv(table, out / f"{prefix}_layers.csv")
+    write_json(out / f"{prefix}_summary.json", sweep.to_dict(charts=False))
+    for layer in sweep.layers:
+        write_jsonl(out / f"{prefix}_layer{layer}.jsonl", sweep.results[layer].tree_rows(charts=True))
+    first = sweep.results[sweep.layers[0]]
+    report.heading(f"Tree projections across layers: {first.model}")
+    if command:
+        report.code(command)
+    report.text(f"{len(first.sentences)} sentences, span mask from block {first.threshold}, {first.distance} "
+                "distance; every layer is read from the same forward passes.")
+    png = plot_layer_scores(table, out / f"{prefix}_layers.png", title=first.model)
+    report.image(png, "t-score (mean over sentences) and parsing F1 per layer.")
+    report.table(table, max_rows=200)
+    report.link(out / f"{prefix}_layers.csv", f"{prefix}_layers.csv")

@@ -1,0 +1,117 @@
+"""Reading sentences (and gold trees) for tree projections from a file.
+
+Three formats, told apart by the file's first non-blank line:
+
+* JSONL in the suites schema (the line starts with ``{``): rows ``{"text", "tree"?, ...}`` read by
+  :func:`lmscope.data.suites.load_suite_file`; a row with a ``tree`` contributes the tree's leaves as
+  the sentence and the tree as gold (for the grammar suites, the words before the final
+  ``. MARKER``); a row without one contributes the words of ``text``.
+* bracketed trees, one per line (the line starts with ``(``): the leaves are the sentence, the tree
+  is the gold tree.
+* plain text: one sentence per line, words separated by white space.
+
+Blank lines are skipped in every format. Every sentence keeps its place, ``FILE:LINE``, for messages.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from lmscope.data.trees import Tree, leaves, parse_bracketed, to_bracketed
+from lmscope.errors import LmscopeError
+
+
+@dataclass
+class SentenceFile:
+    """Sentences read from a file, their gold trees (None where absent) and their ``FILE:LINE``."""
+
+    path: str
+    kind: str  # "jsonl", "trees" or "text"
+    sentences: list[list[str]]
+    gold_trees: list[Tree | None]
+    where: list[str]
+
+    def __len__(self) -> int:
+        return len(self.sentences)
+
+    @property
+    def has_gold(self) -> bool:
+        return any(t is not None for t in self.gold_trees)
+
+    def head(self, n: int | None) -> SentenceFile:
+        """The first ``n`` sentences (all when ``n`` is None)."""
+        if n is None:
+            return self
+        if n < 1:
+            raise LmscopeError(f"--limit must be at least 1, got {n}")
+        return SentenceFile(self.path, self.kind, self.sentences[:n], self.gold_trees[:n], self.where[:n])
+
+
+def _lines(path: Path) -> list[tuple[int, str]]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [(k, line.strip()) for k, line in enumerate(f, 1) if line.strip()]
+    except UnicodeDecodeError:
+        raise LmscopeError(f"{path} is not a UTF-8 text file") from None
+
+
+def _check_words(words: list[str], where: str) -> list[str]:
+    try:
+        to_bracketed(words[0] if len(words) == 1 else tuple(words))
+    except LmscopeError as e:
+        raise LmscopeError(f"{where}: {e}") from None
+    return words
+
+
+def read_sentence_file(path: str | os.PathLike) -> SentenceFile:
+    """Read a JSONL, bracketed-tree or plain-text file of sentences (see the module docstring).
+
+    Raises :class:`LmscopeError` naming the line for a malformed line or a tree whose leaves do not
+    match its text, and for a file without sentences.
+    """
+    from lmscope._io import read_jsonl_numbered
+    from lmscope.data.suites import load_suite_file
+
+    p = Path(path)
+    if not p.is_file():
+        raise LmscopeError(f"no such file: {p}")
+    lines = _lines(p)
+    if not lines:
+        raise LmscopeError(f"{p}: the file holds no sentences")
+    first = lines[0][1]
+    sentences, golds, where = [], [], []
+    if first.startswith("{"):
+        kind = "jsonl"
+        rows = load_suite_file(p)  # checks every row, and that a tree's leaves match its text
+        numbers = [k for k, _ in read_jsonl_numbered(p)]
+        for lineno, row in zip(numbers, rows, strict=True):
+            w = f"{p}:{lineno}"
+            if "tree" in row:
+                tree = parse_bracketed(row["tree"])
+                sentences.append(_check_words(leaves(tree), w))
+                golds.append(tree)
+            else:
+                sentences.append(_check_words(row["text"].split(), w))
+                golds.append(None)
+            where.append(w)
+    elif first.startswith("("):
+        kind = "trees"
+        for lineno, line in lines:
+            w = f"{p}:{lineno}"
+            try:
+                tree = parse_bracketed(line)
+            except LmscopeError as e:
+                raise LmscopeError(f"{w}: {e}") from None
+            sentences.append(leaves(tree))
+            golds.append(tree)
+            where.append(w)
+    else:
+        kind = "text"
+        for lineno, line in lines:
+            w = f"{p}:{lineno}"
+            sentences.append(_check_words(line.split(), w))
+            golds.append(None)
+            where.append(w)
+    return SentenceFile(str(p), kind, sentences, golds, where)
