@@ -11,7 +11,7 @@ made of two joined by "and" (gold tree ``(S1 (and S2))``). Both procedures run o
 the same threads, in one process; the charts must agree (max |difference| below 1e-4) and give the
 same trees.
 
-    .venv/bin/python benchmarks/bench_trees.py                # full: 40 sentences on smollm2-135m
+    .venv/bin/python benchmarks/bench_trees.py                # full: 12 sentences (8-25 words) on smollm2-135m
     .venv/bin/python benchmarks/bench_trees.py --size small   # a quick smoke run (3 sentences)
 """
 
@@ -30,7 +30,7 @@ from lmscope.trees import load_adapter
 from lmscope.trees.chart import compute_charts
 from lmscope.trees.decode import bracket_match, decode, prf, sentence_rng, t_score
 
-SIZES = {"small": 3, "full": 40}
+SIZES = {"small": 3, "full": 12}
 MIN_WORDS, MAX_WORDS = 8, 25
 
 
