@@ -549,3 +549,5 @@ def test_checkup_writes_one_report_folder(capsys, bert_dir, tmp_path):
     assert summary["intruders"]["matrices"] == 12
     assert any("general_contrastive_loss" in k for k in summary["forgetting"])
     assert "LASER" in html and "no LM head" in html and "laser" not in summary  # a bare encoder: skipped
+    assert "Tree projections" in html and summary["trees"]["sentences"] == 40
+    assert 0.0 <= summary["trees"]["f1"] <= 1.0

@@ -375,7 +375,7 @@ def test_cli_search_eval_and_errors(word_models, tmp_path, capsys):
 
 def test_checkup_has_a_laser_section(word_models, tmp_path, capsys):
     rep = tmp_path / "rep"
-    rc = main(["checkup", str(word_models["llama"]), "--no-finetune", "--out", str(rep), "--quiet"])
+    rc = main(["checkup", str(word_models["llama"]), "--no-finetune", "--no-trees", "--out", str(rep), "--quiet"])
     assert rc == 0, capsys.readouterr().err
     html = (rep / "index.html").read_text()
     assert "LASER on" in html and "laser_heatmap.png" in html

@@ -26,6 +26,29 @@ from lmscope.train.evaluate import forgetting_loss
 from lmscope.train.finetune import FinetuneConfig, finetune
 
 
+def _trees_step(src, report: Report, cfg, log, n_steps: int, quiet) -> dict:
+    """Tree projections of the model's last layer on grammar sentences with gold trees."""
+    from lmscope.data.suites import make_suite
+    from lmscope.data.trees import leaves, parse_bracketed
+    from lmscope.report.sections import tree_section
+    from lmscope.trees import tree_projection
+
+    n = cfg.trees_sentences
+    rows = [r for r in make_suite("question-formation", 0, 4 * n, 0, seed=cfg.seed) if r["split"] == "val"][:n]
+    golds = [parse_bracketed(r["tree"], labeled=False) for r in rows]
+    words = [leaves(t) for t in golds]
+    log(f"[{n_steps}/{n_steps}] tree projections of the last layer on {len(words)} grammar sentences")
+    res = tree_projection(src.spec, words, gold_trees=golds, seed=cfg.seed, quiet=quiet)
+    longest = max(range(len(words)), key=lambda i: (len(words[i]), -i))
+    tree_section(report, res, sentence=longest,
+                 command=f"lmscope data make question-formation --out qf --n-train 0 --n-val {4 * n} --n-gen 0 "
+                         f"--seed {cfg.seed}\nlmscope trees {src.spec} --data qf/val.jsonl --limit {n} "
+                         f"--sentence {longest}")
+    p = res.parsing or {}
+    return {"sentences": len(words), "layer": res.layer, "t_score": res.t_score, "f1": p.get("f1"),
+            "baseline_f1": res.baseline_f1}
+
+
 @dataclass
 class CheckupConfig:
     finetune: bool = True
@@ -43,6 +66,8 @@ class CheckupConfig:
     laser_layers: int = 4  # the last N layers
     laser_examples: int = 200
     laser_keeps: tuple[float, ...] = (0.5, 0.2, 0.05, 0.01)
+    trees: bool = True
+    trees_sentences: int = 40
     seed: int = 0
 
 
@@ -56,7 +81,7 @@ def run_checkup(model: str = DEFAULT_MODEL, out: str | Path = "lmscope-report", 
     t0 = time.time()
     causal = src.kind == "gguf" or task_from_config(src.config) == "causal-lm"
     has_lm_head = causal or task_from_config(src.config) == "masked-lm"
-    n_steps = 1 + 2 * cfg.finetune + (cfg.laser and has_lm_head)
+    n_steps = 1 + 2 * cfg.finetune + (cfg.laser and has_lm_head) + cfg.trees
     log(f"[1/{n_steps}] spectrum of {len(src.matrices())} matrices")
     spec = analyze_spectrum(src, quiet=quiet)
     spectrum_section(report, spec, metric=cfg.metric)
@@ -98,7 +123,7 @@ def run_checkup(model: str = DEFAULT_MODEL, out: str | Path = "lmscope-report", 
         from lmscope.spectral.laser_search import SearchConfig, laser_search
 
         layers = sorted({r.layer for r in src.matrices() if r.layer is not None})[-cfg.laser_layers:]
-        log(f"[{n_steps}/{n_steps}] LASER search: layers {layers[0]}-{layers[-1]} x fc_in/fc_out x keep "
+        log(f"[{1 + 2 * cfg.finetune + 1}/{n_steps}] LASER search: layers {layers[0]}-{layers[-1]} x fc_in/fc_out x keep "
             f"{', '.join(f'{k:g}' for k in cfg.laser_keeps)} on {cfg.laser_examples} factual-recall prompts")
         ls = laser_search(src, "factual_recall", SearchConfig(layers=layers, keeps=cfg.laser_keeps,
                                                               limit=cfg.laser_examples, seed=cfg.seed),
@@ -112,6 +137,8 @@ def run_checkup(model: str = DEFAULT_MODEL, out: str | Path = "lmscope-report", 
         report.heading("LASER")
         report.text("Skipped: the model has no LM head (it is neither a causal nor a masked LM), so there is no "
                     "answer to score.", note=True)
+    if cfg.trees:
+        summary["trees"] = _trees_step(src, report, cfg, log, n_steps, quiet)
     summary["seconds"] = round(time.time() - t0, 1)
     report.text(f"Check-up took {summary['seconds']} s.", note=True)
     from lmscope._io import write_json

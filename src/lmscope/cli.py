@@ -218,7 +218,7 @@ def cmd_checkup(args) -> None:
     from lmscope.checkup import CheckupConfig, run_checkup
 
     cfg = CheckupConfig(finetune=not args.no_finetune, steps=args.steps, rank=args.rank, seed=args.seed,
-                        laser=not args.no_laser)
+                        laser=not args.no_laser, trees=not args.no_trees)
     path = run_checkup(args.model, args.out, cfg, quiet=args.quiet, log=_log(args))
     _emit(args, {"report": str(path)}, [f"report: {path}"])
 
@@ -405,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     task_help = "a bundled evaluation set (factual_recall, true_false) or a JSONL file"
     model_help = "a bundled name (smollm2-135m, minilm-l6), a Hugging Face directory, a .gguf file, or a LoRA adapter dir"
 
-    c = sub.add_parser("checkup", parents=[common], help="the model check-up report (spectrum, intruders, forgetting, LASER)",
+    c = sub.add_parser("checkup", parents=[common], help="the model check-up report (spectrum, intruders, forgetting, LASER, tree projections)",
                        description="Write a report folder (tables, plots, index.html) about a model.")
     c.add_argument("model", nargs="?", default="smollm2-135m", help=model_help)
     c.add_argument("--out", default="lmscope-report", help="report folder (default: lmscope-report)")
@@ -413,6 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--rank", type=int, default=8, help="LoRA rank of the check-up's fine-tune (default 8)")
     c.add_argument("--no-finetune", action="store_true", help="no fine-tune comparison (intruders, forgetting)")
     c.add_argument("--no-laser", action="store_true", help="no quick LASER search")
+    c.add_argument("--no-trees", action="store_true", help="no tree projections")
     c.add_argument("--seed", type=int, default=0)
     c.set_defaults(func=cmd_checkup)
 
