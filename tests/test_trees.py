@@ -464,3 +464,35 @@ def test_cli_on_a_hugging_face_encoder_directory(tmp_path, capsys, hf_models):
     doc = json.loads(capsys.readouterr().out)
     assert doc["causal"] is False and [r["layer"] for r in doc["layers"]] == [1, 3]
     assert "layer 4 is out of range" in _one_error_line(capsys, ["trees", d, "--data", text, "--layer", 4])
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_last_layer_is_the_models_own_last_hidden_state(hf_models, family):
+    """Layer L includes the final norm of pre-LN models, like transformers' hidden_states[-1]."""
+    model, tok = hf_models[family]
+    ad = make_adapter(model, tok)
+    words = "the big dog saw a small cat".split()
+    enc = ad.encode(words)
+    ids = torch.tensor([enc.ids])
+    with torch.no_grad():
+        ref = model(input_ids=ids, output_hidden_states=True).hidden_states[-1][0]
+    got = ad.hidden(ids, torch.ones_like(ids), None, [ad.n_layers], 0)[ad.n_layers][0]
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_a_bare_decoder_body_is_treated_as_causal(hf_models):
+    """A LlamaModel without its LM head is still causal: a span pass over every word is the ordinary pass."""
+    import transformers as T
+
+    from lmscope.models.sources import is_causal
+
+    model, tok = hf_models["llama"]
+    body = model.model
+    assert is_causal(body) and is_causal(model) and not is_causal(hf_models["bert"][0])
+    assert isinstance(body, T.LlamaModel)
+    ad = make_adapter(body, tok)
+    assert ad.causal
+    words = "the big dog saw a small cat".split()
+    full = ad.word_vectors([words], spans=[(0, len(words) - 1)])[0]
+    plain = ad.word_vectors([words])[0]
+    assert np.abs(full - plain).max() < 1e-5

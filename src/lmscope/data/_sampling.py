@@ -12,7 +12,7 @@ SPLIT_STREAMS = {"train": 0, "val": 1, "gen": 2, "ood": 2}
 
 
 def split_rng(seed: int, split: str, salt: int = 0) -> np.random.Generator:
-    """One independent stream per (seed, split): the size of one split never changes another's draws."""
+    """One independent stream per (seed, split); a split's rows still skip texts earlier splits drew."""
     return np.random.default_rng([seed, SPLIT_STREAMS[split], salt])
 
 

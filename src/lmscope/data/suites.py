@@ -8,8 +8,10 @@ bracketed tree (:mod:`lmscope.data.trees`) whose leaves are the words of ``text`
 the grammar suites, those before the final ``. MARKER``).
 
 Generation is deterministic: one numpy stream per (seed, split), so the same options and seed give
-the same rows, and the size of one split does not change another's draws. Texts are distinct within
-and across splits (``train`` is drawn first, then ``val``, then the generalization split); where a
+the same rows. Texts are distinct within and across splits (``train`` is drawn first, then ``val``,
+then the generalization split), so a later split skips texts an earlier one drew: its rows can
+change with the earlier splits' sizes when their distributions overlap (a generalization split
+disjoint by construction, as in the grammar suites, does not); where a
 suite has few short strings (e.g. the 200 arithmetic expressions of depth 1) ``train`` uses them up.
 """
 

@@ -223,9 +223,13 @@ def is_causal(model) -> bool:
 
     if isinstance(getattr(model, "config", None), SmallConfig):
         return model.config.causal
-    return bool(getattr(model.config, "is_decoder", False)) or any(
+    if bool(getattr(model.config, "is_decoder", False)) or any(
         a.endswith(("ForCausalLM", "LMHeadModel")) for a in (model.config.architectures or [])
-    ) or type(model).__name__.endswith(("ForCausalLM", "LMHeadModel"))
+    ) or type(model).__name__.endswith(("ForCausalLM", "LMHeadModel")):
+        return True
+    # a bare decoder body (e.g. LlamaModel, GPT2Model): its attention modules say they are causal
+    return any(getattr(m, "is_causal", None) is True for m in model.modules()
+               if isinstance(m, torch.nn.Module) and type(m).__name__.endswith("Attention"))
 
 
 def quiet_transformers() -> None:

@@ -23,7 +23,9 @@ attend as usual (the "T-shaped" mask). Padding and causality apply as in the ord
 with every token visible is the ordinary pass.
 
 Layers are numbered like ``hidden_states``: layer 0 is the embedding output, layer ``l`` (1..L)
-the output of block ``l - 1``; the default is the last layer, ``L``.
+the output of block ``l - 1``; the default is the last layer, ``L``. As in transformers'
+``hidden_states[-1]``, layer ``L`` of a Hugging Face model includes the model's final norm when it
+has one (pre-LN models such as Llama and GPT-2).
 """
 
 from __future__ import annotations
@@ -388,6 +390,9 @@ class HFAdapter(SpanAdapter):
         self.device = next(model.parameters()).device
         self.dtype = next(model.parameters()).dtype
         self._mask_arg = [self._mask_position(b) for b in self.blocks]
+        body = getattr(model, "base_model", model)
+        self.final_norm = next((getattr(body, n) for n in ("norm", "ln_f", "final_layer_norm", "final_layernorm")
+                                if isinstance(getattr(body, n, None), torch.nn.Module)), None)
 
     @staticmethod
     def _mask_position(block) -> int | None:
@@ -420,7 +425,10 @@ class HFAdapter(SpanAdapter):
 
         def output_hook(layer):
             def hook(module, args, output):
-                captured[layer] = output[0] if isinstance(output, (tuple, list)) else output
+                h = output[0] if isinstance(output, (tuple, list)) else output
+                if layer == self.n_layers and self.final_norm is not None:
+                    h = self.final_norm(h)  # what the model's own last hidden state is
+                captured[layer] = h
                 if layer == top:
                     raise _Stop
             return hook
