@@ -230,7 +230,7 @@ def cmd_cache(args) -> None:
 
     root = cache_dir()
     parts = {}
-    for sub in ("svd", "models"):
+    for sub in ("svd", "models", "laser-search"):
         d = root / sub
         files = [p for p in d.rglob("*") if p.is_file()] if d.is_dir() else []
         parts[sub] = {"files": len(files), "bytes": sum(p.stat().st_size for p in files)}
@@ -586,9 +586,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", help="folder: trees (JSONL), table (CSV), summary JSON, chart and tree plots, index.html")
     tr.set_defaults(func=cmd_trees)
 
-    k = sub.add_parser("cache", parents=[common], help="inspect or clear lmscope's caches (SVDs, converted models)")
+    k = sub.add_parser("cache", parents=[common],
+                       help="inspect or clear lmscope's caches (SVDs, converted models, LASER search progress)")
     k.add_argument("action", choices=["info", "clear"], nargs="?", default="info")
-    k.add_argument("--what", action="append", choices=["svd", "models"], help="what to clear (default svd)")
+    k.add_argument("--what", action="append", choices=["svd", "models", "laser-search"],
+                   help="what to clear (default svd); laser-search holds the progress of LASER searches")
     k.set_defaults(func=cmd_cache)
     return p
 
