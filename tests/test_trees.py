@@ -496,3 +496,15 @@ def test_a_bare_decoder_body_is_treated_as_causal(hf_models):
     full = ad.word_vectors([words], spans=[(0, len(words) - 1)])[0]
     plain = ad.word_vectors([words])[0]
     assert np.abs(full - plain).max() < 1e-5
+
+
+def test_sentence_file_format_override(tmp_path):
+    from lmscope.trees import read_sentence_file
+
+    p = tmp_path / "dyck.txt"
+    p.write_text("( [ ] )\n[ ( ) ]\n")
+    assert read_sentence_file(p, "text").sentences == [["(", "[", "]", ")"], ["[", "(", ")", "]"]]
+    with pytest.raises(LmscopeError):
+        read_sentence_file(p)  # auto reads brackets as trees: these lines are not trees of words
+    with pytest.raises(LmscopeError, match="unknown sentence-file format"):
+        read_sentence_file(p, "csv")

@@ -346,7 +346,7 @@ def _layer_arg(text: str | None):
 def cmd_trees(args) -> None:
     from lmscope.trees import LayerSweepResult, read_sentence_file, tree_projection
 
-    data = read_sentence_file(args.data).head(args.limit)
+    data = read_sentence_file(args.data, args.format).head(args.limit)
     if not 0 <= args.sentence < len(data):
         raise LmscopeError(f"--sentence {args.sentence} is out of range: {len(data)} sentences (0..{len(data) - 1})")
     if args.out:
@@ -572,6 +572,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     "random trees. " + TREES_DATA_HELP)
     tr.add_argument("model", help=model_help + ", or a small lmscope transformer's folder")
     tr.add_argument("--data", required=True, help="JSONL (suites schema), bracketed trees, or plain text")
+    tr.add_argument("--format", default="auto", choices=["auto", "jsonl", "trees", "text"],
+                    help="how to read --data (default auto: by its first line; use text for sentences that "
+                         "start with a bracket, such as Dyck strings)")
     tr.add_argument("--layer", help="layer read: 1..L (L, the last, by default; negative counts from the end), "
                                     "or a list such as 2,4,6-8 for a per-layer table")
     tr.add_argument("--threshold", type=int, default=0, help="first block under the span mask (default 0: all)")

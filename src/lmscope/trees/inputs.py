@@ -65,12 +65,19 @@ def _check_words(words: list[str], where: str) -> list[str]:
     return words
 
 
-def read_sentence_file(path: str | os.PathLike) -> SentenceFile:
+FORMATS = ("auto", "jsonl", "trees", "text")
+
+
+def read_sentence_file(path: str | os.PathLike, fmt: str = "auto") -> SentenceFile:
     """Read a JSONL, bracketed-tree or plain-text file of sentences (see the module docstring).
 
-    Raises :class:`LmscopeError` naming the line for a malformed line or a tree whose leaves do not
-    match its text, and for a file without sentences.
+    ``fmt="auto"`` decides by the first line (``{``: JSONL, ``(``: trees, else text); give ``"text"``
+    for plain sentences that start with a bracket (e.g. Dyck strings or arithmetic). Raises
+    :class:`LmscopeError` naming the line for a malformed line or a tree whose leaves do not match
+    its text, and for a file without sentences.
     """
+    if fmt not in FORMATS:
+        raise LmscopeError(f"unknown sentence-file format {fmt!r}; choose one of {', '.join(FORMATS)}")
     from lmscope._io import read_jsonl_numbered
     from lmscope.data.suites import load_suite_file
 
@@ -82,7 +89,9 @@ def read_sentence_file(path: str | os.PathLike) -> SentenceFile:
         raise LmscopeError(f"{p}: the file holds no sentences")
     first = lines[0][1]
     sentences, golds, where = [], [], []
-    if first.startswith("{"):
+    if fmt == "auto":
+        fmt = "jsonl" if first.startswith("{") else "trees" if first.startswith("(") else "text"
+    if fmt == "jsonl":
         kind = "jsonl"
         rows = load_suite_file(p)  # checks every row, and that a tree's leaves match its text
         numbers = [k for k, _ in read_jsonl_numbered(p)]
@@ -96,7 +105,7 @@ def read_sentence_file(path: str | os.PathLike) -> SentenceFile:
                 sentences.append(_check_words(row["text"].split(), w))
                 golds.append(None)
             where.append(w)
-    elif first.startswith("("):
+    elif fmt == "trees":
         kind = "trees"
         for lineno, line in lines:
             w = f"{p}:{lineno}"
