@@ -203,6 +203,9 @@ def laser_search(model: str | ModelSource, task: str | EvalTask, cfg: SearchConf
             task = task.subset(sorted(pick.tolist()))
     grid = plan_search(src, task, cfg)
     val_idx, test_idx = split_indices(len(task), cfg.val_fraction, cfg.seed)
+    if len(val_idx) < 200:
+        log(f"note: {len(val_idx)} validation examples; picking the best of {len(grid)} configs on so few tends to "
+            "fit noise (raise --val-fraction or use more examples)")
     device = resolve_device(cfg.device)
 
     model_hf = src.load_model().to(device).eval()
