@@ -461,3 +461,26 @@ def test_causal_model_learns_to_reverse():
     start, end = sum(losses[:5]) / 5, sum(losses[-10:]) / 10
     assert end < 0.3 and end < start / 5, (start, end)
 
+
+
+def test_generate_is_greedy_and_batch_independent():
+    import torch
+
+    from lmscope.models.small import SmallConfig, SmallTransformer
+
+    model = SmallTransformer(SmallConfig(vocab_size=20, d_model=32, n_layers=2, n_heads=4, d_ff=64), seed=3).eval()
+    prompts = [[1, 5, 6], [1, 7], [2, 9, 9, 4, 3]]
+    batch = model.generate(prompts, max_new_tokens=5)
+    alone = [model.generate([p], max_new_tokens=5)[0] for p in prompts]
+    assert batch == alone and all(len(o) == 5 for o in batch)
+    # step by step by hand for the first prompt
+    seq = list(prompts[0])
+    for t in batch[0]:
+        with torch.no_grad():
+            assert int(model(torch.tensor([seq])).logits[0, -1].argmax()) == t
+        seq.append(t)
+    allowed = model.generate(prompts, max_new_tokens=3, allowed=[10, 11])
+    assert all(t in (10, 11) for o in allowed for t in o)
+    stop = batch[1][1]
+    stopped = model.generate([prompts[1]], max_new_tokens=5, stop_id=stop)[0]
+    assert stopped == batch[1][:batch[1].index(stop) + 1]

@@ -390,6 +390,54 @@ class SmallTransformer(nn.Module):
             logits = logits / math.sqrt(cfg.d_model)  # see the class docstring
         return SmallOutput(logits=logits, final_hidden=final, hidden_states=hidden if return_hidden else None)
 
+    @torch.no_grad()
+    def generate(self, prompts: list[list[int]], max_new_tokens: int, stop_id: int | None = None,
+                 allowed: list[int] | None = None) -> list[list[int]]:
+        """Greedy continuation of each prompt (token id lists), at most ``max_new_tokens`` tokens each.
+
+        A sequence stops after producing ``stop_id`` (included in its output); ``allowed`` restricts
+        the argmax to those token ids. Prompts of different lengths are batched with right padding
+        (the logits at each sequence's own last token are used), so the result does not depend on
+        the batch. Returns only the new tokens. Requires a causal model.
+        """
+        if not self.config.causal:
+            raise LmscopeError("generate needs a causal model; this one is a bidirectional encoder")
+        if max_new_tokens < 0:
+            raise LmscopeError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+        if any(len(p) == 0 for p in prompts):
+            raise LmscopeError("every prompt needs at least one token")
+        device = next(self.parameters()).device
+        seqs = [list(p) for p in prompts]
+        out: list[list[int]] = [[] for _ in prompts]
+        live = [i for i in range(len(seqs))]
+        allow = torch.tensor(sorted(set(allowed)), device=device) if allowed is not None else None
+        for _ in range(max_new_tokens):
+            if not live:
+                break
+            T = max(len(seqs[i]) for i in live)
+            if T > self.config.max_len:
+                raise LmscopeError(f"generation reached the model's max_len {self.config.max_len}")
+            ids = torch.full((len(live), T), self.config.pad_id, dtype=torch.long, device=device)
+            mask = torch.zeros((len(live), T), dtype=torch.long, device=device)
+            for r, i in enumerate(live):
+                ids[r, :len(seqs[i])] = torch.tensor(seqs[i], device=device)
+                mask[r, :len(seqs[i])] = 1
+            logits = self(ids, attention_mask=mask).logits
+            last = logits[torch.arange(len(live), device=device), mask.sum(1) - 1]
+            if allow is not None:
+                nxt = allow[last[:, allow].argmax(-1)]
+            else:
+                nxt = last.argmax(-1)
+            still = []
+            for r, i in enumerate(live):
+                t = int(nxt[r])
+                seqs[i].append(t)
+                out[i].append(t)
+                if stop_id is None or t != stop_id:
+                    still.append(i)
+            live = still
+        return out
+
     # --- saving and loading -------------------------------------------------------------------------
     def save(self, path: str | os.PathLike, tokenizer=None) -> Path:
         """Write ``config.json`` and ``model.safetensors`` to ``path``, replacing it as a whole.
