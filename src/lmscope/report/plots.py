@@ -173,7 +173,8 @@ def plot_laser_heatmaps(table: pd.DataFrame, path: str | Path, metric: str = "d_
                             fontsize=5.5, color="white" if abs(v) > 0.6 * lim else "black")
     label = "Δ accuracy (points)" if metric == "d_accuracy" else f"Δ {metric.removeprefix('d_')}"
     fig.colorbar(im, ax=list(axes[0]), label=label, shrink=0.9)
-    fig.suptitle(title or f"LASER: {label} vs the unmodified model (validation)", fontsize=10, y=1.0)
+    fig.suptitle(title or f"LASER: {label} vs the unmodified model (validation)", fontsize=10,
+                 y=1.0 + 0.25 / fig.get_figheight())
     return _save(fig, path)
 
 
