@@ -44,6 +44,7 @@ import hashlib
 import json
 import math
 import os
+import pickle
 import random
 import shutil
 import sys
@@ -307,7 +308,7 @@ def load_checkpoint(path: str | os.PathLike, model: torch.nn.Module, optimizer=N
         weights = load_file(str(path / MODEL_DIR / WEIGHTS_FILE))
         state = json.loads((path / TRAINER_JSON).read_text(encoding="utf-8"))
         tensors = torch.load(path / TRAINER_PT, map_location="cpu", weights_only=True)
-    except (OSError, ValueError, RuntimeError, SafetensorError, EOFError) as e:
+    except (OSError, ValueError, RuntimeError, SafetensorError, EOFError, pickle.UnpicklingError) as e:
         raise LmscopeError(f"checkpoint {path.name}: unreadable ({str(e).splitlines()[0] if str(e) else e})") \
             from None
     missing, unexpected = model.load_state_dict(weights, strict=False)
@@ -469,7 +470,7 @@ def _fresh(model_config: SmallConfig, config: TrainConfig, n_texts: int):
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}],
                                   lr=config.lr, betas=config.betas)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, config.lr_factor)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: config.lr_factor(s))
     return model, optimizer, scheduler, _DataOrder(n_texts, config.seed)
 
 
