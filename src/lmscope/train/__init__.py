@@ -1,7 +1,16 @@
-"""Training: fine-tuning (full, LoRA, rsLoRA) and the evaluations that go with it."""
+"""Training: fine-tuning (full, LoRA, rsLoRA), training small LMs from scratch, and their evaluations."""
 
 from lmscope.train.evaluate import classification_accuracy, contrastive_loss, forgetting_loss, lm_loss
 from lmscope.train.finetune import FinetuneConfig, FinetuneResult, finetune
+from lmscope.train.loop import (
+           TrainConfig,
+           latest_checkpoint,
+           load_checkpoint,
+           read_metrics,
+           suite_lines,
+           train_lm,
+)
 
-__all__ = ["FinetuneConfig", "FinetuneResult", "classification_accuracy", "contrastive_loss", "finetune",
-           "forgetting_loss", "lm_loss"]
+__all__ = ["FinetuneConfig", "FinetuneResult", "TrainConfig", "classification_accuracy", "contrastive_loss",
+           "finetune", "forgetting_loss", "latest_checkpoint", "lm_loss", "load_checkpoint", "read_metrics",
+           "suite_lines", "train_lm"]

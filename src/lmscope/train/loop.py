@@ -1,0 +1,621 @@
+"""One training loop for the small language models on the data suites, with exact resume.
+
+>>> rows = make_suite("dyck", 2000, 200, 200)
+>>> texts = suite_lines(rows, "train")                   # "text<TAB>target" lines
+>>> tok = WordTokenizer.build(texts)
+>>> cfg = SmallConfig(vocab_size=tok.vocab_size, d_model=128, n_layers=2)
+>>> summary = train_lm("runs/dyck", cfg, tok, texts, eval_fn=my_eval, config=TrainConfig(steps=20_000))
+
+The model is a causal :class:`SmallTransformer` trained on whole lines (``<bos> words <eos>``) with
+the LM loss on every non-pad token, AdamW with warmup then a constant, linear or cosine schedule,
+and gradient clipping.
+
+Run directory
+-------------
+``run.json``
+    The configuration: model config, train config, a fingerprint of the texts and of the
+    tokenizer's vocabulary. Starting again in the same folder with anything different is refused.
+``metrics.jsonl``
+    One row every ``eval_every`` steps: ``{step, loss, lr, seconds, **eval_fn(model, step)}``, where
+    ``loss`` is the mean training loss since the previous row and ``seconds`` the training time so
+    far (summed over interrupted runs).
+``checkpoints/step-0000100/``
+    ``model/`` (a :meth:`SmallTransformer.save` folder with the tokenizer, loadable on its own),
+    ``trainer.pt`` (optimizer, scheduler, torch RNG state), ``trainer.json`` (step, data position,
+    numpy / python / data-order RNG states, the running loss) and ``manifest.json`` (SHA-256 of
+    every other file), written last. A checkpoint is written to a temporary folder and renamed
+    into place, so it appears complete or not at all; the newest ``keep_checkpoints`` are kept.
+
+Resume
+------
+Starting in a folder that has checkpoints resumes from the newest valid one (one whose manifest
+is present and matches its files, and whose files load); others are skipped with a one-line
+message. Metrics rows after the resumed step are dropped. Everything the remaining steps depend on
+is restored (weights, AdamW moments, schedule position, the epoch's permutation and position, the
+generator drawing later permutations, torch / numpy / python global RNG states, the running loss),
+so a run interrupted and resumed gives bit for bit the same metrics and final weights as an
+uninterrupted one on the same machine (CPU; with dropout too, as the RNG states are restored).
+``eval_fn`` runs with the RNG states saved and restored around it, so it cannot disturb them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import pickle
+import random
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lmscope._io import atomic_dir, dumps, write_json, write_jsonl
+from lmscope.errors import LmscopeError
+from lmscope.models.small import WEIGHTS_FILE, SmallConfig, SmallTransformer
+from lmscope.progress import progress
+
+SCHEDULES = ("constant", "linear", "cosine")
+RUN_FILE = "run.json"
+METRICS_FILE = "metrics.jsonl"
+CHECKPOINTS = "checkpoints"
+MANIFEST = "manifest.json"
+TRAINER_PT = "trainer.pt"
+TRAINER_JSON = "trainer.json"
+MODEL_DIR = "model"
+RUN_FORMAT = 1
+
+
+# ------------------------------------------------------------------------------------------------
+# Configuration
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class TrainConfig:
+    """Training settings; checked by :meth:`validate` (LmscopeError).
+
+    ``warmup``: linear warmup steps from 0 to ``lr``; None means ``min(1000, steps // 10)``.
+    After warmup the rate stays at ``lr`` ("constant") or decays to 0 at ``steps`` ("linear",
+    "cosine"). ``grad_clip`` 0 turns clipping off. ``eval_every`` / ``ckpt_every`` 0: no metrics
+    rows / no checkpoints except the final one (a final checkpoint is always written).
+    ``keep_checkpoints`` 0 keeps them all.
+    """
+
+    steps: int = 10_000
+    batch_size: int = 8
+    lr: float = 1e-4
+    warmup: int | None = None
+    schedule: str = "constant"
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float = 1.0
+    eval_every: int = 500
+    ckpt_every: int = 1000
+    seed: int = 0
+    keep_checkpoints: int = 2
+    add_bos: bool = True
+    add_eos: bool = True
+
+    def __post_init__(self):
+        self.betas = tuple(self.betas)
+
+    def validate(self) -> TrainConfig:
+        def integer(name, minimum):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise LmscopeError(f"train config: {name} must be an integer, got {v!r}")
+            if v < minimum:
+                raise LmscopeError(f"train config: {name} must be >= {minimum}, got {v}")
+
+        integer("steps", 1)
+        integer("batch_size", 1)
+        for name in ("eval_every", "ckpt_every", "keep_checkpoints", "seed"):
+            integer(name, 0)
+        if self.warmup is not None:
+            integer("warmup", 0)
+        for name in ("lr", "weight_decay", "grad_clip"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise LmscopeError(f"train config: {name} must be a non-negative number, got {v!r}")
+        if self.lr == 0:
+            raise LmscopeError("train config: lr must be positive")
+        if len(self.betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in self.betas):
+            raise LmscopeError(f"train config: betas must be two numbers in [0, 1), got {self.betas!r}")
+        if self.schedule not in SCHEDULES:
+            raise LmscopeError(f"train config: unknown schedule {self.schedule!r}; choose one of "
+                               f"{', '.join(SCHEDULES)}")
+        return self
+
+    @property
+    def warmup_steps(self) -> int:
+        return min(1000, self.steps // 10) if self.warmup is None else self.warmup
+
+    def lr_factor(self, step: int) -> float:
+        """The multiplier of ``lr`` for optimizer step ``step`` (0-based)."""
+        w = self.warmup_steps
+        if step < w:
+            return (step + 1) / w
+        if self.schedule == "constant" or self.steps <= w:
+            return 1.0
+        frac = min(1.0, (step - w) / (self.steps - w))
+        if self.schedule == "linear":
+            return 1.0 - frac
+        return 0.5 * (1.0 + math.cos(math.pi * frac))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+
+def suite_lines(rows: list[dict], split: str | None = "train") -> list[str]:
+    """Training lines from suite rows: ``"text<TAB>target"`` (or ``text`` when the target is empty)."""
+    out = []
+    for r in rows:
+        if split is not None and r.get("split") != split:
+            continue
+        target = r.get("target")
+        out.append(f"{r['text']}\t{target}" if target else r["text"])
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Small helpers
+# ------------------------------------------------------------------------------------------------
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def texts_fingerprint(texts: list[str]) -> str:
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(t.encode("utf-8"))
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def vocab_fingerprint(tokenizer) -> str:
+    tokens = getattr(tokenizer, "tokens", None)
+    if tokens is None and hasattr(tokenizer, "get_vocab"):
+        vocab = tokenizer.get_vocab()
+        tokens = sorted(vocab, key=vocab.get)
+    if tokens is None:
+        raise LmscopeError("the tokenizer exposes no vocabulary (tokens or get_vocab())")
+    return hashlib.sha256(json.dumps(list(tokens)).encode("utf-8")).hexdigest()
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, dict):
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix.rstrip("."): d}
+
+
+def _first_difference(old: dict, new: dict) -> str | None:
+    a, b = _flatten(old), _flatten(new)
+    for key in list(b) + [k for k in a if k not in b]:
+        if a.get(key, "<missing>") != b.get(key, "<missing>"):
+            return key
+    return None
+
+
+def _rng_states() -> dict:
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "python": [py_state[0], list(py_state[1]), py_state[2]],
+    }
+
+
+def _set_rng_states(states: dict) -> None:
+    torch.set_rng_state(states["torch"])
+    n = states["numpy"]
+    np.random.set_state((n[0], np.array(n[1], dtype=np.uint32), n[2], n[3], n[4]))
+    p = states["python"]
+    random.setstate((p[0], tuple(p[1]), p[2]))
+
+
+def _save_tensors(obj: Any, path: Path) -> None:
+    """torch.save, kept apart so that tests can make it fail."""
+    torch.save(obj, path)
+
+
+def _message(text: str) -> None:
+    print(f"lmscope: {text}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# Checkpoints
+# ------------------------------------------------------------------------------------------------
+def _checkpoint_dirs(run_dir: Path) -> list[Path]:
+    """Checkpoint folders, oldest first (by step in the name)."""
+    root = Path(run_dir) / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    found = []
+    for p in root.iterdir():
+        if p.is_dir() and p.name.startswith("step-") and p.name[5:].isdigit():
+            found.append((int(p.name[5:]), p))
+    return [p for _, p in sorted(found)]
+
+
+def verify_checkpoint(path: str | os.PathLike) -> dict:
+    """The manifest of a checkpoint folder after checking every file against it; LmscopeError if
+    the manifest is missing or corrupt, or a file is missing or has changed."""
+    path = Path(path)
+    mf = path / MANIFEST
+    if not mf.is_file():
+        raise LmscopeError(f"checkpoint {path.name} has no {MANIFEST} (incomplete)")
+    try:
+        manifest = json.loads(mf.read_text(encoding="utf-8"))
+        files = manifest["files"]
+        if not isinstance(files, dict):
+            raise TypeError
+    except (OSError, ValueError, KeyError, TypeError):
+        raise LmscopeError(f"checkpoint {path.name}: unreadable {MANIFEST}") from None
+    for req in (TRAINER_PT, TRAINER_JSON, f"{MODEL_DIR}/{WEIGHTS_FILE}"):
+        if req not in files:
+            raise LmscopeError(f"checkpoint {path.name}: {MANIFEST} does not list {req}")
+    for rel, digest in files.items():
+        f = path / rel
+        if not f.is_file():
+            raise LmscopeError(f"checkpoint {path.name}: {rel} is missing")
+        try:
+            actual = _sha256_file(f)
+        except OSError as e:
+            raise LmscopeError(f"checkpoint {path.name}: cannot read {rel} ({e.strerror})") from None
+        if actual != digest:
+            raise LmscopeError(f"checkpoint {path.name}: checksum mismatch in {rel}")
+    return manifest
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    """The newest checkpoint folder of ``run_dir`` whose manifest matches its files, or None."""
+    for p in reversed(_checkpoint_dirs(Path(run_dir))):
+        try:
+            verify_checkpoint(p)
+        except LmscopeError:
+            continue
+        return p
+    return None
+
+
+def load_checkpoint(path: str | os.PathLike, model: torch.nn.Module, optimizer=None, scheduler=None) -> dict:
+    """Verify the checkpoint at ``path`` and load it into ``model`` (and ``optimizer``, ``scheduler``
+    when given). Returns the trainer state: ``step``, the data position, RNG states, running loss.
+    LmscopeError if the checkpoint is incomplete, corrupt or does not fit the model."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    verify_checkpoint(path)
+    try:
+        weights = load_file(str(path / MODEL_DIR / WEIGHTS_FILE))
+        state = json.loads((path / TRAINER_JSON).read_text(encoding="utf-8"))
+        tensors = torch.load(path / TRAINER_PT, map_location="cpu", weights_only=True)
+    except (OSError, ValueError, RuntimeError, SafetensorError, EOFError, pickle.UnpicklingError) as e:
+        raise LmscopeError(f"checkpoint {path.name}: unreadable ({str(e).splitlines()[0] if str(e) else e})") \
+            from None
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    tied = getattr(getattr(model, "config", None), "tie_embeddings", False)
+    missing = [k for k in missing if not (tied and k == "head.weight")]
+    if missing or unexpected:
+        what = f"lacks {missing[0]}" if missing else f"has an unexpected tensor {unexpected[0]}"
+        raise LmscopeError(f"checkpoint {path.name} does not fit the model: it {what}")
+    try:
+        if optimizer is not None:
+            optimizer.load_state_dict(tensors["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(tensors["scheduler"])
+    except (KeyError, ValueError, RuntimeError) as e:
+        raise LmscopeError(f"checkpoint {path.name}: optimizer state does not fit ({e})") from None
+    state["rng"]["torch"] = tensors["torch_rng"]
+    return state
+
+
+def _write_checkpoint(run_dir: Path, step: int, model: SmallTransformer, tokenizer, optimizer, scheduler,
+                      trainer_state: dict) -> Path:
+    path = run_dir / CHECKPOINTS / f"step-{step:07d}"
+    try:
+        with atomic_dir(path) as tmp:
+            model.save(tmp / MODEL_DIR, tokenizer=tokenizer if hasattr(tokenizer, "save") else None)
+            rng = trainer_state["rng"]
+            _save_tensors({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                           "torch_rng": rng["torch"]}, tmp / TRAINER_PT)
+            js = dict(trainer_state, rng={k: v for k, v in rng.items() if k != "torch"})
+            (tmp / TRAINER_JSON).write_text(json.dumps(js), encoding="utf-8")
+            files = {p.relative_to(tmp).as_posix(): _sha256_file(p)
+                     for p in sorted(tmp.rglob("*")) if p.is_file()}
+            write_json(tmp / MANIFEST, {"step": step, "files": files})  # last: marks the folder complete
+    except OSError as e:
+        why = e.strerror or str(e)
+        raise LmscopeError(f"could not write checkpoint {path}: {why}; the earlier checkpoints are intact") \
+            from None
+    return path
+
+
+def _prune(run_dir: Path, keep: int) -> None:
+    if keep <= 0:
+        return
+    for p in _checkpoint_dirs(run_dir)[:-keep]:
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def _clean_partial(run_dir: Path) -> None:
+    """Remove temporary folders left by a run killed while writing a checkpoint."""
+    root = run_dir / CHECKPOINTS
+    if root.is_dir():
+        for p in root.iterdir():
+            if p.name.startswith(".step-") and p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# Metrics
+# ------------------------------------------------------------------------------------------------
+def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
+    """The rows of ``run_dir/metrics.jsonl`` ([] if none); a torn last line (a killed run) is ignored."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return []
+    rows = []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                break
+            raise LmscopeError(f"{path}:{i + 1}: malformed JSON") from None
+        rows.append(row)
+    return rows
+
+
+def _truncate_metrics(run_dir: Path, step: int) -> None:
+    path = run_dir / METRICS_FILE
+    if path.exists():
+        rows = read_metrics(run_dir)
+        kept = [r for r in rows if r.get("step", 0) <= step]
+        if len(kept) != len(rows) or path.read_text(encoding="utf-8").count("\n") != len(rows):
+            write_jsonl(path, kept)
+
+
+# ------------------------------------------------------------------------------------------------
+# Data order
+# ------------------------------------------------------------------------------------------------
+class _DataOrder:
+    """Batches of indices from seeded epoch permutations; its state is plain JSON."""
+
+    def __init__(self, n: int, seed: int):
+        self.n = n
+        self.rng = np.random.default_rng(seed)
+        self.epoch = 0
+        self.index = 0
+        self.perm = self.rng.permutation(n).tolist()
+
+    def next_batch(self, size: int) -> list[int]:
+        out: list[int] = []
+        while len(out) < size:
+            if self.index >= self.n:
+                self.epoch += 1
+                self.index = 0
+                self.perm = self.rng.permutation(self.n).tolist()
+            take = min(size - len(out), self.n - self.index)
+            out.extend(self.perm[self.index: self.index + take])
+            self.index += take
+        return out
+
+    def state(self) -> dict:
+        return {"epoch": self.epoch, "index": self.index, "perm": self.perm,
+                "rng": self.rng.bit_generator.state}
+
+    def restore(self, state: dict) -> None:
+        if len(state["perm"]) != self.n:
+            raise LmscopeError("checkpoint data position does not fit the number of texts")
+        self.epoch, self.index, self.perm = int(state["epoch"]), int(state["index"]), list(state["perm"])
+        self.rng.bit_generator.state = state["rng"]
+
+
+# ------------------------------------------------------------------------------------------------
+# Training
+# ------------------------------------------------------------------------------------------------
+def lm_batch_loss(model: SmallTransformer, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy over every non-pad target token of a right-padded batch."""
+    logits = model(ids, attention_mask=mask).logits[:, :-1]
+    targets = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+
+
+def _check_run_dir(run_dir: Path, run_info: dict) -> None:
+    run_file = run_dir / RUN_FILE
+    if run_file.is_file():
+        try:
+            old = json.loads(run_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise LmscopeError(f"{run_file} is unreadable; it is not a training run of this version") from None
+        key = _first_difference(old, json.loads(dumps(run_info)))
+        if key is not None:
+            raise LmscopeError(f"{run_dir} belongs to a different configuration: {key}")
+        return
+    if run_dir.exists():
+        if not run_dir.is_dir():
+            raise LmscopeError(f"run directory path exists and is not a directory: {run_dir}")
+        if any(run_dir.iterdir()):
+            raise LmscopeError(f"{run_dir} is not empty and has no {RUN_FILE}; choose a new run directory")
+    write_json(run_file, run_info)
+
+
+def _fresh(model_config: SmallConfig, config: TrainConfig, n_texts: int):
+    """A newly initialized model, AdamW (no weight decay on biases and LayerNorms), schedule, data order."""
+    model = SmallTransformer(model_config, seed=config.seed)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=config.lr, betas=config.betas)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: config.lr_factor(s))
+    return model, optimizer, scheduler, _DataOrder(n_texts, config.seed)
+
+
+def train_lm(run_dir: str | os.PathLike, model_config: SmallConfig, tokenizer, train_texts: list[str],
+             eval_fn: Callable[[SmallTransformer, int], dict] | None = None, config: TrainConfig | None = None,
+             quiet: bool | None = None, stop_after: int | None = None) -> dict:
+    """Train a causal :class:`SmallTransformer` on ``train_texts`` in ``run_dir``, resuming if it has
+    checkpoints (see the module docstring). ``stop_after`` ends the run after that many steps
+    without a checkpoint, as if it had been killed (for tests and time-sliced runs).
+
+    Returns ``{"step", "steps", "resumed_from", "final_checkpoint", "last_metrics", "run_dir"}``.
+    """
+    config = (config or TrainConfig()).validate()
+    if not isinstance(model_config, SmallConfig):
+        raise LmscopeError("model_config must be a SmallConfig")
+    if not model_config.causal:
+        raise LmscopeError("train_lm trains causal language models; the model config has causal=false")
+    texts = list(train_texts)
+    if not texts or not all(isinstance(t, str) for t in texts):
+        raise LmscopeError("train_lm needs a non-empty list of training texts")
+    encoded = [tokenizer.encode(t, add_bos=config.add_bos, add_eos=config.add_eos) for t in texts]
+    for i, ids in enumerate(encoded):
+        if len(ids) < 2:
+            raise LmscopeError(f"training text {i} has fewer than 2 tokens; nothing to predict")
+        if len(ids) > model_config.max_len:
+            raise LmscopeError(f"training text {i} has {len(ids)} tokens, more than max_len "
+                               f"{model_config.max_len}")
+    top = max(max(ids) for ids in encoded)
+    if top >= model_config.vocab_size:
+        raise LmscopeError(f"the tokenizer gives id {top}; the model's vocab_size is {model_config.vocab_size}")
+    pad_id = getattr(tokenizer, "pad_id", model_config.pad_id)
+    if pad_id != model_config.pad_id:
+        raise LmscopeError(f"the tokenizer's pad id {pad_id} differs from the model's pad_id {model_config.pad_id}")
+
+    run_dir = Path(run_dir)
+    run_info = {"format": RUN_FORMAT, "model": model_config.to_dict(), "train": config.to_dict(),
+                "data": {"n_texts": len(texts), "sha256": texts_fingerprint(texts)},
+                "tokenizer": {"vocab_sha256": vocab_fingerprint(tokenizer)}}
+    _check_run_dir(run_dir, run_info)
+    _clean_partial(run_dir)
+
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    random.seed(config.seed)
+    model, optimizer, scheduler, order = _fresh(model_config, config, len(texts))
+    step, loss_sum, loss_count, seconds = 0, 0.0, 0, 0.0
+    resumed_from = None
+
+    for ckpt in reversed(_checkpoint_dirs(run_dir)):
+        try:
+            state = load_checkpoint(ckpt, model, optimizer, scheduler)
+            order.restore(state["data"])
+        except (LmscopeError, KeyError, TypeError, ValueError) as e:
+            _message(f"skipping checkpoint {ckpt.name}: {e}")
+            continue
+        step, seconds = int(state["step"]), float(state["seconds"])
+        loss_sum, loss_count = float(state["loss_sum"]), int(state["loss_count"])
+        _set_rng_states(state["rng"])
+        resumed_from = ckpt
+        break
+    if resumed_from is None:  # nothing loaded: start afresh (a failed load may have touched the model)
+        model, optimizer, scheduler, order = _fresh(model_config, config, len(texts))
+    _truncate_metrics(run_dir, step)
+    if resumed_from is not None and quiet is not True:
+        _message(f"resuming {run_dir} from step {step}")
+
+    def trainer_state() -> dict:
+        return {"step": step, "seconds": seconds, "loss_sum": loss_sum, "loss_count": loss_count,
+                "data": order.state(), "rng": _rng_states()}
+
+    final_ckpt = resumed_from if step >= config.steps else None
+    last_row = (read_metrics(run_dir) or [None])[-1]
+    model.train()
+    bar = progress(total=config.steps, initial=step, desc="train", quiet=quiet)
+    try:
+        while step < config.steps:
+            if stop_after is not None and step >= stop_after:
+                break
+            t0 = time.perf_counter()
+            idx = order.next_batch(config.batch_size)
+            rows = [encoded[i] for i in idx]
+            T = max(len(r) for r in rows)
+            ids = torch.full((len(rows), T), model_config.pad_id, dtype=torch.long)
+            mask = torch.zeros((len(rows), T), dtype=torch.long)
+            for b, r in enumerate(rows):
+                ids[b, : len(r)] = torch.tensor(r, dtype=torch.long)
+                mask[b, : len(r)] = 1
+            loss = lm_batch_loss(model, ids, mask)
+            if not torch.isfinite(loss):
+                raise LmscopeError(f"the training loss became {loss.item()} at step {step + 1}; "
+                                   f"try a lower learning rate")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            lr = optimizer.param_groups[0]["lr"]
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            loss_sum += loss.item()
+            loss_count += 1
+            seconds += time.perf_counter() - t0
+            bar.update(1)
+            if step % 10 == 0 or step == config.steps:
+                bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+
+            if config.eval_every and (step % config.eval_every == 0 or step == config.steps):
+                row = {"step": step, "loss": loss_sum / max(loss_count, 1), "lr": lr, "seconds": seconds}
+                if eval_fn is not None:
+                    row.update(_run_eval(eval_fn, model, step))
+                try:
+                    with open(run_dir / METRICS_FILE, "a", encoding="utf-8") as f:
+                        f.write(dumps(row, indent=None) + "\n")
+                        f.flush()
+                except OSError as e:
+                    raise LmscopeError(f"could not write {run_dir / METRICS_FILE}: {e.strerror or e}") from None
+                last_row = row
+                loss_sum, loss_count = 0.0, 0
+            if (config.ckpt_every and step % config.ckpt_every == 0) or step == config.steps:
+                final_ckpt = _write_checkpoint(run_dir, step, model, tokenizer, optimizer, scheduler,
+                                               trainer_state())
+                _prune(run_dir, config.keep_checkpoints)
+    finally:
+        bar.close()
+    return {"step": step, "steps": config.steps, "run_dir": str(run_dir),
+            "resumed_from": str(resumed_from) if resumed_from else None,
+            "final_checkpoint": str(final_ckpt) if final_ckpt and step >= config.steps else None,
+            "last_metrics": last_row}
+
+
+def _run_eval(eval_fn, model: SmallTransformer, step: int) -> dict:
+    """``eval_fn(model, step)`` in eval mode without gradients, the RNG states kept as they were."""
+    saved = _rng_states()
+    model.eval()
+    try:
+        with torch.no_grad():
+            result = eval_fn(model, step)
+    finally:
+        model.train()
+        _set_rng_states(saved)
+    if result is None:
+        return {}
+    if not isinstance(result, dict):
+        raise LmscopeError(f"eval_fn must return a dict, got {type(result).__name__}")
+    reserved = {"step", "loss", "lr", "seconds"} & set(result)
+    if reserved:
+        raise LmscopeError(f"eval_fn returned the reserved key {sorted(reserved)[0]!r}")
+    return result
