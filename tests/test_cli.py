@@ -155,7 +155,7 @@ def bert_dir(tmp_path_factory):
 HELP_COMMANDS = [
     [], ["checkup"], ["models"], ["models", "list"], ["models", "show"], ["spectrum"], ["intruders"],
     ["finetune"], ["forgetting"], ["data"], ["data", "task"], ["cache"], ["laser"], ["laser", "apply"],
-    ["laser", "search"], ["eval"], ["data", "make"], ["trees"],
+    ["laser", "search"], ["eval"], ["data", "make"], ["trees"], ["grok"], ["grok", "train"], ["grok", "plot"],
 ]
 
 

@@ -392,6 +392,32 @@ EVAL_SCHEMA_HELP = ("Task files: one JSON object per line, one kind per file: re
                     "choice {prompt, choices, answer}; text {text}.")
 
 
+def cmd_grok_train(args) -> None:
+    from lmscope.grokking import grok_train
+
+    if not args.out:
+        raise LmscopeError("give --out RUN, the run folder (an existing one is resumed)")
+    res = grok_train(args.task, args.out, layers=args.layers, d_model=args.d_model, heads=args.heads,
+                     d_ff=args.d_ff, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                     eval_every=args.eval_every, ckpt_every=args.ckpt_every, n_train=args.n_train,
+                     n_val=args.n_val, n_gen=args.n_gen, seed=args.seed, sample_size=args.sample_size,
+                     tree_sample=args.tree_sample, quiet=args.quiet or args.json)
+    last = res.get("last_metrics") or {}
+    lines = [f"trained {res['task']} ({res['layers']} layers) to step {res['step']} in {res['run_dir']}"]
+    for key in ("id_acc", "gen_acc", "t_score"):
+        if isinstance(last.get(key), (int, float)):
+            lines.append(f"{key}: {last[key]:.4f}")
+    _emit(args, res, lines)
+
+
+def cmd_grok_plot(args) -> None:
+    from lmscope.grokking import plot_runs
+
+    res = plot_runs(args.runs, args.out)
+    _emit(args, res, [f"wrote {len(res['files'])} files to {res['out']}"])
+
+
+# --------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print the result as one JSON document")
@@ -588,6 +614,41 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, cuda:N")
     tr.add_argument("--out", help="folder: trees (JSONL), table (CSV), summary JSON, chart and tree plots, index.html")
     tr.set_defaults(func=cmd_trees)
+
+    gk = sub.add_parser("grok", help="structural grokking: train small transformers for long, track "
+                                     "generalization and tree-structuredness")
+    gsub = gk.add_subparsers(dest="grok_command", metavar="ACTION", required=True)
+    gt = gsub.add_parser("train", parents=[common], help="train (or resume) a run on a synthetic suite",
+                         description="Train a causal post-LN transformer with sinusoidal positions on a suite's "
+                                     "train split, logging in-distribution (val) and generalization (gen / ood) "
+                                     "accuracy, t-score and F1, weight norm and attention entropy to "
+                                     "RUN/metrics.jsonl every --eval-every steps. Starting again in RUN resumes.")
+    gt.add_argument("--task", required=True, help="question-formation, tense-inflection or dyck")
+    gt.add_argument("--out", help="the run folder (required)")
+    gt.add_argument("--layers", type=int, default=2, help="transformer blocks (default 2)")
+    gt.add_argument("--d-model", type=int, default=64, help="model width (default 64)")
+    gt.add_argument("--heads", type=int, default=4, help="attention heads (default 4)")
+    gt.add_argument("--d-ff", type=int, default=256, help="MLP width (default 256)")
+    gt.add_argument("--steps", type=int, default=2000, help="training steps (default 2000)")
+    gt.add_argument("--batch-size", type=int, default=8, help="batch size (default 8)")
+    gt.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (default 1e-4)")
+    gt.add_argument("--eval-every", type=int, default=100, help="steps between metric rows (default 100)")
+    gt.add_argument("--ckpt-every", type=int, default=500, help="steps between checkpoints (default 500)")
+    gt.add_argument("--n-train", type=int, default=2000, help="training rows (default 2000)")
+    gt.add_argument("--n-val", type=int, default=200, help="in-distribution rows (default 200)")
+    gt.add_argument("--n-gen", type=int, default=200, help="generalization rows (default 200)")
+    gt.add_argument("--sample-size", type=int, default=200, help="rows evaluated per split (default 200)")
+    gt.add_argument("--tree-sample", type=int, default=50,
+                    help="val sentences for the t-score and F1 (default 50; 0 turns them off)")
+    gt.add_argument("--seed", type=int, default=0, help="seed of the data, the weights and the order (default 0)")
+    gt.set_defaults(func=cmd_grok_train)
+    gp = gsub.add_parser("plot", parents=[common], help="plot runs: accuracy and t-score vs steps, and vs depth",
+                         description="Write accuracy.png (id and gen accuracy vs steps, log x axis), "
+                                     "t_score.png, depth.png (when the runs differ in depth: final gen "
+                                     "accuracy and t-score vs layers) and index.html.")
+    gp.add_argument("runs", nargs="+", help="run folders of lmscope grok train")
+    gp.add_argument("--out", required=True, help="folder for the PNGs and index.html")
+    gp.set_defaults(func=cmd_grok_plot)
 
     k = sub.add_parser("cache", parents=[common],
                        help="inspect or clear lmscope's caches (SVDs, converted models, LASER search progress)")
