@@ -246,3 +246,20 @@ def test_read_metrics_ignores_torn_last_line(tmp_path):
     assert read_metrics(tmp_path) == [{"step": 1, "loss": 2.0}]
     assert read_metrics(tmp_path / "none") == []
     shutil.rmtree(tmp_path)
+
+
+def test_a_constant_rate_run_can_be_extended(tmp_path):
+    """More steps for a constant-rate run continue it exactly; fewer steps or a decaying schedule are refused."""
+    run, ref = tmp_path / "run", tmp_path / "ref"
+    train_lm(run, _model_cfg(), TOK, TEXTS, eval_fn=_eval, config=_cfg(steps=20, warmup=2, schedule="constant"), quiet=True)
+    res = train_lm(run, _model_cfg(), TOK, TEXTS, eval_fn=_eval, config=_cfg(steps=30, warmup=2, schedule="constant"), quiet=True)
+    assert res["step"] == 30 and res["resumed_from"] is not None
+    train_lm(ref, _model_cfg(), TOK, TEXTS, eval_fn=_eval, config=_cfg(steps=30, warmup=2, schedule="constant"), quiet=True)
+    a, b = _weights(run), _weights(ref)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(LmscopeError, match=r"different configuration: train\.steps"):
+        train_lm(run, _model_cfg(), TOK, TEXTS, config=_cfg(steps=25, warmup=2, schedule="constant"), quiet=True)
+    dec = tmp_path / "dec"
+    train_lm(dec, _model_cfg(), TOK, TEXTS, config=_cfg(steps=20, warmup=2, schedule="cosine"), quiet=True)
+    with pytest.raises(LmscopeError, match=r"different configuration: train\.steps"):
+        train_lm(dec, _model_cfg(), TOK, TEXTS, config=_cfg(steps=30, warmup=2, schedule="cosine"), quiet=True)

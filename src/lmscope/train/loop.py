@@ -443,6 +443,22 @@ def lm_batch_loss(model: SmallTransformer, ids: torch.Tensor, mask: torch.Tensor
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
 
 
+def _extends(old: dict, new: dict) -> bool:
+    """Whether ``new`` only raises the step count of a constant-rate run with an unchanged warmup."""
+    try:
+        a, b = dict(old["train"]), dict(new["train"])
+        if b["steps"] <= a["steps"] or a.get("schedule") != "constant" or b.get("schedule") != "constant":
+            return False
+        warm_a = min(1000, a["steps"] // 10) if a.get("warmup") is None else a["warmup"]
+        warm_b = min(1000, b["steps"] // 10) if b.get("warmup") is None else b["warmup"]
+        if warm_a != warm_b:
+            return False
+        a.pop("steps"), b.pop("steps")
+        return _first_difference({**old, "train": a}, {**new, "train": b}) is None
+    except (KeyError, TypeError):
+        return False
+
+
 def _check_run_dir(run_dir: Path, run_info: dict) -> None:
     run_file = run_dir / RUN_FILE
     if run_file.is_file():
@@ -450,7 +466,11 @@ def _check_run_dir(run_dir: Path, run_info: dict) -> None:
             old = json.loads(run_file.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             raise LmscopeError(f"{run_file} is unreadable; it is not a training run of this version") from None
-        key = _first_difference(old, json.loads(dumps(run_info)))
+        new = json.loads(dumps(run_info))
+        key = _first_difference(old, new)
+        if key == "train.steps" and _extends(old, new):
+            write_json(run_file, run_info)  # a longer constant-rate run: the same run, continued
+            return
         if key is not None:
             raise LmscopeError(f"{run_dir} belongs to a different configuration: {key}")
         return
