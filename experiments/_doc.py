@@ -14,3 +14,10 @@ def write_keeping_reading(doc: Path, text: str) -> None:
         if "## Reading" in old and PLACEHOLDER not in old.split("## Reading", 1)[1]:
             text = text.replace(PLACEHOLDER, old.split("## Reading", 1)[1].strip())
     doc.write_text(text)
+
+
+def md_table(header, rows) -> str:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(str(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)

@@ -25,7 +25,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 warnings.filterwarnings("ignore")
 
 import numpy as np  # noqa: E402
-from _doc import write_keeping_reading  # noqa: E402
+from _doc import md_table, write_keeping_reading  # noqa: E402
 
 from lmscope._io import atomic_dir  # noqa: E402
 from lmscope.data.evalsets import load_eval_task  # noqa: E402
@@ -72,10 +72,6 @@ def paired(per_example: dict, a: str, b: str) -> str:
     return f"+{gained} / −{lost} examples, McNemar p = {p:.2f}"
 
 
-def md_table(header, rows) -> str:
-    lines = ["| " + " | ".join(str(h) for h in header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def main(argv=None) -> int:

@@ -23,7 +23,7 @@ from pathlib import Path
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 warnings.filterwarnings("ignore")
 
-from _doc import write_keeping_reading  # noqa: E402
+from _doc import md_table, write_keeping_reading  # noqa: E402
 
 from lmscope._io import atomic_dir  # noqa: E402
 from lmscope.data.suites import make_suite  # noqa: E402
@@ -46,10 +46,6 @@ def sentences(n: int, seed: int):
     return [leaves(t) for t in trees], trees
 
 
-def md_table(header, rows) -> str:
-    lines = ["| " + " | ".join(str(h) for h in header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
