@@ -26,8 +26,7 @@ warnings.filterwarnings("ignore")
 from _doc import md_table, write_keeping_reading  # noqa: E402
 
 from lmscope._io import atomic_dir  # noqa: E402
-from lmscope.data.suites import make_suite  # noqa: E402
-from lmscope.data.trees import leaves, parse_bracketed  # noqa: E402
+from lmscope.data.suites import gold_sentences  # noqa: E402
 from lmscope.report.html import Report  # noqa: E402
 from lmscope.report.plots import plot_sci_chart, plot_tree  # noqa: E402
 from lmscope.report.sections import tree_layers_section  # noqa: E402
@@ -38,14 +37,12 @@ MODELS = {"smollm2-135m": [3, 6, 9, 12, 15, 18, 21, 24, 27, 30], "minilm-l6": [1
 
 def sentences(n: int, seed: int):
     """``n`` distinct declaratives with gold trees, half from each grammar."""
-    rows = []
+    words, trees = [], []
     for suite in ("question-formation", "tense-inflection"):
-        got = make_suite(suite, 0, 4 * n, 0, seed=seed)
-        rows += [r for r in got if r["split"] == "val"][: n // 2 + n % 2 * (suite == "question-formation")]
-    trees = [parse_bracketed(r["tree"], labeled=False) for r in rows]
-    return [leaves(t) for t in trees], trees
-
-
+        w, t = gold_sentences(suite, n // 2 + n % 2 * (suite == "question-formation"), seed=seed, pool=4 * n)
+        words += w
+        trees += t
+    return words, trees
 
 
 def main(argv=None) -> int:

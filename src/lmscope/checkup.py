@@ -28,15 +28,12 @@ from lmscope.train.finetune import FinetuneConfig, finetune
 
 def _trees_step(src, report: Report, cfg, log, n_steps: int, quiet) -> dict:
     """Tree projections of the model's last layer on grammar sentences with gold trees."""
-    from lmscope.data.suites import make_suite
-    from lmscope.data.trees import leaves, parse_bracketed
+    from lmscope.data.suites import gold_sentences
     from lmscope.report.sections import tree_section
     from lmscope.trees import tree_projection
 
     n = cfg.trees_sentences
-    rows = [r for r in make_suite("question-formation", 0, 4 * n, 0, seed=cfg.seed) if r["split"] == "val"][:n]
-    golds = [parse_bracketed(r["tree"], labeled=False) for r in rows]
-    words = [leaves(t) for t in golds]
+    words, golds = gold_sentences("question-formation", n, seed=cfg.seed)
     log(f"[{n_steps}/{n_steps}] tree projections of the last layer on {len(words)} grammar sentences")
     res = tree_projection(src.spec, words, gold_trees=golds, seed=cfg.seed, quiet=quiet)
     longest = max(range(len(words)), key=lambda i: (len(words[i]), -i))

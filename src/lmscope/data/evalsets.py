@@ -120,6 +120,20 @@ class EvalTask:
     def subset(self, indices) -> EvalTask:
         return EvalTask(self.name, self.kind, [self.rows[i] for i in indices])
 
+    def sample(self, n: int | None, seed: int, minimum: int = 1) -> EvalTask:
+        """A seeded sample of ``n`` examples in their original order (all of them when ``n`` is None
+        or not smaller than the task); ``n`` below ``minimum`` is an error."""
+        if n is None:
+            return self
+        if n < minimum:
+            raise LmscopeError(f"--limit must be at least {minimum}")
+        if n >= len(self):
+            return self
+        import numpy as np
+
+        pick = np.random.default_rng(seed).choice(len(self), n, replace=False)
+        return self.subset(sorted(pick.tolist()))
+
 
 def _row_kind(row: dict) -> str | None:
     if "choices" in row:

@@ -174,3 +174,15 @@ def load_suite_file(path: str | os.PathLike) -> list[dict]:
                                    f"{' '.join(before if before is not None else allw)!r} of the text")
         rows.append(row)
     return rows
+
+
+def gold_sentences(name: str, n: int, seed: int = 0, pool: int | None = None) -> tuple[list[list[str]], list]:
+    """The first ``n`` validation rows of suite ``name`` as (words, gold trees), for tree projections.
+
+    The rows come from a suite drawn with ``pool`` validation rows (default ``4 * n``).
+    """
+    from lmscope.data.trees import leaves, parse_bracketed
+
+    rows = [r for r in make_suite(name, 0, pool or 4 * n, 0, seed=seed) if r["split"] == "val"][:n]
+    trees = [parse_bracketed(r["tree"], labeled=False) for r in rows]
+    return [leaves(t) for t in trees], trees

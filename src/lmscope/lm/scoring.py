@@ -521,13 +521,7 @@ def evaluate_model(model, task, *, batch_size: int = 32, top_k: int = 5, device:
     from lmscope.data.evalsets import load_eval_task
     from lmscope.models import open_model
 
-    task = task if isinstance(task, EvalTask) else load_eval_task(task)
-    if limit is not None:
-        if limit < 1:
-            raise LmscopeError("--limit must be at least 1")
-        if limit < len(task):
-            pick = np.random.default_rng(seed).choice(len(task), limit, replace=False)
-            task = task.subset(sorted(pick.tolist()))
+    task = (task if isinstance(task, EvalTask) else load_eval_task(task)).sample(limit, seed)
     src = open_model(model)
     dev = resolve_device(device)
     m = src.load_model().to(dev).eval()

@@ -195,12 +195,7 @@ def laser_search(model: str | ModelSource, task: str | EvalTask, cfg: SearchConf
     log = log or (lambda msg: None)
     src = open_model(model)
     task = load_eval_task(task) if not isinstance(task, EvalTask) else task
-    if cfg.limit is not None:
-        if cfg.limit < 2:
-            raise LmscopeError("--limit must be at least 2")
-        if cfg.limit < len(task):
-            pick = np.random.default_rng(cfg.seed + 1).choice(len(task), cfg.limit, replace=False)
-            task = task.subset(sorted(pick.tolist()))
+    task = task.sample(cfg.limit, cfg.seed + 1, minimum=2)
     grid = plan_search(src, task, cfg)
     val_idx, test_idx = split_indices(len(task), cfg.val_fraction, cfg.seed)
     if len(val_idx) < 200:
