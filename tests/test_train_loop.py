@@ -187,6 +187,19 @@ def test_different_configuration_refused(tmp_path):
         train_lm(stranger, _model_cfg(), TOK, TEXTS, config=_cfg(steps=10), quiet=True)
 
 
+def test_meta_is_part_of_the_configuration(tmp_path):
+    run = tmp_path / "run"
+    train_lm(run, _model_cfg(), TOK, TEXTS, config=_cfg(steps=10), quiet=True)  # recorded without meta
+    meta = {"eval": {"n_val": 20}}
+    train_lm(run, _model_cfg(), TOK, TEXTS, config=_cfg(steps=10), quiet=True, meta=meta)  # adopted
+    assert json.loads((run / "run.json").read_text())["meta"] == meta
+    with pytest.raises(LmscopeError, match=r"different configuration: meta\.eval\.n_val"):
+        train_lm(run, _model_cfg(), TOK, TEXTS, config=_cfg(steps=10), quiet=True, meta={"eval": {"n_val": 30}})
+    with pytest.raises(LmscopeError, match=r"different configuration: train\.lr"):  # no adoption past a change
+        train_lm(tmp_path / "run", _model_cfg(), TOK, TEXTS, config=_cfg(steps=10, lr=1e-3), quiet=True, meta=meta)
+    assert json.loads((run / "run.json").read_text())["meta"] == meta
+
+
 @pytest.mark.parametrize("kw, match", [
     ({"steps": 0}, "steps must be >= 1"),
     ({"batch_size": 0}, "batch_size"),

@@ -24,9 +24,9 @@ def load_run(run_dir: str | os.PathLike) -> dict:
         layers = int(info["model"]["n_layers"])
     except (OSError, ValueError, KeyError, TypeError):
         raise LmscopeError(f"{run_file} is unreadable") from None
-    task = None
+    task = (info.get("meta") or {}).get("task") if isinstance(info.get("meta"), dict) else None
     grok = path / "grok.json"
-    if grok.is_file():
+    if task is None and grok.is_file():
         try:
             task = json.loads(grok.read_text(encoding="utf-8")).get("task")
         except (OSError, ValueError):
@@ -100,9 +100,13 @@ def plot_runs(run_dirs: list[str | os.PathLike], out_dir: str | os.PathLike) -> 
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
         for ax, key, label in ((axes[0], "gen_acc", "final generalization accuracy"),
                                (axes[1], "t_score", "final t-score")):
-            pts = sorted((f["layers"], f[key]) for f in finals if isinstance(f[key], (int, float)))
-            if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-")
+            by_depth = {d: [f[key] for f in finals if f["layers"] == d and isinstance(f[key], (int, float))]
+                        for d in depths}
+            xs = [d for d in depths if by_depth[d]]
+            for d in xs:  # every run as a dot, the mean over seeds as the line
+                ax.plot([d] * len(by_depth[d]), by_depth[d], "o", color="C0", alpha=0.4, ms=4)
+            if xs:
+                ax.plot(xs, [sum(by_depth[d]) / len(by_depth[d]) for d in xs], "-", color="C0", lw=2)
             ax.set_xlabel("layers")
             ax.set_ylabel(label)
             ax.set_xticks(depths)

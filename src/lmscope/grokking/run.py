@@ -62,8 +62,69 @@ def grok_train(task: str, out_dir: str | os.PathLike, layers: int = 2, d_model: 
     config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup=warmup, eval_every=eval_every,
                          ckpt_every=ckpt_every, seed=seed)
     eval_fn = make_eval_fn(task, tokenizer, by_split, sample_size=sample_size, seed=seed, tree_sample=tree_sample)
+    meta = {"task": task, "eval": {"n_val": n_val, "n_gen": n_gen, "sample_size": sample_size,
+                                   "tree_sample": tree_sample}}
     summary = train_lm(out_dir, model_config, tokenizer, texts, eval_fn=eval_fn, config=config, quiet=quiet,
-                       stop_after=stop_after)
+                       stop_after=stop_after, meta=meta)
     write_json(Path(out_dir) / GROK_FILE, {"task": task, "layers": layers, "d_model": d_model, "heads": heads,
                                            "d_ff": d_ff, "seed": seed, "gen_split": GEN_SPLIT[task]})
     return {**summary, "task": task, "layers": layers, "gen_split": GEN_SPLIT[task]}
+
+
+# --------------------------------------------------------------------------------------------------
+TASK_SHORT = {"question-formation": "qf", "tense-inflection": "ti", "dyck": "dyck"}
+# grok_train keyword -> `lmscope grok train` option, for the options a sweep passes through
+_OPTIONS = {"d_model": "--d-model", "heads": "--heads", "d_ff": "--d-ff", "batch_size": "--batch-size",
+            "lr": "--lr", "eval_every": "--eval-every", "ckpt_every": "--ckpt-every", "n_train": "--n-train",
+            "n_val": "--n-val", "n_gen": "--n-gen", "sample_size": "--sample-size", "tree_sample": "--tree-sample"}
+
+
+def sweep_run_name(task: str, layers: int, seed: int) -> str:
+    return f"{TASK_SHORT[task]}-l{layers}-s{seed}"
+
+
+def grok_sweep_jobs(task: str, root: str | os.PathLike, layers: list[int], seeds: list[int], steps: int,
+                    **options) -> list:
+    """One :class:`lmscope.train.sweep.SweepJob` per (depth, seed): ``lmscope grok train`` into
+    ``ROOT/<task>-l<layers>-s<seed>`` (e.g. ``qf-l6-s0``) with the given grok_train ``options``.
+    A run already trained to more steps than asked is marked ``skipped`` (ask for at least its
+    steps to extend it)."""
+    import json
+
+    from lmscope.train.loop import RUN_FILE
+    from lmscope.train.sweep import SweepJob
+
+    if task not in TASKS:
+        raise LmscopeError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    if not layers or not seeds:
+        raise LmscopeError("a sweep needs at least one depth and one seed")
+    for v in layers:
+        _int("layers", v, 1)
+    for v in seeds:
+        _int("seed", v, 0)
+    _int("steps", steps, 1)
+    unknown = sorted(set(options) - set(_OPTIONS))
+    if unknown:
+        raise LmscopeError(f"unknown grok_train option {unknown[0]!r}")
+    root = Path(root)
+    jobs = []
+    for n_layers in dict.fromkeys(layers):
+        for seed in dict.fromkeys(seeds):
+            name = sweep_run_name(task, n_layers, seed)
+            run_dir = root / name
+            argv = ["grok", "train", "--task", task, "--layers", str(n_layers), "--seed", str(seed),
+                    "--steps", str(steps)]
+            for key, value in options.items():
+                if value is not None:
+                    argv += [_OPTIONS[key], str(value)]
+            argv += ["--quiet", "--out", str(run_dir)]
+            job = SweepJob(name=name, run_dir=run_dir, argv=argv, steps=steps)
+            try:
+                had = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))["train"]["steps"]
+            except (OSError, ValueError, KeyError, TypeError):
+                had = None
+            if isinstance(had, int) and had > steps:
+                job.status = "skipped"
+                job.error = f"already trained for {had} steps; ask --steps {had} or more to extend it"
+            jobs.append(job)
+    return jobs

@@ -467,12 +467,17 @@ def _check_run_dir(run_dir: Path, run_info: dict) -> None:
         except (OSError, ValueError):
             raise LmscopeError(f"{run_file} is unreadable; it is not a training run of this version") from None
         new = json.loads(dumps(run_info))
+        adopted = "meta" in new and "meta" not in old  # a run from before its settings were recorded
+        if adopted:
+            old = {**old, "meta": new["meta"]}
         key = _first_difference(old, new)
         if key == "train.steps" and _extends(old, new):
             write_json(run_file, run_info)  # a longer constant-rate run: the same run, continued
             return
         if key is not None:
             raise LmscopeError(f"{run_dir} belongs to a different configuration: {key}")
+        if adopted:
+            write_json(run_file, old)
         return
     if run_dir.exists():
         if not run_dir.is_dir():
@@ -496,10 +501,12 @@ def _fresh(model_config: SmallConfig, config: TrainConfig, n_texts: int):
 
 def train_lm(run_dir: str | os.PathLike, model_config: SmallConfig, tokenizer, train_texts: list[str],
              eval_fn: Callable[[SmallTransformer, int], dict] | None = None, config: TrainConfig | None = None,
-             quiet: bool | None = None, stop_after: int | None = None) -> dict:
+             quiet: bool | None = None, stop_after: int | None = None, meta: dict | None = None) -> dict:
     """Train a causal :class:`SmallTransformer` on ``train_texts`` in ``run_dir``, resuming if it has
     checkpoints (see the module docstring). ``stop_after`` ends the run after that many steps
-    without a checkpoint, as if it had been killed (for tests and time-sliced runs).
+    without a checkpoint, as if it had been killed (for tests and time-sliced runs). ``meta`` (JSON)
+    is recorded in the run file with the rest of the configuration (for example the evaluation
+    settings of ``eval_fn``): resuming with a different ``meta`` is refused like any other change.
 
     Returns ``{"step", "steps", "resumed_from", "final_checkpoint", "last_metrics", "run_dir"}``.
     """
@@ -529,6 +536,8 @@ def train_lm(run_dir: str | os.PathLike, model_config: SmallConfig, tokenizer, t
     run_info = {"format": RUN_FORMAT, "model": model_config.to_dict(), "train": config.to_dict(),
                 "data": {"n_texts": len(texts), "sha256": texts_fingerprint(texts)},
                 "tokenizer": {"vocab_sha256": vocab_fingerprint(tokenizer)}}
+    if meta is not None:
+        run_info["meta"] = meta
     _check_run_dir(run_dir, run_info)
     _clean_partial(run_dir)
 

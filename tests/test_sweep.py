@@ -1,0 +1,118 @@
+"""Sweeps of grokking runs: local processes and a local Ray instance run the same command lines
+into the same run folders, failures are isolated, finished runs are not retrained, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lmscope.cli import main
+from lmscope.errors import LmscopeError
+from lmscope.grokking import grok_sweep_jobs, grok_train
+from lmscope.train.loop import read_metrics
+from lmscope.train.sweep import SWEEP_FILE, run_sweep
+
+TINY = {"d_model": 16, "heads": 2, "d_ff": 32, "eval_every": 5, "ckpt_every": 5, "n_train": 60, "n_val": 20,
+        "n_gen": 20, "sample_size": 10, "tree_sample": 4}
+TINY_ARGS = ["--d-model", "16", "--heads", "2", "--d-ff", "32", "--eval-every", "5", "--ckpt-every", "5",
+             "--n-train", "60", "--n-val", "20", "--n-gen", "20", "--sample-size", "10", "--tree-sample", "4"]
+
+
+def _strip(rows):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The 1-layer, seed-0 run trained in this process, uninterrupted."""
+    d = tmp_path_factory.mktemp("ref") / "run"
+    grok_train("question-formation", d, layers=1, steps=10, seed=0, quiet=True, **TINY)
+    return _strip(read_metrics(d))
+
+
+def test_jobs_names_and_command_lines(tmp_path):
+    jobs = grok_sweep_jobs("question-formation", tmp_path, [2, 4], [0, 1], 100, lr=3e-4)
+    assert [j.name for j in jobs] == ["qf-l2-s0", "qf-l2-s1", "qf-l4-s0", "qf-l4-s1"]
+    argv = jobs[3].argv
+    assert argv[:2] == ["grok", "train"] and argv[-2:] == ["--out", str(tmp_path / "qf-l4-s1")]
+    assert argv[argv.index("--layers") + 1] == "4" and argv[argv.index("--seed") + 1] == "1"
+    assert argv[argv.index("--lr") + 1] == "0.0003" and all(j.status == "pending" for j in jobs)
+    assert grok_sweep_jobs("dyck", tmp_path, [2], [0], 10)[0].name == "dyck-l2-s0"
+
+
+def test_local_sweep_cli_matches_direct_runs_and_isolates_failures(tmp_path, capsys, reference):
+    root = tmp_path / "sweep"
+    bad = root / "qf-l2-s0"  # not a run folder: this run must fail, the other must finish
+    bad.mkdir(parents=True)
+    (bad / "junk.txt").write_text("x")
+    rc = main(["grok", "sweep", "--task", "question-formation", "--layers", "1,2", "--seeds", "1",
+               "--steps", "10", *TINY_ARGS, "--out", str(root), "--jobs", "2", "--quiet"])
+    out, err = capsys.readouterr()
+    assert rc == 2
+    assert err.strip().count("\n") == 0 and "1 run(s) failed: qf-l2-s0" in err
+    assert "qf-l1-s0: step 10" in out and "[done]" in out and "not empty" in out
+    assert _strip(read_metrics(root / "qf-l1-s0")) == reference  # same run as in-process, same numbers
+    info = json.loads((root / SWEEP_FILE).read_text())
+    status = {j["name"]: j for j in info["jobs"]}
+    assert status["qf-l1-s0"]["status"] == "done" and status["qf-l2-s0"]["status"] == "failed"
+    assert "not empty" in status["qf-l2-s0"]["error"]
+    assert "lmscope grok train" in (root / "qf-l1-s0.log").read_text()
+    assert (root / "plots" / "index.html").is_file()
+
+    # started again: the finished run resumes at its end (same metrics), a longer run is not shortened
+    rc = main(["grok", "sweep", "--task", "question-formation", "--layers", "1", "--seeds", "1",
+               "--steps", "10", *TINY_ARGS, "--out", str(root), "--quiet", "--no-plot"])
+    assert rc == 0 and _strip(read_metrics(root / "qf-l1-s0")) == reference
+    jobs = grok_sweep_jobs("question-formation", root, [1], [0], 5, **TINY)
+    assert jobs[0].status == "skipped" and "--steps 10" in jobs[0].error
+    res = run_sweep(jobs, root, quiet=True)
+    assert res["jobs"][0]["status"] == "skipped" and not res["failed"]
+
+
+def test_ray_local_instance_same_folders_and_resume(tmp_path, reference):
+    pytest.importorskip("ray", reason="ray is part of the dev extra")
+    root = tmp_path / "ray"
+    # a run killed half-way (no final checkpoint), to be finished by a Ray task
+    grok_train("question-formation", root / "qf-l1-s0", layers=1, steps=10, seed=0, quiet=True, stop_after=7,
+               **TINY)
+    assert len(read_metrics(root / "qf-l1-s0")) == 1
+    jobs = grok_sweep_jobs("question-formation", root, [1], [0], 10, **TINY)
+    res = run_sweep(jobs, root, ray="local", workers=1, quiet=True)
+    assert res["backend"] == "ray:local" and res["jobs"][0]["status"] == "done", res
+    assert _strip(read_metrics(root / "qf-l1-s0")) == reference
+    assert "resuming" in (root / "qf-l1-s0.log").read_text() or "trained" in (root / "qf-l1-s0.log").read_text()
+
+
+def test_sweep_refuses_to_resume_into_other_configuration(tmp_path, capsys):
+    root = tmp_path / "s"
+    grok_train("question-formation", root / "qf-l1-s0", layers=1, steps=5, seed=0, quiet=True, **TINY)
+    other = [a if a != "16" else "32" for a in TINY_ARGS]  # another width
+    rc = main(["grok", "sweep", "--task", "question-formation", "--layers", "1", "--steps", "5", *other,
+               "--out", str(root), "--quiet", "--no-plot"])
+    out, err = capsys.readouterr()
+    assert rc == 2 and "different configuration: model.d_model" in out
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["--task", "nope", "--layers", "2"], "unknown task"),
+    (["--task", "question-formation", "--layers", "0"], "layers must be an integer >= 1"),
+    (["--task", "question-formation", "--layers", "2,x"], "--layers must be integers"),
+    (["--task", "question-formation", "--layers", "2", "--seeds", "0"], "--seeds N needs N >= 1"),
+    (["--task", "question-formation", "--layers", "2", "--steps", "-5"], "steps must be an integer >= 1"),
+    (["--task", "question-formation", "--layers", "2", "--jobs", "0"], "workers must be a positive integer"),
+])
+def test_sweep_bad_input_one_line(tmp_path, capsys, argv, msg):
+    rc = main(["grok", "sweep", *argv, "--out", str(tmp_path / "o"), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and msg in err and err.count("\n") == 1
+
+
+def test_run_sweep_bad_jobs(tmp_path):
+    with pytest.raises(LmscopeError, match="no runs"):
+        run_sweep([], tmp_path)
+    jobs = grok_sweep_jobs("question-formation", tmp_path, [1], [0], 5)
+    with pytest.raises(LmscopeError, match="same name"):
+        run_sweep(jobs + jobs, tmp_path)
+    with pytest.raises(LmscopeError, match="unknown grok_train option"):
+        grok_sweep_jobs("question-formation", tmp_path, [1], [0], 5, width=3)
