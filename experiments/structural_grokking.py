@@ -1,7 +1,7 @@
 """Structural grokking at CPU scale: question formation, small transformers of several depths.
 
-Trains (or resumes) one run per depth with `lmscope grok train`, each in its own process (at most
---jobs at a time, one thread each), then plots them with `lmscope grok plot` and writes
+Trains (or resumes) one run per depth and seed as a sweep (the code of `lmscope grok sweep`: one
+`lmscope grok train` process per run, at most --jobs at a time, one thread each), plots them and writes
 docs/results/structural-grokking.md: per depth, when in-distribution accuracy saturated, the
 generalization accuracy along training, and the final t-score, next to the paper's numbers.
 
@@ -10,20 +10,25 @@ Runs live in --runs and resume where they stopped, so the page can be regenerate
 
     .venv/bin/python experiments/structural_grokking.py                       # depths 2 and 4
     .venv/bin/python experiments/structural_grokking.py --layers 2,4,6 --steps 300000
+    .venv/bin/python experiments/structural_grokking.py --layers 2,4,6,8 --seeds 0,1,2 --steps 30000 \
+        --long-seeds 0 --long-steps 50000                                      # the depth sweep
     .venv/bin/python experiments/structural_grokking.py --report-only         # page from runs so far
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 from _doc import write_keeping_reading
 
+from lmscope.grokking import grok_sweep_jobs, sweep_run_name
 from lmscope.grokking.plot import load_run, plot_runs
+from lmscope.train.sweep import run_sweep
+
+# the grok_train settings of every run (the defaults of `lmscope grok sweep` except these)
+SETTINGS = {"eval_every": 1000, "ckpt_every": 5000, "n_train": 10000}
 
 PAPER = ("Paper (d = 512, 8 heads, 6 layers, 300k steps): question-formation generalization 0.49 at 9k steps, "
          "0.77 at 30k, 0.87 at 90k, 0.93 at 150k, while in-distribution accuracy is ≈100 % by 9k; final t-score "
@@ -31,27 +36,20 @@ PAPER = ("Paper (d = 512, 8 heads, 6 layers, 300k steps): question-formation gen
 
 
 def run_dir(runs: Path, layers: int, seed: int) -> Path:
-    return runs / f"qf-l{layers}-s{seed}"
+    return runs / sweep_run_name("question-formation", layers, seed)
 
 
 def train_all(args, runs: Path) -> None:
-    cmds = []
-    for layers in args.layers:
-        for seed in args.seeds:
-            cmds.append([sys.executable, "-m", "lmscope", "grok", "train", "--task", "question-formation",
-                         "--layers", str(layers), "--steps", str(args.steps), "--eval-every", "1000",
-                         "--ckpt-every", "5000", "--n-train", "10000", "--seed", str(seed), "--quiet",
-                         "--out", str(run_dir(runs, layers, seed))])
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    running: list[subprocess.Popen] = []
-    for cmd in cmds:
-        while len(running) >= args.jobs:
-            running.pop(0).wait()
-        print("$", " ".join(cmd[2:]), flush=True)
-        running.append(subprocess.Popen(cmd, env=env))
-    failed = [p.args for p in running if p.wait() != 0]
-    if failed:
-        raise SystemExit(f"{len(failed)} run(s) failed")
+    """One sweep (lmscope.train.sweep, the code behind `lmscope grok sweep`): every depth x seed to
+    --steps, the --long-seeds to --long-steps; longest runs first so the cores stay busy."""
+    jobs = []
+    for seed in args.seeds:
+        steps = args.long_steps if seed in args.long_seeds else args.steps
+        jobs += grok_sweep_jobs("question-formation", runs, args.layers, [seed], steps, **SETTINGS)
+    jobs.sort(key=lambda j: -j.steps * int(j.name.split("-l")[1].split("-")[0]))
+    res = run_sweep(jobs, runs, workers=args.jobs, threads=1)
+    if res["failed"]:
+        raise SystemExit(f"{len(res['failed'])} run(s) failed: {', '.join(res['failed'])}")
 
 
 def at_step(rows: list[dict], step: int, key: str):
@@ -71,6 +69,8 @@ def main(argv=None) -> int:
     ap.add_argument("--layers", default="2,4", help="depths (default 2,4)")
     ap.add_argument("--seeds", default="0", help="seeds (default 0)")
     ap.add_argument("--steps", type=int, default=100000)
+    ap.add_argument("--long-seeds", default="", help="seeds trained to --long-steps instead (default none)")
+    ap.add_argument("--long-steps", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=2, help="runs in parallel (default 2)")
     ap.add_argument("--runs", default="runs/grok")
     ap.add_argument("--doc", default="docs/results/structural-grokking.md")
@@ -78,6 +78,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     args.layers = [int(x) for x in args.layers.split(",")]
     args.seeds = [int(x) for x in args.seeds.split(",")]
+    args.long_seeds = [int(x) for x in args.long_seeds.split(",") if x]
+    if args.long_seeds and args.long_steps < 1:
+        ap.error("--long-seeds needs --long-steps")
     runs, doc = Path(args.runs), Path(args.doc)
     if not args.report_only:
         train_all(args, runs)

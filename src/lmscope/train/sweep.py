@@ -137,7 +137,7 @@ class _Bar:
         self.bar.close()
 
 
-def _run_local(jobs: list[SweepJob], root: Path, workers: int, threads: int, quiet, poll: float) -> None:
+def _run_local(jobs: list[SweepJob], save, workers: int, threads: int, quiet, poll: float) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     # the child must import this same lmscope, also when it runs from a source tree
     src = str(Path(__file__).resolve().parents[2])
@@ -157,7 +157,7 @@ def _run_local(jobs: list[SweepJob], root: Path, workers: int, threads: int, qui
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
                 job.status = "running"
                 running[job.name] = (proc, time.time(), log)
-                _save(root, jobs, "local")
+                save()
             for name in list(running):
                 proc, started, log = running[name]
                 rc = proc.poll()
@@ -167,7 +167,7 @@ def _run_local(jobs: list[SweepJob], root: Path, workers: int, threads: int, qui
                 job = next(j for j in jobs if j.name == name)
                 _ended(job, rc, started)
                 del running[name]
-                _save(root, jobs, "local")
+                save()
             bar.refresh()
             if running:
                 time.sleep(poll)
@@ -186,7 +186,7 @@ def _run_local(jobs: list[SweepJob], root: Path, workers: int, threads: int, qui
             job.seconds += time.time() - started
         bar.refresh()
         bar.close()
-        _save(root, jobs, "local")
+        save()
 
 
 def _ray_job(argv: list[str], log_path: str, threads: int) -> int:
@@ -203,7 +203,7 @@ def _ray_job(argv: list[str], log_path: str, threads: int) -> int:
         return main(list(argv))
 
 
-def _run_ray(jobs: list[SweepJob], root: Path, address: str, workers: int | None, threads: int, quiet,
+def _run_ray(jobs: list[SweepJob], save, address: str, workers: int | None, threads: int, quiet,
              poll: float) -> None:
     try:
         import ray
@@ -234,7 +234,7 @@ def _run_ray(jobs: list[SweepJob], root: Path, address: str, workers: int | None
                 job = pending.popleft()
                 job.status = "running"
                 refs[task.remote(job.argv, str(job.log.resolve()), threads)] = (job, time.time())
-                _save(root, jobs, f"ray:{address}")
+                save()
             ready, _ = ray.wait(list(refs), num_returns=1, timeout=poll)
             for ref in ready:
                 job, started = refs.pop(ref)
@@ -245,7 +245,7 @@ def _run_ray(jobs: list[SweepJob], root: Path, address: str, workers: int | None
                     with open(job.log, "a", encoding="utf-8") as log:
                         log.write(f"ray task failed: {type(e).__name__}: {str(e).splitlines()[-1] if str(e) else ''}\n")
                 _ended(job, rc, started)
-                _save(root, jobs, f"ray:{address}")
+                save()
             bar.refresh()
     finally:
         for ref, (job, started) in refs.items():
@@ -255,7 +255,7 @@ def _run_ray(jobs: list[SweepJob], root: Path, address: str, workers: int | None
             job.seconds += time.time() - started
         bar.refresh()
         bar.close()
-        _save(root, jobs, f"ray:{address}")
+        save()
         if started_here:
             ray.shutdown()
 
@@ -280,17 +280,20 @@ def run_sweep(jobs: list[SweepJob], root: str | os.PathLike, *, workers: int | N
     root.mkdir(parents=True, exist_ok=True)
     cores = cpu_count()
     todo = [j for j in jobs if j.status != "skipped"]
+    backend = "local" if ray is None else f"ray:{ray}"
+
+    def save() -> None:
+        _save(root, jobs, backend)
+
     if ray is None:
         workers = max(1, min(workers or cores, len(todo)))
         threads = threads or max(1, cores // workers)
-        backend = "local"
         if todo:
-            _run_local(todo, root, workers, threads, quiet, poll)
+            _run_local(todo, save, workers, threads, quiet, poll)
     else:
         threads = threads or 1
-        backend = f"ray:{ray}"
         if todo:
-            _run_ray(todo, root, ray, workers, threads, quiet, poll)
-    _save(root, jobs, backend)
+            _run_ray(todo, save, ray, workers, threads, quiet, poll)
+    save()
     return {"backend": backend, "root": str(root), "workers": workers, "threads": threads,
             "jobs": [j.to_dict() for j in jobs], "failed": [j.name for j in jobs if j.status == "failed"]}
