@@ -116,3 +116,30 @@ def test_run_sweep_bad_jobs(tmp_path):
         run_sweep(jobs + jobs, tmp_path)
     with pytest.raises(LmscopeError, match="unknown grok_train option"):
         grok_sweep_jobs("question-formation", tmp_path, [1], [0], 5, width=3)
+
+
+@pytest.mark.slow
+def test_ray_cluster_auto_address(tmp_path, reference):
+    """`--ray auto` joins a cluster started with `ray start --head` (here: on this machine)."""
+    import os
+    import shutil
+    import subprocess
+
+    pytest.importorskip("ray")
+    ray_bin = shutil.which("ray") or os.path.join(os.path.dirname(os.sys.executable), "ray")
+    import tempfile
+
+    short = tempfile.mkdtemp(prefix="ray")  # Ray's socket paths must stay short
+    env = {**os.environ, "RAY_TMPDIR": short}
+    subprocess.run([ray_bin, "start", "--head", "--num-cpus", "2", "--include-dashboard", "false",
+                    "--disable-usage-stats"], check=True, env=env, capture_output=True)
+    try:
+        root = tmp_path / "cluster"
+        rc = main(["grok", "sweep", "--task", "question-formation", "--layers", "1", "--seeds", "1",
+                   "--steps", "10", *TINY_ARGS, "--out", str(root), "--ray", "auto", "--quiet", "--no-plot"])
+        assert rc == 0
+        assert _strip(read_metrics(root / "qf-l1-s0")) == reference
+        assert json.loads((root / SWEEP_FILE).read_text())["backend"] == "ray:auto"
+    finally:
+        subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True)
+        shutil.rmtree(short, ignore_errors=True)
