@@ -573,6 +573,7 @@ def train_lm(run_dir: str | os.PathLike, model_config: SmallConfig, tokenizer, t
     final_ckpt = resumed_from if step >= config.steps else None
     last_row = (read_metrics(run_dir) or [None])[-1]
     model.train()
+    shown = _bar_fields(last_row or {})
     bar = progress(total=config.steps, initial=step, desc="train", quiet=quiet)
     try:
         while step < config.steps:
@@ -604,12 +605,13 @@ def train_lm(run_dir: str | os.PathLike, model_config: SmallConfig, tokenizer, t
             seconds += time.perf_counter() - t0
             bar.update(1)
             if step % 10 == 0 or step == config.steps:
-                bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+                bar.set_postfix(loss=f"{loss.item():.4f}", **shown, refresh=False)
 
             if config.eval_every and (step % config.eval_every == 0 or step == config.steps):
                 row = {"step": step, "loss": loss_sum / max(loss_count, 1), "lr": lr, "seconds": seconds}
                 if eval_fn is not None:
                     row.update(_run_eval(eval_fn, model, step))
+                    shown = _bar_fields(row)
                 try:
                     with open(run_dir / METRICS_FILE, "a", encoding="utf-8") as f:
                         f.write(dumps(row, indent=None) + "\n")
@@ -628,6 +630,13 @@ def train_lm(run_dir: str | os.PathLike, model_config: SmallConfig, tokenizer, t
             "resumed_from": str(resumed_from) if resumed_from else None,
             "final_checkpoint": str(final_ckpt) if final_ckpt and step >= config.steps else None,
             "last_metrics": last_row}
+
+
+def _bar_fields(row: dict, limit: int = 4) -> dict:
+    """The accuracies (and t-score) of the last evaluation, for the progress bar."""
+    keys = [k for k in row if k.endswith("acc") or k in ("t_score", "val_loss")]
+    return {k: f"{row[k]:.3f}" for k in keys[:limit] if isinstance(row[k], (int, float))
+            and not isinstance(row[k], bool)}
 
 
 def _run_eval(eval_fn, model: SmallTransformer, step: int) -> dict:
