@@ -7,12 +7,14 @@ by hand from the model's own logits. A few tests run the bundled SmolLM2-135M-In
 
 from __future__ import annotations
 
+import json
 import sys
 import types
 
 import pytest
 import torch
 
+from lmscope.cli import main
 from lmscope.errors import LmscopeError
 from lmscope.lm import ContinuationScore, LanguageModel, open_backend, open_lm
 from lmscope.lm.local import LocalLM, chat_fallback
@@ -290,6 +292,86 @@ def test_open_lm_specs(tiny_dir, tmp_path, monkeypatch):
     lm.close()
     open_backend("http://127.0.0.1:8080/v1")
     assert seen["model"] is None
+
+
+# ------------------------------------------------------------------------------------------ CLI
+def run_cli(capsys, *argv):
+    capsys.readouterr()
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def assert_clean_error(rc, out, err, match: str) -> None:
+    assert rc == 2, (rc, out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lmscope: error:"), err
+    assert match in lines[0], lines[0]
+
+
+def test_cli_score_and_generate(tiny_dir, tmp_path, capsys):
+    lm = ["--lm", f"local:{tiny_dir}", "--lm-cache", tmp_path / "c.sqlite", "--lm-device", "cpu"]
+    rc, out, err = run_cli(capsys, "lm", "score", "The capital of France is", "--continuation", " Paris",
+                           "--continuation", " banana", *lm, "--json")
+    assert rc == 0, err
+    res = json.loads(out)
+    assert res["lm"] == f"local:{tiny_dir}" and res["cache"]["misses"] == 2
+    scores = res["results"][0]["scores"]
+    assert [s["text"] for s in scores] == [" Paris", " banana"]
+    assert sum(s["p_among"] for s in scores) == pytest.approx(1.0)
+    # the same from the cache, offline, and from a JSONL file
+    f = tmp_path / "req.jsonl"
+    f.write_text(json.dumps({"prompt": "The capital of France is", "continuations": [" banana", " Paris"]}) + "\n")
+    rc, out, err = run_cli(capsys, "lm", "score", "--file", f, *lm, "--offline", "--json")
+    assert rc == 0, err
+    again = json.loads(out)
+    assert again["cache"] == {"hits": 2, "misses": 0, "path": str(tmp_path / "c.sqlite")}
+    assert again["results"][0]["scores"][1]["logprob"] == scores[0]["logprob"]
+    rc, out, err = run_cli(capsys, "lm", "score", "The capital of France is", "--continuation", " Paris", *lm)
+    assert rc == 0 and "' Paris'" in out and "logprob" in out
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("hello\n\nThe capital of France is\n")
+    rc, out, err = run_cli(capsys, "lm", "generate", "--file", prompts, "--max-tokens", "5", "--n", "2",
+                           "--temperature", "0.9", "--seed", "3", *lm, "--json")
+    assert rc == 0, err
+    gen = json.loads(out)
+    assert [r["prompt"] for r in gen["results"]] == ["hello", "The capital of France is"]
+    assert all(len(r["completions"]) == 2 for r in gen["results"])
+    rc, out2, err = run_cli(capsys, "lm", "generate", "--file", prompts, "--max-tokens", "5", "--n", "2",
+                            "--temperature", "0.9", "--seed", "3", *lm, "--json", "--offline")
+    assert rc == 0 and json.loads(out2)["results"] == gen["results"]
+    rc, out, err = run_cli(capsys, "lm", "generate", "hello", "--chat", "--max-tokens", "4", *lm, "--no-cache",
+                           "--lm-cache", tmp_path / "unused.sqlite")
+    assert rc == 0, err
+    assert not (tmp_path / "unused.sqlite").exists()
+    chats = tmp_path / "chats.jsonl"
+    chats.write_text(json.dumps({"messages": [{"role": "user", "content": "hello"}]}) + "\n")
+    rc, out2, err = run_cli(capsys, "lm", "generate", "--file", chats, "--max-tokens", "4", *lm)
+    assert rc == 0 and out2 == out
+
+
+def test_cli_bad_input_is_one_line(tiny_dir, tmp_path, capsys):
+    lm = ["--lm", f"local:{tiny_dir}", "--lm-cache", tmp_path / "c.sqlite", "--lm-device", "cpu"]
+    f = tmp_path / "empty.jsonl"
+    f.write_text(json.dumps({"prompt": "hello", "continuations": []}) + "\n")
+    assert_clean_error(*run_cli(capsys, "lm", "score", "--file", f, *lm), "the list of continuations is empty")
+    assert_clean_error(*run_cli(capsys, "lm", "score", "hello", *lm), "at least one --continuation")
+    assert_clean_error(*run_cli(capsys, "lm", "score", "hello world " * 40, "--continuation", " x", *lm),
+                       f"longer than the model's context of {CONTEXT} tokens")
+    assert_clean_error(*run_cli(capsys, "lm", "generate", "hello world " * 40, *lm),
+                       f"model's context of {CONTEXT} tokens")
+    assert_clean_error(*run_cli(capsys, "lm", "score", "hi", "--continuation", " x", "--lm", "nope:x"),
+                       "unknown LM spec 'nope:x'")
+    assert_clean_error(*run_cli(capsys, "lm", "generate", "hi", *lm, "--offline"), "not in the LM cache (offline)")
+    assert_clean_error(*run_cli(capsys, "lm", "generate", *lm), "give a prompt")
+    assert_clean_error(*run_cli(capsys, "lm", "generate", "hi", "--top-p", "2", *lm), "top_p")
+    assert_clean_error(*run_cli(capsys, "lm", "generate", "hi", *lm, "--offline", "--no-cache"), "--no-cache")
+    bad = tmp_path / "bad.sqlite"
+    bad.write_text("not a database at all" * 100)
+    assert_clean_error(*run_cli(capsys, "lm", "score", "hi", "--continuation", " x", *lm[:2], "--lm-cache", bad),
+                       f"the LM cache {bad} is not a readable SQLite database")
+    assert bad.exists()  # never removed behind the user's back
 
 
 # ------------------------------------------------------------------------------------------ SmolLM2

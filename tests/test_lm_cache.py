@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from lmscope.cli import main
 from lmscope.errors import LmscopeError
 from lmscope.lm import CachedLM, ContinuationScore, LanguageModel, cache_info, clear_cache, prune_cache
 
@@ -263,3 +264,31 @@ def test_info_prune_and_clear(db):
     assert res["removed"] and res["bytes"] > 0 and not db.exists()
     assert cache_info(db) == {"path": str(db), "exists": False, "entries": 0, "bytes": 0, "models": []}
     assert clear_cache(db)["removed"] is False
+
+
+def test_cli_cache_commands(db, capsys):
+    lm = CachedLM(FakeLM("a"), db)
+    lm.score([("p", [" 1", " 2"])])
+    lm.close()
+
+    def run(*argv):
+        capsys.readouterr()
+        rc = main([str(x) for x in argv])
+        out, err = capsys.readouterr()
+        return rc, out, err
+
+    rc, out, err = run("lm", "cache", "--lm-cache", db, "--json")
+    assert rc == 0 and json.loads(out)["entries"] == 2
+    rc, out, err = run("lm", "cache", "info", "--lm-cache", db)
+    assert rc == 0 and "fake:a  score: 2 entries" in out
+    rc, out, err = run("lm", "cache", "prune", "--lm-cache", db)
+    assert rc == 2 and err.strip().count("\n") == 0 and "prune needs a model or an age" in err
+    rc, out, err = run("lm", "cache", "prune", "--model", "fake:a", "--lm-cache", db, "--json")
+    assert rc == 0 and json.loads(out)["deleted"] == 2
+    rc, out, err = run("lm", "cache", "clear", "--model", "x", "--lm-cache", db)
+    assert rc == 2 and "use prune" in err
+    db.write_text("garbage")
+    rc, out, err = run("lm", "cache", "info", "--lm-cache", db)
+    assert rc == 2 and err.strip().count("\n") == 0 and "lmscope lm cache clear" in err
+    rc, out, err = run("lm", "cache", "clear", "--lm-cache", db)
+    assert rc == 0 and "removed" in out and not db.exists()
