@@ -85,7 +85,7 @@ class LocalLM(LanguageModel):
     """
 
     def __init__(self, model: str | os.PathLike = DEFAULT_LOCAL_MODEL, *, device: str = "auto",
-                 dtype: str = "float32", batch_size: int = 32, max_batch_tokens: int = 8192,
+                 dtype: str = "float32", batch_size: int = 128, max_batch_tokens: int = 8192,
                  strategy: str = "auto"):
         from lmscope.lm.scoring import resolve_device
         from lmscope.models import open_model
