@@ -27,6 +27,39 @@ Scoring (``score``) sends prompt + continuation as one text to ``/completions`` 
 ends after the prompt, i.e. its character offset is >= ``len(prompt)`` or it straddles the
 boundary; the one generated token (offset >= the length of the whole text) is dropped. Chat
 endpoints return no prompt log-probabilities, so scoring needs a completions endpoint.
+
+Before its first score, an instance checks once that the server's echoed log-probabilities agree
+with its generation log-probabilities: it generates one greedy token after a fixed prompt (no
+echo), then echoes prompt + that token, and compares the two log-probabilities of the token
+(within ``ECHO_TOLERANCE`` nats). A server that fails the check is refused with an error rather
+than trusted to give wrong scores; ``check_echo=False`` skips the check.
+
+What the llama.cpp server of llama-cpp-python 0.3.36 (``python -m llama_cpp.server``) returns,
+checked by hand with the bundled SmolLM2-135M-Instruct GGUF:
+
+- ``/completions`` with ``echo=true, logprobs=k``: ``choices[0].logprobs`` has ``tokens``,
+  ``text_offset``, ``token_logprobs`` and ``top_logprobs`` for the prompt's tokens followed by the
+  generated ones; ``text`` is prompt + generated text. The first entry's log-probability and top
+  list are ``null``. ``text_offset`` counts characters (not bytes) from the start of the prompt.
+- The echoed log-probabilities are shifted by one token for models whose tokenizer adds no
+  beginning-of-sequence token (SmolLM2's GGUF says ``tokenizer.ggml.add_bos_token = false``):
+  entry i reports the probability of token i given the text up to and including token i (its
+  ``top_logprobs`` is the distribution of the next token), and the last token is missing. After
+  "The capital of France is", " Paris" is reported as -8.45 while generating it reports -0.264.
+  Started with ``--kv_overrides tokenizer.ggml.add_bos_token=bool:true`` the server prepends BOS
+  (``<|im_start|>`` here, which then conditions every prompt) and the echoed values equal the
+  generated ones to the last digit. Without echo, generation log-probabilities are right either
+  way. The check above catches the shift.
+- ``max_tokens=0`` is accepted but means "no limit" (it generates until the context is full), so
+  scoring asks for one token and drops it.
+- ``n`` is ignored (one choice comes back), so further samples are requested one at a time with
+  seeds ``seed + 1``, ``seed + 2``, ... so that they differ.
+- ``/chat/completions`` accepts ``logprobs=true, top_logprobs=k`` and returns OpenAI-style
+  ``logprobs.content[]`` for the generated tokens only; ``echo`` there is ignored.
+- ``/models`` lists one model whose id is the path of the served file (or ``--model_alias``);
+  the ``model`` field of requests is not checked.
+- Invalid parameters (``top_p=7``, ``max_tokens=-3``) are answered with HTTP 500 and a validation
+  message, so they are retried before the message is reported.
 """
 
 from __future__ import annotations
@@ -50,6 +83,8 @@ ENV_BASE_URL = "LMSCOPE_LM_BASE_URL"
 ENV_MODEL = "LMSCOPE_LM_MODEL"
 ENV_API_KEY = "LMSCOPE_LM_API_KEY"
 MAX_RETRY_AFTER = 60.0
+ECHO_PROBE = "The capital of France is"
+ECHO_TOLERANCE = 0.3  # nats; the shifted llama.cpp values above differ by about 8
 
 # Errors meaning a request was cut off after the server was reached; worth trying again.
 _DROPPED = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, http.client.RemoteDisconnected,
@@ -100,12 +135,13 @@ class HTTPLM(LanguageModel):
 
     ``base_url`` ends with the API prefix, e.g. ``http://127.0.0.1:8080/v1``; a spec of the form
     ``http://host:port/v1#model`` names the model too. ``timeout`` is (connect, read) in seconds.
-    Batches run at most ``concurrency`` requests at once.
+    Batches run at most ``concurrency`` requests at once. ``check_echo`` verifies once, before
+    the first score, that the server's echoed log-probabilities can be trusted (see the module notes).
     """
 
     def __init__(self, base_url: str | None = None, model: str | None = None, *, api_key: str | None = None,
                  timeout: tuple[float, float] = (10.0, 120.0), retries: int = 4, backoff: float = 0.5,
-                 concurrency: int = 4):
+                 concurrency: int = 4, check_echo: bool = True):
         base_url = base_url or os.environ.get(ENV_BASE_URL)
         if not base_url:
             raise LmscopeError(f"no server URL: give one such as http://127.0.0.1:8080/v1 or set {ENV_BASE_URL}")
@@ -132,9 +168,13 @@ class HTTPLM(LanguageModel):
                                f"got {retries}, {backoff}, {concurrency}")
         self.retries, self.backoff, self.concurrency = int(retries), float(backoff), int(concurrency)
         self._local = threading.local()  # one keep-alive connection per thread
-        self._lock = threading.Lock()
+        self._conns: set[http.client.HTTPConnection] = set()
+        self._lock = threading.Lock()  # guards the pool and the set of connections
+        self._model_lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._sleep: Callable[[float], None] = time.sleep
+        self._echo_lock = threading.Lock()
+        self._echo_problem: str | None = None if check_echo else ""  # None: not checked yet; "": fine
 
     # -------------------------------------------------------------------------------------------
     # Identity
@@ -142,7 +182,7 @@ class HTTPLM(LanguageModel):
     @property
     def model(self) -> str:
         """The model named in requests; asked of ``/models`` on first use when none was given."""
-        with self._lock:
+        with self._model_lock:
             if self._model is None:
                 self._model = self._only_model()
             return self._model
@@ -182,6 +222,7 @@ class HTTPLM(LanguageModel):
         for p in prompts:
             if not isinstance(p, str) and not (isinstance(p, list) and all(isinstance(m, dict) for m in p)):
                 raise LmscopeError(f"a prompt is a string or a list of chat messages (dicts), got {type(p).__name__}")
+        _ = self.model  # asked of the server once, before the batch
         return self._map(lambda p: self._generate_one(p, params, n, int(seed)), list(prompts), "generate")
 
     def _generate_one(self, prompt: str | list[dict], params: dict, n: int, seed: int) -> list[str]:
@@ -239,12 +280,51 @@ class HTTPLM(LanguageModel):
                 raise LmscopeError("score takes text prompts and continuations (chat messages cannot be scored)")
             flat += [(prompt, c) for c in conts]
             sizes.append(len(conts))
+        if any(c for _, c in flat):
+            _ = self.model  # asked of the server once, before the batch
+            self._check_echo()
         scores = self._map(lambda pc: self._score_one(*pc), flat, "score")
         out, i = [], 0
         for k in sizes:
             out.append(scores[i:i + k])
             i += k
         return out
+
+    def _check_echo(self) -> None:
+        """Refuse a server whose echoed log-probabilities disagree with its generation log-probabilities."""
+        with self._echo_lock:
+            if self._echo_problem is None:
+                self._echo_problem = self._echo_disagreement() or ""
+        if self._echo_problem:
+            raise LmscopeError(self._echo_problem)
+
+    def _echo_disagreement(self) -> str | None:
+        path = "/completions"
+        body = {"model": self.model, "prompt": ECHO_PROBE, "max_tokens": 1, "temperature": 0.0, "logprobs": 1}
+        gen = self._choices(self._request("POST", path, body), path)[0]
+        lp = gen.get("logprobs") if isinstance(gen, dict) else None
+        try:
+            token, generated = str(lp["tokens"][0]), float(lp["token_logprobs"][0])
+            text = str(gen["text"])
+        except (TypeError, KeyError, IndexError, ValueError):
+            return None  # no generation log-probabilities to compare with: nothing to check
+        body = {**body, "prompt": ECHO_PROBE + text, "echo": True}
+        echo = self._choices(self._request("POST", path, body), path)[0]
+        lp = echo.get("logprobs") if isinstance(echo, dict) else None
+        try:
+            at = [i for i, off in enumerate(lp["text_offset"]) if off == len(ECHO_PROBE)]
+            if not at or str(lp["tokens"][at[0]]) != token:
+                return None  # tokenized differently when echoed: nothing to compare
+            echoed = float(lp["token_logprobs"][at[0]])
+        except (TypeError, KeyError, IndexError, ValueError):
+            return None  # no echoed log-probabilities: the score request reports that clearly
+        if abs(echoed - generated) <= ECHO_TOLERANCE:
+            return None
+        return (f"{self._url(path)} echoes log-probabilities that disagree with its generation log-probabilities "
+                f"({token!r} after {ECHO_PROBE!r}: {echoed:.3f} echoed, {generated:.3f} generated), so its scores "
+                "would be wrong. llama-cpp-python's server shifts echoed log-probabilities by one token for "
+                "models whose tokenizer adds no beginning-of-sequence token: start it with --kv_overrides "
+                "tokenizer.ggml.add_bos_token=bool:true, or score with another backend")
 
     def _score_one(self, prompt: str, cont: str) -> ContinuationScore:
         if not cont:
@@ -279,8 +359,8 @@ class HTTPLM(LanguageModel):
         lps = [logprobs[i] for i in picked]
         if not picked or any(not isinstance(v, (int, float)) for v in lps):
             raise LmscopeError(
-                f"{self._url(path)} gave no log-probability for the first token of {cont!r}: with an empty "
-                "prompt the first token has no context; start the prompt with some text")
+                f"{self._url(path)} gave no log-probability for the text's first token, which belongs to the "
+                f"continuation {cont!r} (the prompt {prompt!r} ends inside or before it); give a longer prompt")
         lps = [float(v) for v in lps]
         return ContinuationScore(cont, float(sum(lps)), lps, toks)
 
@@ -307,7 +387,11 @@ class HTTPLM(LanguageModel):
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-        self._drop_connection()
+        with self._lock:
+            conns, self._conns = self._conns, set()
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()
 
     def __enter__(self) -> HTTPLM:
         return self
@@ -400,6 +484,8 @@ class HTTPLM(LanguageModel):
             raise _Unreachable(f"{type(e).__name__}: {e}") from None
         conn.sock.settimeout(self.read_timeout)
         self._local.conn = conn
+        with self._lock:
+            self._conns.add(conn)
         return conn, False
 
     def _drop_connection(self) -> None:
@@ -407,3 +493,5 @@ class HTTPLM(LanguageModel):
         self._local.conn = None
         if conn is not None:
             conn.close()
+            with self._lock:
+                self._conns.discard(conn)
