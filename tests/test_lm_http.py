@@ -474,7 +474,7 @@ def test_chat_and_n_fallback(fake):
                                                           "n": 1, "seed": 0})
     # the fake ignores n (as llama.cpp does): the missing samples come from further seeds
     fake.requests.clear()
-    assert lm.generate(["x"], n=3, seed=7, temperature=1.0) == [["ok 7", "ok 8", "ok 9"]]
+    assert lm.generate((p for p in ["x"]), n=3, seed=7, temperature=1.0) == [["ok 7", "ok 8", "ok 9"]]
     assert [r[1]["seed"] for r in fake.requests] == [7, 8, 9]
     assert [r[1]["n"] for r in fake.requests] == [3, 1, 1]
     # a server that honours n is asked once

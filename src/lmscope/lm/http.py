@@ -46,6 +46,8 @@ checked by hand with the bundled SmolLM2-135M-Instruct GGUF:
   entry i reports the probability of token i given the text up to and including token i (its
   ``top_logprobs`` is the distribution of the next token), and the last token is missing. After
   "The capital of France is", " Paris" is reported as -8.45 while generating it reports -0.264.
+  (Its source pairs logits row i with echoed token i, which lines up only when the prompt began
+  with a BOS token that it then leaves out.)
   Started with ``--kv_overrides tokenizer.ggml.add_bos_token=bool:true`` the server prepends BOS
   (``<|im_start|>`` here, which then conditions every prompt) and the echoed values equal the
   generated ones to the last digit. Without echo, generation log-probabilities are right either
@@ -219,11 +221,12 @@ class HTTPLM(LanguageModel):
         params = {"max_tokens": int(max_tokens), "temperature": float(temperature), "top_p": float(top_p)}
         if stop:
             params["stop"] = list(stop)
+        prompts = list(prompts)
         for p in prompts:
             if not isinstance(p, str) and not (isinstance(p, list) and all(isinstance(m, dict) for m in p)):
                 raise LmscopeError(f"a prompt is a string or a list of chat messages (dicts), got {type(p).__name__}")
         _ = self.model  # asked of the server once, before the batch
-        return self._map(lambda p: self._generate_one(p, params, n, int(seed)), list(prompts), "generate")
+        return self._map(lambda p: self._generate_one(p, params, n, int(seed)), prompts, "generate")
 
     def _generate_one(self, prompt: str | list[dict], params: dict, n: int, seed: int) -> list[str]:
         texts = self._complete(prompt, {**params, "n": n, "seed": seed})
