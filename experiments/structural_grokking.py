@@ -64,6 +64,60 @@ def fmt(x) -> str:
     return "–" if x is None else f"{x:.2f}"
 
 
+def mean_sd(xs: list[float]) -> str:
+    if not xs:
+        return "–"
+    m = sum(xs) / len(xs)
+    if len(xs) == 1:
+        return f"{m:.2f}"
+    sd = (sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5
+    return f"{m:.2f} ± {sd:.2f}"
+
+
+def depth_table(runs_info: list[dict], step: int, png: Path) -> list[str]:
+    """Per depth, over the seeds that reached ``step``: generalization accuracy, t-score and F1 there;
+    which depth is best by each; the rank correlation of t-score and generalization across runs."""
+    from scipy.stats import spearmanr
+
+    from lmscope.report.plots import _save, plt
+
+    pts = []
+    for r in runs_info:
+        rows = r["rows"]
+        g, t, f = (at_step(rows, step, k) for k in ("gen_acc", "t_score", "f1"))
+        if g is not None and t is not None:
+            pts.append({"layers": r["layers"], "gen": g, "t": t, "f1": f, "name": r["name"]})
+    depths = sorted({p["layers"] for p in pts})
+    if len(depths) < 2:
+        return []
+    out = ["| layers | runs | gen acc (mean ± sd) | t-score | F1 |", "|---|---|---|---|---|"]
+    means = {}
+    for d in depths:
+        ps = [p for p in pts if p["layers"] == d]
+        means[d] = (sum(p["gen"] for p in ps) / len(ps), sum(p["t"] for p in ps) / len(ps))
+        out.append(f"| {d} | {len(ps)} | {mean_sd([p['gen'] for p in ps])} | {mean_sd([p['t'] for p in ps])} | "
+                   f"{mean_sd([p['f1'] for p in ps if p['f1'] is not None])} |")
+    best_gen = max(depths, key=lambda d: means[d][0])
+    best_t = max(depths, key=lambda d: means[d][1])
+    rho, pval = spearmanr([p["t"] for p in pts], [p["gen"] for p in pts])
+    out += ["", f"Best depth by mean generalization accuracy: **{best_gen}** layers; by mean t-score: "
+            f"**{best_t}** layers. Spearman correlation of t-score and generalization accuracy over the "
+            f"{len(pts)} runs: ρ = {rho:.2f} (p = {pval:.2f}).", ""]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    for ax, key, label in ((axes[0], "gen", f"generalization accuracy at {step // 1000}k"),
+                           (axes[1], "t", f"t-score at {step // 1000}k")):
+        for d in depths:
+            ys = [p[key] for p in pts if p["layers"] == d]
+            ax.plot([d] * len(ys), ys, "o", color="C0", alpha=0.4, ms=4)
+        ax.plot(depths, [means[d][0 if key == "gen" else 1] for d in depths], "-", color="C0", lw=2)
+        ax.set_xlabel("layers")
+        ax.set_ylabel(label)
+        ax.set_xticks(depths)
+    _save(fig, png)
+    out += [f"![depth](figures/grokking/{png.name})", ""]
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--layers", default="2,4", help="depths (default 2,4)")
@@ -84,12 +138,18 @@ def main(argv=None) -> int:
     runs, doc = Path(args.runs), Path(args.doc)
     if not args.report_only:
         train_all(args, runs)
-    dirs = [run_dir(runs, L, s) for L in args.layers for s in args.seeds if run_dir(runs, L, s).is_dir()]
+    dirs = [run_dir(runs, L, s) for L in args.layers for s in args.seeds if (run_dir(runs, L, s) / "metrics.jsonl").is_file()]
     figs = doc.parent / "figures"
     plot_runs([str(d) for d in dirs], figs / "grokking")
     runs_info = [load_run(d) for d in dirs]
+    common = args.steps  # every run reaches this step; the depth comparison is made there
+    cmd = ("PYTHONPATH=src .venv/bin/python experiments/structural_grokking.py"
+           + f" --layers {','.join(map(str, args.layers))} --seeds {','.join(map(str, args.seeds))}"
+           + f" --steps {args.steps}"
+           + (f" --long-seeds {','.join(map(str, args.long_seeds))} --long-steps {args.long_steps}"
+              if args.long_seeds else ""))
     lines = [
-        "# Structural grokking at CPU scale (in progress)",
+        "# Structural grokking at CPU scale",
         "",
         "*Grokking of Hierarchical Structure in Vanilla Transformers* (Murty, Sharma, Andreas & Manning, 2023): "
         "trained long enough, transformers learn the hierarchical rule of question formation long after they "
@@ -97,34 +157,43 @@ def main(argv=None) -> int:
         "",
         PAPER,
         "",
-        "Regenerate (trains or resumes the runs, then writes this page):",
+        "Regenerate (trains or resumes the runs as one sweep, then writes this page; `--report-only` only "
+        "rewrites the page from the runs so far):",
         "",
         "```",
-        "PYTHONPATH=src .venv/bin/python experiments/structural_grokking.py"
-        + (f" --layers {','.join(map(str, args.layers))}" if args.layers != [2, 4] else "")
-        + (f" --steps {args.steps}" if args.steps != 100000 else ""),
+        cmd,
         "```",
         "",
-        "Our scale: d_model 64, 4 heads, FFN 256, post-LN, sinusoidal positions, AdamW lr 1e-4, batch 8, "
-        "10,000 training lines of the bundled question-formation grammar (58 words), evaluation every 1,000 "
-        "steps on 200 validation and 200 generalization questions (first word among do/does/don't/doesn't) "
-        "and tree projections of 50 declaratives.",
+        "The same runs with the CLI: `lmscope grok sweep --task question-formation --layers "
+        f"{','.join(map(str, args.layers))} --seeds {len(args.seeds)} --steps {args.steps} --eval-every 1000 "
+        "--ckpt-every 5000 --n-train 10000 --out runs/grok` (add `--ray auto` to run them on a Ray cluster).",
         "",
-        "| run | layers | steps so far | id acc ≥ 0.99 first at | gen acc @ 9k | @ 30k | @ 90k | latest gen acc "
-        "| latest t-score | latest F1 |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "Our scale: d_model 64, 4 heads, FFN 256, post-LN, sinusoidal positions, AdamW lr 1e-4 (constant after "
+        "1,000 warmup steps), batch 8, 10,000 training lines of the bundled question-formation grammar (58 "
+        "words), evaluation every 1,000 steps on 200 validation and 200 generalization questions (first word "
+        "among do/does/don't/doesn't) and tree projections of 50 declaratives. Runs train on one thread each, "
+        "two at a time on 2 CPU cores.",
+        "",
+        "## Every run",
+        "",
+        "| run | layers | steps so far | id acc ≥ 0.99 first at | gen acc @ 9k | @ 30k | @ 50k | @ 100k "
+        "| peak gen acc (step) | latest gen acc | latest t-score | latest F1 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs_info:
         rows = r["rows"]
         sat = next((x["step"] for x in rows if (x.get("id_acc") or 0) >= 0.99), None)
         last = rows[-1]
+        peak = max(rows, key=lambda x: x.get("gen_acc") or 0)
         lines.append(f"| {r['name']} | {r['layers']} | {last['step']:,} | {'–' if sat is None else f'{sat:,}'} | "
                      f"{fmt(at_step(rows, 9000, 'gen_acc'))} | {fmt(at_step(rows, 30000, 'gen_acc'))} | "
-                     f"{fmt(at_step(rows, 90000, 'gen_acc'))} | {fmt(last.get('gen_acc'))} | "
+                     f"{fmt(at_step(rows, 50000, 'gen_acc'))} | {fmt(at_step(rows, 100000, 'gen_acc'))} | "
+                     f"{fmt(peak.get('gen_acc'))} ({peak['step'] // 1000}k) | {fmt(last.get('gen_acc'))} | "
                      f"{fmt(last.get('t_score'))} | {fmt(last.get('f1'))} |")
     lines += ["", "![accuracy](figures/grokking/accuracy.png)", "", "![t-score](figures/grokking/t_score.png)", ""]
-    if (figs / "grokking" / "depth.png").is_file():
-        lines += ["![depth](figures/grokking/depth.png)", ""]
+    depth_lines = depth_table(runs_info, common, figs / "grokking" / "depth_at_step.png")
+    if depth_lines:
+        lines += [f"## Depth at {common // 1000}k steps", ""] + depth_lines
     lines += ["## Reading", "", "READING_PLACEHOLDER", ""]
     write_keeping_reading(doc, "\n".join(lines))
     print(f"wrote {doc}")
