@@ -143,3 +143,33 @@ def test_ray_cluster_auto_address(tmp_path, reference):
     finally:
         subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True)
         shutil.rmtree(short, ignore_errors=True)
+
+
+def test_sigterm_stops_the_sweep_and_its_runs_which_resume_later(tmp_path):
+    """A sweep stopped with SIGTERM (kill, a batch scheduler) stops its runs and records them as
+    interrupted; started again, the run resumes from its checkpoint."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from lmscope.train.sweep import run_step
+
+    root = tmp_path / "term"
+    code = ("import sys; from lmscope.grokking import grok_sweep_jobs; from lmscope.train.sweep import run_sweep; "
+            f"jobs = grok_sweep_jobs('question-formation', {str(root)!r}, [1], [0], 100000, **{TINY!r}); "
+            "run_sweep(jobs, jobs[0].run_dir.parent, quiet=True, poll=0.2)")
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    run = root / "qf-l1-s0"
+    deadline = time.time() + 120
+    while run_step(run) < 10 and time.time() < deadline:
+        time.sleep(0.5)
+    assert run_step(run) >= 10, "the run never logged metrics"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) != 0
+    info = json.loads((root / SWEEP_FILE).read_text())
+    assert info["jobs"][0]["status"] == "interrupted"
+    stopped = run_step(run)
+    time.sleep(2)
+    assert run_step(run) == stopped  # the training process is gone too
+    assert any((run / "checkpoints").iterdir())

@@ -24,8 +24,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -285,6 +287,32 @@ def run_sweep(jobs: list[SweepJob], root: str | os.PathLike, *, workers: int | N
     def save() -> None:
         _save(root, jobs, backend)
 
+    with _term_as_interrupt():
+        workers, threads = _dispatch(todo, save, ray, workers, threads, cores, quiet, poll)
+    save()
+    return {"backend": backend, "root": str(root), "workers": workers, "threads": threads,
+            "jobs": [j.to_dict() for j in jobs], "failed": [j.name for j in jobs if j.status == "failed"]}
+
+
+@contextlib.contextmanager
+def _term_as_interrupt():
+    """SIGTERM (a scheduler's or `kill`'s stop) ends the sweep like Ctrl-C: running jobs are stopped
+    and recorded as interrupted, so they resume later. Only in the main thread, where handlers live."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _dispatch(todo, save, ray, workers, threads, cores, quiet, poll) -> tuple[int | None, int]:
     if ray is None:
         workers = max(1, min(workers or cores, len(todo)))
         threads = threads or max(1, cores // workers)
@@ -294,6 +322,4 @@ def run_sweep(jobs: list[SweepJob], root: str | os.PathLike, *, workers: int | N
         threads = threads or 1
         if todo:
             _run_ray(todo, save, ray, workers, threads, quiet, poll)
-    save()
-    return {"backend": backend, "root": str(root), "workers": workers, "threads": threads,
-            "jobs": [j.to_dict() for j in jobs], "failed": [j.name for j in jobs if j.status == "failed"]}
+    return workers, threads
