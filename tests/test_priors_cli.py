@@ -1,11 +1,11 @@
-"""`lmscope priors ...` end to end, with a tiny random Llama standing in as the language model backend."""
+"""`lmscope priors ...` end to end, with a tiny random Llama behind the local language-model backend."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from _priors_lm import tiny_lm
+from _priors_lm import tiny_model_dir
 
 from lmscope.cli import main
 from lmscope.priors import BENCHMARKS, METHODS, PriorTable
@@ -25,21 +25,10 @@ def assert_clean_error(rc, out, err, match):
     assert "Traceback" not in out + err
 
 
-@pytest.fixture
-def tiny_backend(monkeypatch):
-    """``--lm test:tiny`` opens the tiny model (other specs are an error, as an unknown backend would be)."""
-    import lmscope.lm
-    from lmscope.errors import LmscopeError
-
-    lm = tiny_lm()
-
-    def open_lm(spec=None, **options):
-        if spec != "test:tiny":
-            raise LmscopeError(f"unknown language model {spec!r}")
-        return lm
-
-    monkeypatch.setattr(lmscope.lm, "open_lm", open_lm, raising=False)
-    return lm
+@pytest.fixture(scope="module")
+def tiny_spec(tmp_path_factory):
+    """``--lm`` of a tiny random Llama directory, opened by the real local backend."""
+    return f"local:{tiny_model_dir(tmp_path_factory.mktemp('priors-cli-lm'))}"
 
 
 def test_priors_list(capsys):
@@ -52,16 +41,15 @@ def test_priors_list(capsys):
     assert rc == 0 and "labels" in out and "model chaining" in out
 
 
-def test_priors_run_end_to_end(capsys, tmp_path, tiny_backend):
+def test_priors_run_end_to_end(capsys, tmp_path, tiny_spec):
     out_dir = tmp_path / "report"
-    calls = tiny_backend.calls
-    rc, out, err = run_cli(capsys, "priors", "run", "labels", "--lm", "test:tiny", "--size", "small", "--seed", "1",
-                           "--out", str(out_dir), "--json", "--quiet")
+    cache = ["--lm-cache", str(tmp_path / "lm.sqlite")]
+    rc, out, err = run_cli(capsys, "priors", "run", "labels", "--lm", tiny_spec, *cache, "--size", "small",
+                           "--seed", "1", "--out", str(out_dir), "--json", "--quiet")
     assert rc == 0, err
-    assert tiny_backend.calls == calls + 1  # the whole benchmark asks the model once
     payload = json.loads(out)
     assert payload["benchmark"] == "labels" and payload["seed"] == 1 and payload["size"] == "small"
-    assert payload["lm"]["spec"] == "test:tiny-llama"
+    assert payload["lm"]["backend"] == "local" and payload["info"]["lm_requests"] > 0
     methods = {r["method"] for r in payload["rows"]}
     assert methods == set(METHODS)
     for r in payload["rows"]:
@@ -73,11 +61,12 @@ def test_priors_run_end_to_end(capsys, tmp_path, tiny_backend):
         assert (out_dir / name).is_file(), name
     table = PriorTable.load(out_dir / "priors_labels_table_cooccurrence.csv")
     assert table.axes == ("room", "object") and table.values.sum(axis=1) == pytest.approx(1.0)
-    # the same seed gives the same numbers; the printed table names every method
-    rc, out2, err = run_cli(capsys, "priors", "run", "labels", "--lm", "test:tiny", "--size", "small", "--seed", "1",
-                            "--json")
-    assert rc == 0 and json.loads(out2)["rows"] == payload["rows"]
-    rc, text, err = run_cli(capsys, "priors", "run", "actions", "--lm", "test:tiny", "--size", "small")
+    # the same seed gives the same numbers, now from the LM cache alone; the printed table names every method
+    rc, out2, err = run_cli(capsys, "priors", "run", "labels", "--lm", tiny_spec, *cache, "--offline", "--size",
+                            "small", "--seed", "1", "--json")
+    assert rc == 0, err
+    assert json.loads(out2)["rows"] == payload["rows"]
+    rc, text, err = run_cli(capsys, "priors", "run", "actions", "--lm", tiny_spec, "--no-cache", "--size", "small")
     assert rc == 0, err
     for m in METHODS:
         assert m in text
@@ -92,11 +81,12 @@ def test_priors_run_all_without_a_model(capsys):
     assert all(r["lm"] is None for r in results)
 
 
-def test_priors_query_config(capsys, tmp_path, tiny_backend):
+def test_priors_query_config(capsys, tmp_path, tiny_spec):
     cfg = tmp_path / "q.json"
     cfg.write_text(json.dumps({"name": "room", "template": "The {object} is in the", "inputs":
                                {"object": ["stove", "car"]}, "classes": ["kitchen", "garage"]}))
-    rc, out, err = run_cli(capsys, "priors", "query", str(cfg), "--lm", "test:tiny", "--out", str(tmp_path / "o"))
+    rc, out, err = run_cli(capsys, "priors", "query", str(cfg), "--lm", tiny_spec, "--no-cache", "--out",
+                           str(tmp_path / "o"))
     assert rc == 0, err
     assert "room (object x class)" in out and "kitchen" in out
     t = PriorTable.load(tmp_path / "o" / "room.json")
@@ -104,29 +94,22 @@ def test_priors_query_config(capsys, tmp_path, tiny_backend):
     assert (tmp_path / "o" / "index.html").is_file()
 
 
-def test_priors_bad_input(capsys, tmp_path, tiny_backend):
+def test_priors_bad_input(capsys, tmp_path, tiny_spec):
     rc, out, err = run_cli(capsys, "priors", "run", "cooking", "--no-lm")
     assert_clean_error(rc, out, err, "unknown benchmark 'cooking'")
     rc, out, err = run_cli(capsys, "priors", "run", "labels", "--lm", "nowhere:model")
-    assert_clean_error(rc, out, err, "unknown language model")
+    assert_clean_error(rc, out, err, "unknown LM spec 'nowhere:model'")
+    rc, out, err = run_cli(capsys, "priors", "run", "labels", "--lm", tiny_spec, "--no-cache", "--offline")
+    assert_clean_error(rc, out, err, "--offline")
     cfg = tmp_path / "q.json"
     cfg.write_text(json.dumps({"name": "q", "template": "The {object} is in the {place}", "inputs":
                                {"object": ["stove"]}, "classes": ["kitchen"]}))
-    rc, out, err = run_cli(capsys, "priors", "query", str(cfg), "--lm", "test:tiny")
+    rc, out, err = run_cli(capsys, "priors", "query", str(cfg), "--lm", tiny_spec, "--no-cache")
     assert_clean_error(rc, out, err, "{place} have no input values")
     cfg.write_text(json.dumps({"name": "q", "template": "The {object} is in the", "inputs": {"object": ["stove"]},
                                "classes": []}))
-    rc, out, err = run_cli(capsys, "priors", "query", str(cfg), "--lm", "test:tiny")
+    rc, out, err = run_cli(capsys, "priors", "query", str(cfg), "--lm", tiny_spec, "--no-cache")
     assert_clean_error(rc, out, err, "class list is empty")
-    rc, out, err = run_cli(capsys, "priors", "query", str(tmp_path / "missing.json"), "--lm", "test:tiny")
+    rc, out, err = run_cli(capsys, "priors", "query", str(tmp_path / "missing.json"), "--lm", tiny_spec)
     assert_clean_error(rc, out, err, "no such file")
 
-
-def test_missing_backend_is_a_clean_error(capsys, monkeypatch):
-    import lmscope.lm
-
-    monkeypatch.delattr(lmscope.lm, "open_lm", raising=False)
-    if hasattr(lmscope.lm, "open_lm"):
-        pytest.skip("open_lm cannot be removed")
-    rc, out, err = run_cli(capsys, "priors", "run", "labels", "--size", "small")
-    assert_clean_error(rc, out, err, "no language-model backends")

@@ -149,9 +149,14 @@ def test_class_probabilities_is_a_stable_softmax():
 # ------------------------------------------------------------------------------------------------
 # Scoring with a tiny real model
 # ------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def lm(tmp_path_factory):
+    return tiny_lm(tmp_path_factory.mktemp("priors-lm"))
+
+
 def _direct_logprob(lm, prompt: str, cont: str) -> float:
     """Sum of the continuation's token log-probs, one unpadded sequence at a time."""
-    tok, model = lm.tok, lm.model
+    tok, model = lm.inner.tokenizer, lm.inner.model
     p = tok(prompt)["input_ids"]
     full = tok(prompt + cont)["input_ids"]
     assert full[:len(p)] == p
@@ -160,8 +165,7 @@ def _direct_logprob(lm, prompt: str, cont: str) -> float:
     return float(sum(logp[i - 1, full[i]] for i in range(len(p), len(full))))
 
 
-def test_tables_are_softmaxes_of_summed_class_logprobs():
-    lm = tiny_lm()
+def test_tables_are_softmaxes_of_summed_class_logprobs(lm):
     multi = PriorQuery("in", "The {object} is in the", {"object": OBJECTS}, ["kitchen", "living room", "garage"],
                        class_axis="room")
     binary = binary_query()
