@@ -300,8 +300,8 @@ def plot_method_bars(table: pd.DataFrame, metric: str, path: str | Path, title: 
         ax.bar(np.arange(len(slices)) + (i - (len(methods) - 1) / 2) * width, vals, width, label=m)
     ax.set_xticks(range(len(slices)), slices, fontsize=9)
     ax.set_ylabel(metric.replace("_", " "))
-    ax.legend(fontsize=7, ncol=min(3, len(methods)), loc="lower left", bbox_to_anchor=(0, 1.02), frameon=False)
-    ax.set_title(title, fontsize=10, pad=28 if len(methods) > 3 else 18)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.set_title(title, fontsize=10)
     return _save(fig, path)
 
 
