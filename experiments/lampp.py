@@ -207,8 +207,8 @@ def write_doc(doc: Path, args, seeds, results, ablations, timings, cache) -> Non
         "*LaMPP: Language Models as Probabilistic Priors for Perception and Action* (Li, Chen, Sharma & "
         "Andreas, 2023) casts labeling and decision-making as inference in graphical models whose priors come "
         "from a language model, and reports gains on rare, out-of-distribution and structurally novel inputs "
-        "(semantic segmentation, navigation, video action segmentation), while *model chaining* (asking the "
-        "model directly) does worse.",
+        "(semantic segmentation, navigation, video action segmentation); its baseline is *model chaining* "
+        "(asking the model directly and using the answer as is).",
         "",
         "Our version keeps the three graphical models and generates their data (seeded), so that every "
         "ground truth is known: see `lmscope priors list` and the docstrings of `lmscope.priors`. The "
