@@ -293,7 +293,7 @@ def write_doc(doc: Path, args, seeds, results, ablations, timings, cache) -> Non
     secs = ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
     hits = f"; LM cache {cache['hits']} hits, {cache['misses']} computed" if cache else ""
     lines += ["## Cost", "", f"Wall time of this run ({len(seeds)} seeds each): {secs}{hits}. "
-              "First-run language-model time per benchmark (seed 0): "
+              "Language-model time of seed 0 in this run (answers already in the LM cache cost nothing): "
               + ", ".join(f"{k} {results[k][0].info['seconds']['lm']:.0f} s for "
                           f"{results[k][0].info['lm_requests']} prompts" for k in BENCHMARKS)
               + ". Later seeds reuse the cached answers except for the prompts that depend on the data "
