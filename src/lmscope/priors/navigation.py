@@ -1,6 +1,6 @@
 """Object search: where in a house to look for an object, with a room prior.
 
-A simulated house has a few rooms of different kinds; the agent does not know which room is which,
+A simulated house has a few rooms of different kinds; the searcher does not know which room is which,
 but from the hallway it sees a couple of objects in each (its landmarks). Asked to find a target
 object, it ranks the rooms by
 
@@ -10,7 +10,7 @@ object, it ranks the rooms by
 target. The table behind both factors is p(object | room); a language model gives it as
 p(room | "The {object} is in the") turned around by Bayes' rule with every object equally likely.
 
-The agent also has counts of objects per kind of room from a few training houses, in which rare
+The searcher also has counts of objects per kind of room from a few training houses, in which rare
 objects seldom appear; a prior enters as Dirichlet pseudo-counts, as in the action model::
 
     p(object | room) ∝ count(object, room) + alpha · N · prior(object | room)     (alpha = 1, N = objects)
@@ -42,7 +42,7 @@ _TINY = 1e-12
 
 @dataclass
 class Episode:
-    rooms: np.ndarray  # (n_rooms,) the kind of each room (hidden from the agent)
+    rooms: np.ndarray  # (n_rooms,) the kind of each room (hidden from the searcher)
     landmarks: np.ndarray  # (n_rooms, LANDMARKS) objects seen in each room from the hallway
     target: int
     target_room: int  # index into rooms
@@ -102,7 +102,7 @@ def make_search_benchmark(seed: int = 0, size: str = "default") -> SearchBenchma
 
 
 # ------------------------------------------------------------------------------------------------
-# The agent
+# The searcher
 # ------------------------------------------------------------------------------------------------
 def room_scores(cond: np.ndarray, landmarks: np.ndarray, target: int) -> np.ndarray:
     """p(target in room j) for each room of a house, from p(object | room kind) (objects x kinds)."""
