@@ -283,3 +283,42 @@ def plot_layer_scores(table: pd.DataFrame, path: str | Path, title: str = "") ->
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
+
+
+# ------------------------------------------------------------------------------------------------
+# LM priors
+# ------------------------------------------------------------------------------------------------
+def plot_method_bars(table: pd.DataFrame, metric: str, path: str | Path, title: str = "") -> Path:
+    """Grouped bars of ``metric``: one group per slice, one bar per method (long table: method, slice, value)."""
+    t = table[table["metric"] == metric]
+    methods = list(dict.fromkeys(t["method"]))
+    slices = list(dict.fromkeys(t["slice"]))
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.2 + 1.3 * len(slices) * max(1, len(methods)) / 4), 3.2))
+    width = 0.8 / max(1, len(methods))
+    for i, m in enumerate(methods):
+        vals = [t[(t["method"] == m) & (t["slice"] == s)]["value"].mean() for s in slices]
+        ax.bar(np.arange(len(slices)) + (i - (len(methods) - 1) / 2) * width, vals, width, label=m)
+    ax.set_xticks(range(len(slices)), slices, fontsize=9)
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.set_title(title, fontsize=10)
+    return _save(fig, path)
+
+
+def plot_prior_table(values: np.ndarray, rows: list[str], cols: list[str], path: str | Path, title: str = "",
+                     row_name: str = "", col_name: str = "") -> Path:
+    """A probability table as a heatmap (rows x columns), annotated when small."""
+    values = np.asarray(values, dtype=float)
+    fig, ax = plt.subplots(figsize=(min(14.0, 2.0 + 0.45 * len(cols)), min(12.0, 1.2 + 0.3 * len(rows))))
+    im = ax.imshow(values, aspect="auto", cmap="viridis", interpolation="nearest")
+    ax.set_xticks(range(len(cols)), cols, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(rows)), rows, fontsize=7)
+    ax.set_xlabel(col_name)
+    ax.set_ylabel(row_name)
+    if values.size <= 200:
+        hi = float(values.max()) if values.size else 0.0
+        for (i, j), v in np.ndenumerate(values):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=5.5, color="black" if v > 0.6 * hi else "white")
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(im, ax=ax, shrink=0.8, label="p")
+    return _save(fig, path)

@@ -185,3 +185,51 @@ def tree_layers_section(report: Report, sweep, prefix: str = "trees", command: s
     report.image(png, "t-score (mean over sentences) and parsing F1 per layer.")
     report.table(table, max_rows=200)
     report.link(out / f"{prefix}_layers.csv", f"{prefix}_layers.csv")
+
+
+def prior_table_section(report: Report, table, prefix: str) -> None:
+    """One prior table: JSON and CSV files, and a heatmap for tables of one or two axes."""
+    from lmscope.report.plots import plot_prior_table
+
+    out = report.out
+    table.save(out / f"{prefix}.json")
+    table.save(out / f"{prefix}.csv")
+    v = table.values
+    if v.ndim == 1:
+        v, rows, cols, rname = v[None, :], [""], list(table.labels[0]), ""
+    elif v.ndim == 2:
+        rows, cols, rname = list(table.labels[0]), list(table.labels[1]), table.axes[0]
+    else:
+        report.link(out / f"{prefix}.csv", f"{prefix}.csv")
+        return
+    png = plot_prior_table(v, rows, cols, out / f"{prefix}.png", title=table.name, row_name=rname,
+                           col_name=table.axes[-1])
+    query = table.source.get("query", {})
+    caption = f"{table.name}: " + (f"template {query.get('template')!r}" if query else "")
+    report.image(png, caption)
+    report.link(out / f"{prefix}.csv", f"{prefix}.csv")
+
+
+def priors_section(report: Report, result, prefix: str | None = None, command: str | None = None) -> None:
+    """An LM-priors benchmark: the table of methods, a bar chart per metric, the LM's prior tables."""
+    from lmscope.report.plots import plot_method_bars
+
+    out = report.out
+    prefix = prefix or f"priors_{result.benchmark}"
+    _csv(result.table, out / f"{prefix}.csv")
+    _csv(result.wide(), out / f"{prefix}_wide.csv")
+    write_json(out / f"{prefix}.json", result.to_dict())
+    report.heading(f"LM priors: {result.benchmark}")
+    if command:
+        report.code(command)
+    report.code("\n".join(result.summary_lines()))
+    for metric in dict.fromkeys(result.table["metric"]):
+        png = plot_method_bars(result.table, metric, out / f"{prefix}_{metric}.png",
+                               title=f"{result.benchmark}: {metric.replace('_', ' ')}")
+        report.image(png, f"{metric.replace('_', ' ')} per method and slice")
+    report.link(out / f"{prefix}.csv", f"{prefix}.csv (method, slice, metric, value, n)")
+    if result.tables:
+        report.heading("Prior tables from the language model", level=3)
+        for name, table in result.tables.items():
+            safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+            prior_table_section(report, table, f"{prefix}_table_{safe}")
