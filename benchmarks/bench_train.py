@@ -27,7 +27,7 @@ from _common import command_line, machine_info, table, write_result
 from lmscope.data.suites import make_suite
 from lmscope.grokking.metrics import make_eval_fn
 from lmscope.models.small import SmallConfig, SmallTransformer
-from lmscope.models.small_tokenizer import WordTokenizer
+from lmscope.models.small_tokenizer import WordTokenizer, pad_batch
 from lmscope.train import loop
 from lmscope.train.loop import TrainConfig, latest_checkpoint, load_checkpoint, suite_lines, train_lm
 
@@ -41,13 +41,7 @@ def plain_loop(model_config: SmallConfig, config: TrainConfig, encoded: list[lis
     model.train()
     tokens = 0
     for _ in range(config.steps):
-        rows = [encoded[i] for i in order.next_batch(config.batch_size)]
-        T = max(len(r) for r in rows)
-        ids = torch.full((len(rows), T), model_config.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), T), dtype=torch.long)
-        for b, r in enumerate(rows):
-            ids[b, : len(r)] = torch.tensor(r, dtype=torch.long)
-            mask[b, : len(r)] = 1
+        ids, mask = pad_batch([encoded[i] for i in order.next_batch(config.batch_size)], model_config.pad_id)
         loss = loop.lm_batch_loss(model, ids, mask)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

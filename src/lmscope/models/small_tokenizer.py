@@ -30,6 +30,18 @@ PAD, UNK, BOS, EOS, MASK = "<pad>", "<unk>", "<bos>", "<eos>", "<mask>"
 SPECIALS = (PAD, UNK, BOS, EOS, MASK)
 
 
+def pad_batch(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(ids, attention_mask)`` of token-id lists: (B, T) long tensors, right-padded with ``pad_id``;
+    mask 1 = real token."""
+    T = max(len(r) for r in rows)
+    ids = torch.full((len(rows), T), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), T), dtype=torch.long)
+    for b, r in enumerate(rows):
+        ids[b, : len(r)] = torch.tensor(r, dtype=torch.long)
+        mask[b, : len(r)] = 1
+    return ids, mask
+
+
 class WordTokenizer:
     """Maps whitespace-separated words to ids; unknown words become ``<unk>``.
 
@@ -98,13 +110,7 @@ class WordTokenizer:
         rows = [self.encode(t, add_bos=add_bos, add_eos=add_eos) for t in texts]
         if not rows:
             raise LmscopeError("batch_encode needs at least one text")
-        T = max(len(r) for r in rows)
-        ids = torch.full((len(rows), T), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), T), dtype=torch.long)
-        for b, r in enumerate(rows):
-            ids[b, : len(r)] = torch.tensor(r, dtype=torch.long)
-            mask[b, : len(r)] = 1
-        return ids, mask
+        return pad_batch(rows, self.pad_id)
 
     # --- files --------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:

@@ -61,6 +61,7 @@ import torch.nn.functional as F
 from lmscope._io import atomic_dir, dumps, write_json, write_jsonl
 from lmscope.errors import LmscopeError
 from lmscope.models.small import WEIGHTS_FILE, SmallConfig, SmallTransformer
+from lmscope.models.small_tokenizer import pad_batch
 from lmscope.progress import progress
 
 SCHEDULES = ("constant", "linear", "cosine")
@@ -581,13 +582,7 @@ def train_lm(run_dir: str | os.PathLike, model_config: SmallConfig, tokenizer, t
                 break
             t0 = time.perf_counter()
             idx = order.next_batch(config.batch_size)
-            rows = [encoded[i] for i in idx]
-            T = max(len(r) for r in rows)
-            ids = torch.full((len(rows), T), model_config.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(rows), T), dtype=torch.long)
-            for b, r in enumerate(rows):
-                ids[b, : len(r)] = torch.tensor(r, dtype=torch.long)
-                mask[b, : len(r)] = 1
+            ids, mask = pad_batch([encoded[i] for i in idx], model_config.pad_id)
             loss = lm_batch_loss(model, ids, mask)
             if not torch.isfinite(loss):
                 raise LmscopeError(f"the training loss became {loss.item()} at step {step + 1}; "
