@@ -438,6 +438,19 @@ def test_cache_info_and_clear(capsys, llama_pair):
     assert strict_json(run_cli(capsys, "cache", "--json")[1])["svd"]["files"] == 0
 
 
+def test_cache_lists_and_clears_the_lm_cache(capsys):
+    from lmscope.lm import default_cache_path
+
+    path = default_cache_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x" * 10)  # any file there counts; clearing goes through the LM cache's own clear
+    doc = strict_json(run_cli(capsys, "cache", "--json")[1])
+    assert doc["lm"] == {"files": 1, "bytes": 10}
+    rc, out, _ = run_cli(capsys, "cache", "clear", "--what", "lm", "--json")
+    assert rc == 0 and not path.exists()
+    assert strict_json(run_cli(capsys, "cache", "--json")[1])["lm"]["files"] == 0
+
+
 # ---------------------------------------------------------------------------------- finetune (tiny)
 def test_finetune_lora_on_a_tiny_bert_then_intruders(capsys, bert_dir, tmp_path):
     ad = tmp_path / "adapter"

@@ -230,13 +230,18 @@ def cmd_cache(args) -> None:
 
     root = cache_dir()
     parts = {}
-    for sub in ("svd", "models", "laser-search"):
+    for sub in ("svd", "models", "laser-search", "lm"):
         d = root / sub
         files = [p for p in d.rglob("*") if p.is_file()] if d.is_dir() else []
         parts[sub] = {"files": len(files), "bytes": sum(p.stat().st_size for p in files)}
     if args.action == "clear":
         for sub in args.what or ["svd"]:
-            shutil.rmtree(root / sub, ignore_errors=True)
+            if sub == "lm":
+                from lmscope.lm import clear_cache
+
+                clear_cache()
+            else:
+                shutil.rmtree(root / sub, ignore_errors=True)
         _emit(args, {"cleared": args.what or ["svd"]}, [f"cleared {', '.join(args.what or ['svd'])} in {root}"])
         return
     _emit(args, {"root": str(root), **parts},
@@ -1061,10 +1066,12 @@ def build_parser() -> argparse.ArgumentParser:
     pq.set_defaults(func=cmd_priors_query)
 
     k = sub.add_parser("cache", parents=[common],
-                       help="inspect or clear lmscope's caches (SVDs, converted models, LASER search progress)")
+                       help="inspect or clear lmscope's caches (SVDs, converted models, LASER search progress, "
+                            "LM answers)")
     k.add_argument("action", choices=["info", "clear"], nargs="?", default="info")
-    k.add_argument("--what", action="append", choices=["svd", "models", "laser-search"],
-                   help="what to clear (default svd); laser-search holds the progress of LASER searches")
+    k.add_argument("--what", action="append", choices=["svd", "models", "laser-search", "lm"],
+                   help="what to clear (default svd); laser-search holds the progress of LASER searches, lm the "
+                        "LM answers (see `lmscope lm cache` to inspect or prune them)")
     k.set_defaults(func=cmd_cache)
     return p
 
