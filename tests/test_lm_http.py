@@ -518,3 +518,24 @@ def test_bad_arguments(fake):
         lm.score([("x", "y")])
     with pytest.raises(LmscopeError, match="concurrency"):
         HTTPLM(fake.url, "m", concurrency=0)
+
+
+def test_timeout_as_one_number_and_from_the_cli(fake, tmp_path):
+    import argparse
+
+    from lmscope.cli import add_lm_arguments, lm_from_args
+
+    lm = HTTPLM(fake.url, "m", timeout=5)
+    assert (lm.connect_timeout, lm.read_timeout) == (5.0, 5.0)
+    assert HTTPLM(fake.url, "m", timeout=300).connect_timeout == 10.0
+    for bad in (0, (1, -1), "soon"):
+        with pytest.raises(LmscopeError, match="timeout"):
+            HTTPLM(fake.url, "m", timeout=bad)
+    ap = argparse.ArgumentParser()
+    add_lm_arguments(ap)
+    args = ap.parse_args(["--lm", fake.url + "#m", "--lm-timeout", "7", "--no-cache"])
+    lm = lm_from_args(args)
+    assert lm.read_timeout == 7.0
+    args = ap.parse_args(["--lm", fake.url + "#m", "--lm-timeout", "0", "--no-cache"])
+    with pytest.raises(LmscopeError, match="--lm-timeout must be positive"):
+        lm_from_args(args)

@@ -136,13 +136,14 @@ class HTTPLM(LanguageModel):
     """An OpenAI-compatible server as a :class:`LanguageModel`.
 
     ``base_url`` ends with the API prefix, e.g. ``http://127.0.0.1:8080/v1``; a spec of the form
-    ``http://host:port/v1#model`` names the model too. ``timeout`` is (connect, read) in seconds.
+    ``http://host:port/v1#model`` names the model too. ``timeout`` is (connect, read) in seconds, or
+    one number for both (the connect timeout then at most 10 s).
     Batches run at most ``concurrency`` requests at once. ``check_echo`` verifies once, before
     the first score, that the server's echoed log-probabilities can be trusted (see the module notes).
     """
 
     def __init__(self, base_url: str | None = None, model: str | None = None, *, api_key: str | None = None,
-                 timeout: tuple[float, float] = (10.0, 120.0), retries: int = 4, backoff: float = 0.5,
+                 timeout: float | tuple[float, float] = (10.0, 120.0), retries: int = 4, backoff: float = 0.5,
                  concurrency: int = 4, check_echo: bool = True):
         base_url = base_url or os.environ.get(ENV_BASE_URL)
         if not base_url:
@@ -161,10 +162,14 @@ class HTTPLM(LanguageModel):
         self._scheme, self._host, self._port, self._prefix = parts.scheme, parts.hostname, port, parts.path
         self._model = model or os.environ.get(ENV_MODEL) or None
         self._api_key = api_key or os.environ.get(ENV_API_KEY) or os.environ.get("OPENAI_API_KEY") or None
+        if isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
+            timeout = (min(10.0, float(timeout)), float(timeout))
         try:
             self.connect_timeout, self.read_timeout = (float(t) for t in timeout)
         except (TypeError, ValueError):
-            raise LmscopeError(f"timeout must be (connect seconds, read seconds), got {timeout!r}") from None
+            raise LmscopeError(f"timeout must be seconds or (connect seconds, read seconds), got {timeout!r}") from None
+        if not (self.connect_timeout > 0 and self.read_timeout > 0):
+            raise LmscopeError(f"timeouts must be positive, got {timeout!r}")
         if retries < 0 or backoff < 0 or concurrency < 1:
             raise LmscopeError("retries and backoff must be >= 0 and concurrency >= 1, "
                                f"got {retries}, {backoff}, {concurrency}")
