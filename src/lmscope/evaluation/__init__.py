@@ -1,0 +1,1 @@
+"""Pseudointelligence: evaluation as a distinguishing game between a model and learned evaluators."""
