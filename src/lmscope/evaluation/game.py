@@ -55,7 +55,7 @@ def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    return (0.0 if k == 0 else max(0.0, centre - half)), (1.0 if k == n else min(1.0, centre + half))
 
 
 def advantage_interval(correct: int, n: int) -> tuple[float, float, float]:
@@ -127,6 +127,9 @@ class GameResult:
             lines.append(f"  advantage {s['advantage']:+.3f}  (95% CI {s['ci_low']:+.3f} .. {s['ci_high']:+.3f})")
             lines.append("  says 'model': " + (f"{pm:.3f} when it faced the model" if pm is not None else "-") + ", "
                          + (f"{pt:.3f} when it faced the truth" if pt is not None else "-"))
+        if s["errors"]:
+            lines.append(f"  caution: {s['errors']} game(s) ended in a model error and are not counted, so the "
+                         "model and truth sides are no longer balanced")
         if self.stopped:
             lines.append(f"  stopped early: {self.stopped}")
         if self.transcript:
