@@ -322,3 +322,30 @@ def plot_prior_table(values: np.ndarray, rows: list[str], cols: list[str], path:
     ax.set_title(title, fontsize=10)
     fig.colorbar(im, ax=ax, shrink=0.8, label="p")
     return _save(fig, path)
+
+
+# ------------------------------------------------------------------------------------------------
+# Pseudointelligence
+# ------------------------------------------------------------------------------------------------
+def plot_profile(table: pd.DataFrame, path: str | Path, resource: str, title: str = "") -> Path:
+    """Advantage (with its 95% interval as a band) against an evaluator resource, one line per
+    (model, evaluator); a log-2 x axis when the values span more than a factor of 4."""
+    fig, ax = plt.subplots(figsize=(6.2, 3.6))
+    for (model, evaluator), g in table.groupby(["model", "evaluator"], sort=False):
+        g = g.sort_values("value")
+        x = g["value"].astype(float).to_numpy()
+        (line,) = ax.plot(x, g["advantage"], marker="o", lw=1.4, label=f"{model} / {evaluator}")
+        ax.fill_between(x, g["ci_low"].astype(float), g["ci_high"].astype(float), color=line.get_color(),
+                        alpha=0.15, lw=0)
+    values = table["value"].astype(float)
+    if len(values) and values.min() > 0 and values.max() / values.min() > 4:
+        ax.set_xscale("log", base=2)
+        ticks = sorted(set(values))
+        ax.set_xticks(ticks, [f"{int(v)}" for v in ticks])
+    ax.axhline(0, color="0.6", lw=0.8, ls=":")
+    ax.set_ylim(-1.05, 1.05)
+    ax.set_xlabel(resource.replace("_", " "))
+    ax.set_ylabel("advantage (2 P(correct) - 1)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.set_title(title, fontsize=10)
+    return _save(fig, path)

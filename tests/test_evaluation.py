@@ -1,0 +1,393 @@
+"""Pseudointelligence (lmscope.evaluation): capabilities, oracles, evaluators, the game, transcripts.
+
+Ground truth is planted: the truth oracle must be indistinguishable (advantage exactly 0 with the
+paired coin schedule), a model wrong on known kinds must be caught exactly when a query hits them,
+and a memorizer of the public benchmark must pass the static evaluator and fail the others.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from lmscope.cli import main
+from lmscope.data.grammars import declarative_words
+from lmscope.data.suites import make_suite
+from lmscope.data.trees import parse_bracketed
+from lmscope.errors import LmscopeError
+from lmscope.evaluation import (
+    CAPABILITIES,
+    Resources,
+    advantage_interval,
+    get_capability,
+    make_evaluator,
+    make_oracle,
+    play_games,
+    read_transcript,
+    replay,
+    wilson,
+)
+from lmscope.evaluation.capabilities import parse_declarative
+from lmscope.evaluation.game import coin
+from lmscope.evaluation.oracles import Oracle, TruthOracle
+
+NON_LM = ("static", "fresh", "adaptive", "discriminator", "self")
+
+
+# ------------------------------------------------------------------------------------------ capabilities
+@pytest.mark.parametrize("name", list(CAPABILITIES))
+def test_capability_answers_kinds_and_corruptions(name):
+    cap = get_capability(name)
+    rng = np.random.default_rng(0)
+    for split in ("id", "gen"):
+        queries = cap.sample_queries(rng, 60, split)
+        assert len(set(queries)) == 60
+        for q in queries:
+            a = cap.answer(q)
+            assert cap.is_correct(q, a) and cap.is_correct(q, f"  {a}\nmore text")
+            assert not cap.is_correct(q, cap.corrupt(q, a, rng))
+            assert cap.kind(q) in cap.kinds
+            assert isinstance(cap.checks(q, a), dict)
+    assert cap.sample_queries(np.random.default_rng(3), 5) == cap.sample_queries(np.random.default_rng(3), 5)
+    assert cap.benchmark(10)[:4] == cap.benchmark(4)  # the public benchmark's prefixes agree
+
+
+@pytest.mark.parametrize("suite,mode", [("question-formation", "aux"), ("tense-inflection", "past")])
+def test_grammar_capabilities_agree_with_the_suites(suite, mode):
+    cap = get_capability(suite)
+    rows = [r for r in make_suite(suite, 150, 50, 100, seed=2) if r["task"] in ("quest", "PRESENT")]
+    for r in rows:
+        words = declarative_words(r["text"])
+        assert parse_declarative(words, mode) == parse_bracketed(r["tree"], labeled=False)
+        assert cap.is_correct(" ".join(words), r["target"])
+        # the shallow (linear) rule is right in distribution and wrong on the generalization split
+        assert cap.is_correct(" ".join(words), cap.heuristic(" ".join(words))) == (r["split"] != "gen")
+
+
+def test_capability_bad_input():
+    with pytest.raises(LmscopeError, match="unknown capability 'nope'"):
+        get_capability("nope")
+    with pytest.raises(LmscopeError, match="not an arithmetic query"):
+        get_capability("arithmetic").answer("two plus two")
+    with pytest.raises(LmscopeError, match="not a question-formation declarative"):
+        get_capability("question-formation").answer("the cat does sleep the")
+    every_id = {f"{a} + {b}" for a in range(10, 100) for b in range(10, 100)} | \
+               {f"{a} * {b}" for a in range(2, 10) for b in range(10, 100)}
+    with pytest.raises(LmscopeError, match="too few distinct id queries"):  # the budget cannot be met
+        get_capability("arithmetic").sample_queries(np.random.default_rng(0), 1, "id", exclude=every_id)
+
+
+# ------------------------------------------------------------------------------------------ statistics
+def test_wilson_and_advantage_interval():
+    assert wilson(0, 0) == (0.0, 1.0)
+    lo, hi = wilson(5, 10)
+    assert lo == pytest.approx(0.2366, abs=1e-4) and hi == pytest.approx(0.7634, abs=1e-4)
+    lo, hi = wilson(10, 10)
+    assert hi == 1.0 and lo == pytest.approx(0.7225, abs=1e-4)
+    adv, lo, hi = advantage_interval(10, 10)
+    assert adv == 1.0 and hi == 1.0 and lo == pytest.approx(2 * 0.7225 - 1, abs=1e-3)
+    adv, lo, hi = advantage_interval(50, 100)
+    assert adv == 0.0 and lo < 0 < hi and lo == pytest.approx(-hi)
+
+
+def test_coin_schedule_is_fair_paired_and_prefix_stable():
+    coins = [coin(5, i) for i in range(200)]
+    assert all({coins[2 * j], coins[2 * j + 1]} == {"model", "truth"} for j in range(100))
+    assert coins[:20] == [coin(5, i) for i in range(20)]
+    assert coins != [coin(6, i) for i in range(200)]
+    assert 30 < sum(coins[2 * j] == "model" for j in range(100)) < 70  # the order within a pair is random
+
+
+# ------------------------------------------------------------------------------------------ planted ground truth
+@pytest.mark.parametrize("evaluator", NON_LM)
+def test_truth_is_indistinguishable(evaluator):
+    cap = get_capability("question-formation")
+    res = play_games(cap, TruthOracle(cap), evaluator, Resources(16, 4, 2), 40, seed=1)
+    s = res.stats()
+    assert s["n"] == 40 and s["errors"] == 0
+    assert s["advantage"] == 0.0 and s["ci_low"] < 0 < s["ci_high"]
+
+
+def test_wrong_on_is_caught_exactly_when_a_query_hits_its_kinds():
+    cap = get_capability("question-formation")
+    model = make_oracle("wrong-on:subj-rc", cap)
+    res = play_games(cap, model, "fresh", Resources(6, 3, 2), 60, seed=2, transcript=None)
+    assert res.stats()["p_model_given_truth"] == 0.0
+    # rebuild what each model-side game asked from a transcript and check the rule exactly
+    hits = []
+    for g in res.games:
+        assert g["guess"] in ("model", "truth")
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "t.jsonl"
+        play_games(cap, model, "fresh", Resources(6, 3, 2), 60, seed=2, transcript=path)
+        _, games = read_transcript(path)
+    for rec in games.values():
+        asked = [q for e in rec["events"] if e["call"] == "ask" for q in e["queries"]]
+        hit = any(cap.kind(q) == "subj-rc" for q in asked)
+        if rec["coin"] == "model":
+            hits.append(hit)
+            assert (rec["guess"] == "model") == hit
+        else:
+            assert rec["guess"] == "truth"
+    assert any(hits) and not all(hits)
+
+
+def test_memorizer_passes_the_static_benchmark_but_not_fresh_or_adaptive_evaluators():
+    cap = get_capability("question-formation")
+    mem = make_oracle("memorizer", cap)
+    res = Resources(32, 4, 2)
+    adv = {e: play_games(cap, mem, e, res, 60, seed=3).stats()["advantage"] for e in ("static", "fresh", "adaptive")}
+    assert adv["static"] == 0.0
+    assert adv["fresh"] > 0.6 and adv["adaptive"] > 0.85 and adv["adaptive"] >= adv["fresh"]
+    # the same memorizer's fallback (the linear rule) fails the static benchmark at once
+    heur = play_games(cap, make_oracle("heuristic", cap), "static", Resources(64, 8, 8), 20, seed=3)
+    assert heur.stats()["advantage"] == 1.0
+
+
+def test_self_evaluation_is_blind_to_its_own_errors():
+    cap = get_capability("arithmetic")
+    res = play_games(cap, make_oracle("heuristic", cap), "self", Resources(0, 2, 2), 40, seed=0)
+    assert res.stats()["p_model_given_model"] == 0.0  # it never doubts its own answers
+    assert res.stats()["advantage"] < 0  # and it takes the truth for the model
+
+
+def test_seeded_reproducibility():
+    cap = get_capability("dyck-membership")
+    mem = make_oracle("memorizer", cap)
+    for ev in ("fresh", "adaptive", "discriminator"):
+        a = play_games(cap, mem, ev, Resources(16, 2, 2), 30, seed=4).games
+        b = play_games(cap, mem, ev, Resources(16, 2, 2), 30, seed=4).games
+        assert a == b
+
+
+# ------------------------------------------------------------------------------------------ transcripts
+class Counting(Oracle):
+    def __init__(self, inner, fail_on_call=None):
+        self.inner, self.spec, self.calls, self.fail_on_call = inner, inner.spec, 0, fail_on_call
+
+    def respond(self, queries):
+        self.calls += 1
+        if self.fail_on_call is not None and self.calls == self.fail_on_call:
+            raise RuntimeError("connection reset by peer")
+        return self.inner.respond(queries)
+
+
+def test_transcript_resume_and_replay(tmp_path):
+    cap = get_capability("tense-inflection")
+    res = Resources(24, 3, 2)
+    path = tmp_path / "games.jsonl"
+    first = Counting(make_oracle("memorizer", cap))
+    play_games(cap, first, "adaptive", res, 10, seed=7, transcript=path)
+    second = Counting(make_oracle("memorizer", cap))
+    resumed = play_games(cap, second, "adaptive", res, 20, seed=7, transcript=path)
+    whole = play_games(cap, make_oracle("memorizer", cap), "adaptive", res, 20, seed=7)
+    assert resumed.games == whole.games
+    assert 0 < second.calls < first.calls * 2  # only the 10 new games asked the model
+    again = Counting(make_oracle("memorizer", cap))
+    play_games(cap, again, "adaptive", res, 20, seed=7, transcript=path)
+    assert again.calls == 0
+    header, games = read_transcript(path)
+    assert header["evaluator"] == "adaptive" and sorted(games) == list(range(20))
+    rep = replay(path)
+    assert rep.games == whole.games and rep.stats() == whole.stats()
+    # a torn last line (an interrupted write) is ignored and repaired on resume
+    with open(path, "a") as f:
+        f.write('{"type": "game", "game": 20, "co')
+    assert len(read_transcript(path)[1]) == 20
+    play_games(cap, make_oracle("memorizer", cap), "adaptive", res, 21, seed=7, transcript=path)
+    assert len(read_transcript(path)[1]) == 21
+    # another setup in the same file is refused
+    with pytest.raises(LmscopeError, match="records another game"):
+        play_games(cap, make_oracle("memorizer", cap), "fresh", res, 5, seed=7, transcript=path)
+    with pytest.raises(LmscopeError, match="records another game"):
+        play_games(cap, make_oracle("memorizer", cap), "adaptive", res, 5, seed=8, transcript=path)
+
+
+def test_replay_detects_a_transcript_that_does_not_replay(tmp_path):
+    cap = get_capability("arithmetic")
+    path = tmp_path / "t.jsonl"
+    play_games(cap, make_oracle("heuristic", cap), "fresh", Resources(8, 2, 2), 4, seed=0, transcript=path)
+    lines = path.read_text().splitlines()
+    rec = json.loads(lines[1])
+    ask = next(e for e in rec["events"] if e["call"] == "ask")
+    ask["queries"][0] = "1 + 1"
+    lines[1] = json.dumps(rec)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(LmscopeError, match="does not replay"):
+        replay(path)
+    with pytest.raises(LmscopeError, match="no such transcript"):
+        replay(tmp_path / "missing.jsonl")
+    (tmp_path / "bad.jsonl").write_text('{"type": "game", "game": 0}\n')
+    with pytest.raises(LmscopeError, match="no header"):
+        replay(tmp_path / "bad.jsonl")
+
+
+@pytest.mark.parametrize("on_error", ["continue", "stop"])
+def test_model_error_mid_game_is_recorded(tmp_path, on_error):
+    cap = get_capability("question-formation")
+    path = tmp_path / "t.jsonl"
+    flaky = Counting(make_oracle("memorizer", cap), fail_on_call=3)
+    res = play_games(cap, flaky, "adaptive", Resources(20, 2, 2), 12, seed=0, transcript=path, on_error=on_error)
+    assert res.errors == 1
+    bad = next(g for g in res.games if g["error"])
+    assert "connection reset by peer" in bad["error"] and bad["guess"] is None
+    _, games = read_transcript(path)
+    assert games[bad["game"]]["error"] == bad["error"]
+    assert games[bad["game"]]["events"] is not None
+    if on_error == "stop":
+        assert res.stopped and len(res.games) == bad["game"] + 1
+    else:
+        assert not res.stopped and len(res.games) == 12 and res.stats()["n"] == 11
+    # running again resumes: the failed game is played again, the finished ones are kept
+    healed = play_games(cap, make_oracle("memorizer", cap), "adaptive", Resources(20, 2, 2), 12, seed=0,
+                        transcript=path)
+    assert healed.errors == 0 and healed.stats()["n"] == 12
+    assert healed.games == play_games(cap, make_oracle("memorizer", cap), "adaptive", Resources(20, 2, 2), 12,
+                                      seed=0).games
+    assert replay(path).games == healed.games
+
+
+def test_budgets_and_bad_input():
+    cap = get_capability("arithmetic")
+    truth = TruthOracle(cap)
+    with pytest.raises(LmscopeError, match="rounds .* >= 1, got 0"):
+        Resources(8, 0, 2)
+    with pytest.raises(LmscopeError, match="more than the benchmark's size"):
+        play_games(cap, truth, "static", Resources(4, 4, 2), 2)
+    with pytest.raises(LmscopeError, match="at least 2 samples"):
+        play_games(cap, truth, "discriminator", Resources(1, 4, 2), 2)
+    with pytest.raises(LmscopeError, match="needs --samples >= 4"):
+        play_games(cap, truth, "lm-judge", Resources(3, 1, 1), 2)
+    with pytest.raises(LmscopeError, match="judge language model"):
+        play_games(cap, truth, "lm-judge", Resources(8, 1, 1), 2)
+    with pytest.raises(LmscopeError, match="unknown evaluator"):
+        make_evaluator("oracle-of-delphi")
+    with pytest.raises(LmscopeError, match="games"):
+        play_games(cap, truth, "fresh", Resources(8, 1, 1), 0)
+    with pytest.raises(LmscopeError, match="unknown model"):
+        make_oracle("gpt-9", cap)
+    with pytest.raises(LmscopeError, match="no query kind 'subj-rc'"):
+        make_oracle("wrong-on:subj-rc", cap)
+    with pytest.raises(LmscopeError, match="not a run of lmscope grok train|no such run"):
+        make_oracle("small:/nonexistent", get_capability("question-formation"))
+    with pytest.raises(LmscopeError, match="answers question-formation or tense-inflection"):
+        make_oracle("small:/nonexistent", cap)
+
+
+# ------------------------------------------------------------------------------------------ profile
+def test_profile_table_and_plot(tmp_path):
+    from lmscope.evaluation import profile
+
+    cap = get_capability("question-formation")
+    models = {"truth": make_oracle("truth", cap), "memorizer": make_oracle("memorizer", cap)}
+    res = profile(cap, models, ["static", "adaptive"], "samples", [8, 24], Resources(8, 4, 2), 20, seed=0,
+                  transcripts=tmp_path / "tr")
+    t = res.table
+    assert len(t) == 8 and set(t["evaluator"]) == {"static", "adaptive"}
+    assert (t[t["model"] == "truth"]["advantage"] == 0).all()
+    mem = t[t["model"] == "memorizer"].set_index(["evaluator", "value"])["advantage"]
+    assert mem[("static", 8)] == 0 and mem[("static", 24)] == 0 and mem[("adaptive", 24)] > 0.5
+    assert len(list((tmp_path / "tr").glob("*.jsonl"))) == 8
+    assert res.plot(tmp_path / "p.png").stat().st_size > 1000
+    assert "samples=24" in "\n".join(res.summary_lines())
+    with pytest.raises(LmscopeError, match="more than"):  # checked before any game is played
+        profile(cap, models, ["static"], "samples", [16, 4], Resources(8, 4, 2), 4, transcripts=tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+# ------------------------------------------------------------------------------------------ CLI
+def run_cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_error_line(code, err, text):
+    assert code == 2
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("lmscope: error:") and text in lines[0], err
+
+
+def test_cli_game_replay_and_list(capsys, tmp_path):
+    out_dir = tmp_path / "g"
+    code, out, _ = run_cli(capsys, "eval", "game", "--capability", "question-formation", "--model", "memorizer",
+                           "--evaluator", "adaptive", "--samples", "16", "--rounds", "2", "--queries", "2",
+                           "--games", "20", "--out", out_dir, "--json")
+    assert code == 0
+    payload = json.loads(out)
+    assert payload["n"] == 20 and payload["advantage"] > 0.5
+    assert (out_dir / "transcript.jsonl").is_file() and (out_dir / "summary.json").is_file()
+    code, out, _ = run_cli(capsys, "eval", "game", "--replay", out_dir / "transcript.jsonl", "--json")
+    assert code == 0 and json.loads(out)["advantage"] == payload["advantage"]
+    code, out, _ = run_cli(capsys, "eval", "game", "--capability", "arithmetic", "--model", "truth",
+                           "--evaluator", "static", "--games", "10", "--transcript", tmp_path / "t.jsonl")
+    assert code == 0 and "advantage +0.000" in out and "--replay" in out
+    code, out, _ = run_cli(capsys, "eval", "list", "--json")
+    assert code == 0 and set(json.loads(out)["capabilities"]) == set(CAPABILITIES)
+
+
+def test_cli_profile(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "eval", "profile", "--capability", "reverse", "--model", "memorizer",
+                           "--model", "truth", "--evaluator", "static,fresh", "--values", "8,16",
+                           "--rounds", "2", "--queries", "2", "--games", "10", "--out", tmp_path / "p", "--quiet")
+    assert code == 0 and "samples=16" in out
+    for f in ("profile.csv", "profile.json", "profile.png", "index.html"):
+        assert (tmp_path / "p" / f).is_file()
+    assert len(list((tmp_path / "p" / "transcripts").glob("*.jsonl"))) == 8
+
+
+@pytest.mark.parametrize("argv,text", [
+    (["--capability", "nope", "--model", "truth", "--evaluator", "static"], "unknown capability 'nope'"),
+    (["--capability", "arithmetic", "--model", "truth", "--evaluator", "nope"], "unknown evaluator 'nope'"),
+    (["--capability", "arithmetic", "--model", "nope", "--evaluator", "fresh"], "unknown model 'nope'"),
+    (["--capability", "arithmetic", "--model", "truth", "--evaluator", "fresh", "--rounds", "0"],
+     "rounds (--rounds) must be a whole number >= 1, got 0"),
+    (["--capability", "arithmetic", "--model", "truth", "--evaluator", "fresh", "--queries", "0"],
+     "queries_per_round (--queries) must be"),
+    (["--capability", "arithmetic", "--model", "truth", "--evaluator", "static", "--samples", "4"],
+     "is more than the benchmark's size"),
+    (["--capability", "arithmetic", "--model", "truth", "--evaluator", "fresh", "--games", "0"], "--games"),
+    (["--capability", "arithmetic", "--model", "small:/no/such/run", "--evaluator", "fresh"],
+     "answers question-formation or tense-inflection"),
+    (["--capability", "arithmetic"], "give --model, --evaluator"),
+    (["--replay", "/no/such/file.jsonl"], "no such transcript"),
+])
+def test_cli_bad_input(capsys, tmp_path, argv, text):
+    code, _, err = run_cli(capsys, "eval", "game", *argv, "--transcript", tmp_path / "t.jsonl")
+    one_error_line(code, err, text)
+
+
+def test_cli_profile_impossible_budget(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "eval", "profile", "--capability", "arithmetic", "--model", "truth",
+                           "--evaluator", "fresh", "--values", "16,4", "--out", tmp_path / "p")
+    one_error_line(code, err, "is more than its samples")
+    assert not (tmp_path / "p" / "transcripts").exists()
+
+
+def test_cli_model_that_fails_stops_cleanly(capsys, tmp_path):
+    """An LM behind a server that is not there: the first model game fails; the run stops with the
+    transcript intact (truth-side games before it are kept), and --on-error continue plays on."""
+    t = tmp_path / "t.jsonl"
+    base = ["eval", "game", "--capability", "arithmetic", "--model", "lm:http://127.0.0.1:9/v1#m",
+            "--evaluator", "fresh", "--games", "6", "--transcript", t, "--no-cache"]
+    code, out, err = run_cli(capsys, *base)
+    one_error_line(code, err, "stopped after a model error")
+    _, games = read_transcript(t)
+    assert [g for g in games.values() if g["error"]] and all(g["coin"] == "model" for g in games.values()
+                                                             if g["error"])
+    code, out, err = run_cli(capsys, *base, "--on-error", "continue")
+    assert code == 0 and "errors 3" in out and "caution" in out
+    _, games = read_transcript(t)
+    assert len(games) == 6
+
+
+def test_old_eval_form_still_parses():
+    from lmscope.cli import build_parser
+
+    args = build_parser().parse_args(["eval", "smollm2-135m", "--task", "factual_recall"])
+    assert args.model == "smollm2-135m" and args.task == "factual_recall"
