@@ -175,7 +175,7 @@ def write_doc(doc, args, case1, prof1, small, smol, acc, small_train, timings, c
         "    lmscope eval game --capability question-formation --model memorizer --evaluator static \\",
         "        --samples 32 --rounds 2 --queries 2 --games 200",
         "",
-        md_table(["evaluator", "advantage", "95% CI", "P(says model | g)", "P(says model | μ)", "games"],
+        md_table(["evaluator", "advantage", "95% CI", "P(says model, facing g)", "P(says model, facing μ)", "games"],
                  [[ev] + fmt(s) for ev, s in case1.items()]),
         "",
         "Advantage against the sample budget (2 rounds × 2 queries; the static benchmark's size is its "
