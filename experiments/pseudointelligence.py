@@ -141,7 +141,8 @@ def write_doc(doc, args, case1, prof1, small, smol, acc, small_train, timings, c
         hi = table.pivot_table(index=["model", "evaluator"], columns="value", values="ci_high", sort=False)
         rows = []
         for idx in t.index:
-            rows.append([idx[0], idx[1]] + [f"{t.loc[idx, c]:+.2f} [{lo.loc[idx, c]:+.2f}, {hi.loc[idx, c]:+.2f}]"
+            rows.append([idx[0], idx[1]] + ["–" if pd.isna(t.loc[idx, c]) else
+                                            f"{t.loc[idx, c]:+.2f} [{lo.loc[idx, c]:+.2f}, {hi.loc[idx, c]:+.2f}]"
                                             for c in t.columns])
         return md_table(["model", "evaluator"] + [f"samples {c}" for c in t.columns], rows)
 
