@@ -141,7 +141,8 @@ def write_doc(doc, args, case1, prof1, small, smol, acc, small_train, timings, c
         hi = table.pivot_table(index=["model", "evaluator"], columns="value", values="ci_high", sort=False)
         rows = []
         for idx in t.index:
-            rows.append([idx[0], idx[1]] + [f"{t.loc[idx, c]:+.2f} [{lo.loc[idx, c]:+.2f}, {hi.loc[idx, c]:+.2f}]"
+            rows.append([idx[0], idx[1]] + ["–" if pd.isna(t.loc[idx, c]) else
+                                            f"{t.loc[idx, c]:+.2f} [{lo.loc[idx, c]:+.2f}, {hi.loc[idx, c]:+.2f}]"
                                             for c in t.columns])
         return md_table(["model", "evaluator"] + [f"samples {c}" for c in t.columns], rows)
 
@@ -175,7 +176,7 @@ def write_doc(doc, args, case1, prof1, small, smol, acc, small_train, timings, c
         "    lmscope eval game --capability question-formation --model memorizer --evaluator static \\",
         "        --samples 32 --rounds 2 --queries 2 --games 200",
         "",
-        md_table(["evaluator", "advantage", "95% CI", "P(says model | g)", "P(says model | μ)", "games"],
+        md_table(["evaluator", "advantage", "95% CI", "P(says model, facing g)", "P(says model, facing μ)", "games"],
                  [[ev] + fmt(s) for ev, s in case1.items()]),
         "",
         "Advantage against the sample budget (2 rounds × 2 queries; the static benchmark's size is its "
