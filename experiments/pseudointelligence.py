@@ -5,7 +5,8 @@
    budget and as the evaluator's sample budget grows.
 2. The pseudointelligence profile (advantage vs the evaluator's sample budget) of the bundled
    SmolLM2-135M-Instruct (few-shot, greedy) and of a small transformer trained by
-   ``lmscope grok train`` on question formation.
+   ``lmscope grok train`` on question formation, judged by the auxiliary the question starts with
+   (``question-formation-aux``, the metric of the grokking papers).
 
 Every game is kept in a JSONL transcript under --runs (gitignored; each replays with
 ``lmscope eval game --replay FILE``); the small transformer is trained there too (resumably), and
@@ -34,6 +35,7 @@ from lmscope.evaluation.oracles import Memo  # noqa: E402
 from lmscope.report.plots import plot_profile  # noqa: E402
 
 CAP = "question-formation"
+CAP2 = "question-formation-aux"  # case 2: judged by the first word of the question
 CASE1_EVALUATORS = ["static", "fresh", "adaptive", "discriminator", "self"]
 
 
@@ -69,7 +71,7 @@ def main(argv=None) -> int:
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
 
-    cap = get_capability(CAP)
+    cap, cap2 = get_capability(CAP), get_capability(CAP2)
     timings = {}
 
     # ---------------------------------------------------------------- case 1: the memorizer
@@ -96,7 +98,7 @@ def main(argv=None) -> int:
     timings["training"] = time.time() - t0
     t0 = time.time()
     evs = ["fresh", "adaptive", "discriminator"]
-    small = profile(cap, {"small transformer (2 layers)": make_oracle(f"small:{run}", cap)}, evs, "samples",
+    small = profile(cap2, {"small transformer (2 layers)": make_oracle(f"small:{run}", cap2)}, evs, "samples",
                     [4, 8, 16, 32, 64, 128], Resources(4, 2, 2), args.small_games, seed=0,
                     transcripts=runs / "case2-small", quiet=True, log=log)
     timings["small profile"] = time.time() - t0
@@ -104,30 +106,34 @@ def main(argv=None) -> int:
     from lmscope.lm import open_lm
 
     lm = open_lm(args.lm)
-    lm_oracle = make_oracle("lm", cap, lm_factory=lambda spec: lm)
+    lm_oracle = make_oracle("lm", cap2, lm_factory=lambda spec: lm)
+    lm_full = make_oracle("lm", cap, lm_factory=lambda spec: lm)  # the whole question, for exact match
     try:
-        smol = profile(cap, {"SmolLM2-135M (4-shot)": lm_oracle}, evs, "samples", [4, 8, 16, 32],
+        smol = profile(cap2, {"SmolLM2-135M (4-shot)": lm_oracle}, evs, "samples", [4, 8, 16, 32],
                        Resources(4, 2, 2), args.lm_games, seed=0, transcripts=runs / "case2-lm", quiet=True, log=log)
         timings["LM profile"] = time.time() - t0
         # accuracy of each model on fresh id / gen queries (what the evaluators are up against)
         import numpy as np
 
         acc = {}
-        for name, oracle, n in (("small transformer (2 layers)", make_oracle(f"small:{run}", cap), 200),
-                                ("SmolLM2-135M (4-shot)", lm_oracle, 40)):
+        small_oracle = make_oracle(f"small:{run}", cap2)
+        for name, first, whole, n in (("small transformer (2 layers)", small_oracle, small_oracle, 200),
+                                      ("SmolLM2-135M (4-shot)", lm_oracle, lm_full, 40)):
             rng = np.random.default_rng(99)
             row = {}
             for split in ("id", "gen"):
                 qs = cap.sample_queries(rng, n, split)
-                answers = oracle.respond(qs)
-                row[split] = (sum(cap.is_correct(q, a) for q, a in zip(qs, answers)) / n, n)
+                a1 = first.respond(qs)
+                a2 = a1 if whole is first else whole.respond(qs)
+                row[split] = (sum(cap2.is_correct(q, a) for q, a in zip(qs, a1)) / n,
+                              sum(cap.is_correct(q, a) for q, a in zip(qs, a2)) / n, n)
             acc[name] = row
         cache = getattr(lm, "stats", None)
     finally:
         lm.close()
     both = pd.concat([small.table, smol.table], ignore_index=True)
     plot_profile(both, figs / "profile.png", "samples",
-                 "Pseudointelligence profile on question formation (2 rounds x 2 queries)")
+                 "Pseudointelligence profile on question formation, first word (2 rounds x 2 queries)")
     example = lm_oracle.prompt("the yak doesn't sleep")
     write_doc(doc, args, case1, prof1, small, smol, acc, small_train, timings, cache, example, runs)
     print(f"wrote {doc}")
@@ -193,26 +199,34 @@ def write_doc(doc, args, case1, prof1, small, smol, acc, small_train, timings, c
         "## Case 2: the profile of SmolLM2-135M and of a small transformer",
         "",
         f"The small transformer: `lmscope grok train --task question-formation --layers 2 --steps {args.steps} "
-        f"--lr 5e-4 --batch-size 16 --ckpt-every 1000 --tree-sample 0 --out {runs}/small-qf-l2` "
+        f"--lr 5e-4 --batch-size 16 --n-train 2000 --eval-every 1000 --ckpt-every 1000 --sample-size 200 "
+        f"--tree-sample 0 --out {runs}/small-qf-l2` "
         f"(d = 64, {timings['training'] / 60:.1f} min here, resumed if present); the last evaluation row: "
         f"first-word accuracy in distribution {small_train['last_metrics'].get('id_acc')}, on the "
         f"generalization split {small_train['last_metrics'].get('gen_acc')}. SmolLM2-135M-Instruct answers a "
         "4-shot prompt greedily (first line of the completion).",
         "",
-        "Exact-match accuracy of each model on fresh queries (what an evaluator can find):",
+        "The capability here is `question-formation-aux`: the same queries, a response judged by the "
+        "auxiliary its question starts with (do/does/don't/doesn't), the metric of the grokking papers. "
+        "Judged on the whole question both models are wrong most of the time and every evaluator catches "
+        "them at once (exact match below); the first word is where they are partly right, so where the "
+        "evaluators differ.",
         "",
-        md_table(["model", "in-distribution", "gen (relative clause on the subject)"],
-                 [[m, f"{100 * r['id'][0]:.0f} % (n = {r['id'][1]})", f"{100 * r['gen'][0]:.0f} % (n = {r['gen'][1]})"]
+        "Accuracy of each model on fresh queries (what an evaluator can find):",
+        "",
+        md_table(["model", "first word, in-distribution", "first word, gen (relative clause on the subject)",
+                  "exact question, in-distribution", "exact question, gen"],
+                 [[m] + [f"{100 * r[s][i]:.0f} % (n = {r[s][2]})" for i in (0, 1) for s in ("id", "gen")]
                   for m, r in acc.items()]),
         "",
         "Advantage of fresh, adaptive and discriminator evaluators (2 rounds × 2 queries) as their sample "
         f"budget grows; {args.small_games} games per point for the small transformer, {args.lm_games} for "
         "SmolLM2 (its answers are slow on CPU):",
         "",
-        f"    lmscope eval profile --capability question-formation --model small:{runs}/small-qf-l2 \\",
+        f"    lmscope eval profile --capability question-formation-aux --model small:{runs}/small-qf-l2 \\",
         "        --evaluator fresh,adaptive,discriminator --values 4,8,16,32,64,128 --rounds 2 --queries 2 \\",
         f"        --games {args.small_games} --out runs/pseudointelligence/case2-cli",
-        "    lmscope eval profile --capability question-formation --model lm --lm local:smollm2-135m \\",
+        "    lmscope eval profile --capability question-formation-aux --model lm --lm local:smollm2-135m \\",
         "        --evaluator fresh,adaptive,discriminator --values 4,8,16,32 --rounds 2 --queries 2 \\",
         f"        --games {args.lm_games} --out runs/pseudointelligence/case2-lm-cli",
         "",

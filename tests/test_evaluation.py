@@ -391,3 +391,22 @@ def test_old_eval_form_still_parses():
 
     args = build_parser().parse_args(["eval", "smollm2-135m", "--task", "factual_recall"])
     assert args.model == "smollm2-135m" and args.task == "factual_recall"
+
+
+def test_question_formation_aux_judges_the_first_word_only():
+    full, aux = get_capability("question-formation"), get_capability("question-formation-aux")
+    rng = np.random.default_rng(5)
+    for split in ("id", "gen"):
+        for q in aux.sample_queries(rng, 40, split):
+            question = full.answer(q)
+            assert aux.answer(q) == question.split()[0] in ("do", "does", "don't", "doesn't")
+            assert aux.is_correct(q, question) and aux.is_correct(q, question.split()[0].capitalize())
+            # the linear rule's question is right by its first word exactly when the first auxiliary of
+            # the sentence is the main one
+            linear = full.heuristic(q)
+            first_aux = next(w for w in declarative_words(q) if w in ("do", "does", "don't", "doesn't"))
+            assert aux.is_correct(q, linear) == (first_aux == aux.answer(q))
+            assert aux.checks(q, linear)["first_aux"] == 1.0
+    assert aux.answer("my bee who my wolf doesn't visit does amuse her toad") == "does"
+    assert aux.heuristic("my bee who my wolf doesn't visit does amuse her toad") == "doesn't"
+    assert not aux.is_correct("my bee who my wolf doesn't visit does amuse her toad", "")

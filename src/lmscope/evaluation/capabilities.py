@@ -455,6 +455,48 @@ class QuestionFormation(_GrammarCapability):
                 "same_length": float(len(r) == len(q))}
 
 
+class QuestionFormationAux(QuestionFormation):
+    """Question formation judged on the auxiliary that starts the question (the paper's metric).
+
+    The same queries as ``question-formation``; a response is right when its first word is the main
+    auxiliary (do/does/don't/doesn't). A model may answer with the whole question or the word alone.
+    """
+
+    name = "question-formation-aux"
+    description = ("question formation judged by the first word of the question only: the auxiliary a "
+                   "yes/no question starts with (the grokking papers' metric); gen: a relative clause on "
+                   "the subject")
+    instruction = "Which auxiliary (do, does, don't, doesn't) starts the yes/no question of this sentence?"
+    max_answer_tokens = 8
+
+    def normalize(self, response):
+        words = super().normalize(response).split()
+        return words[0] if words else ""
+
+    def answer(self, query):
+        return super().answer(query).split()[0]
+
+    def heuristic(self, query):
+        """The linear rule: the first auxiliary of the sentence."""
+        return super().heuristic(query).split()[0]
+
+    def corrupt(self, query, answer, rng):
+        lin = self.heuristic(query)
+        if lin != answer:
+            return lin
+        others = sorted(_AUX - {answer})
+        return others[int(rng.integers(len(others)))]
+
+    def checks(self, query, response):
+        q = self._words(query)
+        r = self.normalize(response)
+        first_aux = next((w for w in q if w in _AUX), None)
+        return {"is_aux": float(r in _AUX),
+                "first_aux": float(r == first_aux),
+                "aux_in_sentence": float(r in q),
+                "negated": float(r.endswith("n't"))}
+
+
 class TenseInflection(_GrammarCapability):
     name = "tense-inflection"
     description = ("past -> present tense with subject-verb agreement (the tense-inflection suite of "
@@ -512,7 +554,8 @@ class TenseInflection(_GrammarCapability):
 
 
 CAPABILITIES: dict[str, type[Capability]] = {
-    c.name: c for c in (Arithmetic, Reverse, DyckMembership, QuestionFormation, TenseInflection)
+    c.name: c for c in (Arithmetic, Reverse, DyckMembership, QuestionFormation, QuestionFormationAux,
+                         TenseInflection)
 }
 
 
