@@ -204,8 +204,13 @@ WORKER = textwrap.dedent("""
                     for p, cs in requests]
 
     worker = int(sys.argv[1])
-    t0 = time.time()
     lm = CachedLM(Slow(), sys.argv[2], batch_size=5)
+    # a barrier: start writing only when every worker has opened the cache, so they write together
+    # even when the machine is too busy to start them at once
+    open(sys.argv[3] + f"/ready-{{worker}}", "w").close()
+    t0 = time.time()
+    while len(__import__("os").listdir(sys.argv[3])) < 4:
+        time.sleep(0.005)
     for round in range({rounds}):
         # every worker writes its own prompts and a share of everyone's
         lm.score([(f"w{{worker}} r{{round}}", [" a", " b"]), (f"shared r{{round}}", [" x", " y"])])
@@ -217,13 +222,15 @@ WORKER = textwrap.dedent("""
 def test_several_processes_share_one_cache(db, tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER.format(src=str(SRC), rounds=ROUNDS))
-    procs = [subprocess.Popen([sys.executable, str(script), str(w), str(db)], stdout=subprocess.PIPE,
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    procs = [subprocess.Popen([sys.executable, str(script), str(w), str(db), str(barrier)], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for w in range(4)]
     outs = [p.communicate(timeout=300) for p in procs]
     for p, (_, err) in zip(procs, outs):
         assert p.returncode == 0, err
     spans = [tuple(map(float, out.split()[:2])) for out, _ in outs]
-    assert max(a for a, _ in spans) < min(b for _, b in spans)  # they did run at the same time
+    assert max(a for a, _ in spans) < min(b for _, b in spans)  # all four were writing at the same time
     info = cache_info(db)
     # 4 workers x rounds x (2 own scores + 1 own generation) + rounds x (2 shared scores + 1 shared generation)
     assert info["entries"] == 4 * ROUNDS * 3 + ROUNDS * 3
