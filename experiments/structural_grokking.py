@@ -137,7 +137,12 @@ def main(argv=None) -> int:
         ap.error("--long-seeds needs --long-steps")
     runs, doc = Path(args.runs), Path(args.doc)
     if not args.report_only:
-        train_all(args, runs)
+        try:
+            train_all(args, runs)
+        except KeyboardInterrupt:
+            print("interrupted: the runs stopped at their last checkpoint; the same command resumes them",
+                  file=sys.stderr)
+            return 130
     dirs = [run_dir(runs, L, s) for L in args.layers for s in args.seeds if (run_dir(runs, L, s) / "metrics.jsonl").is_file()]
     figs = doc.parent / "figures"
     plot_runs([str(d) for d in dirs], figs / "grokking")
