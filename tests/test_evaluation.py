@@ -242,7 +242,8 @@ def test_model_error_mid_game_is_recorded(tmp_path, on_error):
     if on_error == "stop":
         assert res.stopped and len(res.games) == bad["game"] + 1
     else:
-        assert not res.stopped and len(res.games) == 12 and res.stats()["n"] == 11
+        assert not res.stopped and len(res.games) == 12
+        assert res.stats()["n"] == 10 and res.stats()["unpaired"] == 1  # the failed game takes its pair out
     # running again resumes: the failed game is played again, the finished ones are kept
     healed = play_games(cap, make_oracle("memorizer", cap), "adaptive", Resources(20, 2, 2), 12, seed=0,
                         transcript=path)
@@ -381,9 +382,29 @@ def test_cli_model_that_fails_stops_cleanly(capsys, tmp_path):
     assert [g for g in games.values() if g["error"]] and all(g["coin"] == "model" for g in games.values()
                                                              if g["error"])
     code, out, err = run_cli(capsys, *base, "--on-error", "continue")
-    assert code == 0 and "errors 3" in out and "caution" in out
+    # every model-side game failed, so no pair of games is whole: nothing to score, said plainly
+    one_error_line(code, err, "no whole pair of games could be played")
     _, games = read_transcript(t)
     assert len(games) == 6
+
+
+def test_failed_games_drop_their_pair_so_the_advantage_stays_unbiased():
+    """An exact model that crashes on some queries: the evaluator never sees a wrong answer, so the
+    advantage must be 0; counting the truth-side partners of failed games would make it positive."""
+    cap = get_capability("arithmetic")
+
+    class Flaky(TruthOracle):
+        def respond(self, queries):
+            if any(cap.kind(q) in ("add3", "add4") for q in queries):
+                raise RuntimeError("backend fell over")
+            return super().respond(queries)
+
+    res = play_games(cap, Flaky(cap), "fresh", Resources(8, 2, 2), 80, seed=4, on_error="continue")
+    s = res.stats()
+    assert s["errors"] > 0 and s["unpaired"] == s["errors"] and s["n"] == 80 - 2 * s["errors"]
+    assert s["advantage"] == 0.0 and s["p_model_given_model"] == s["p_model_given_truth"] == 0.0
+    odd = play_games(cap, TruthOracle(cap), "fresh", Resources(8, 2, 2), 3, seed=4).stats()
+    assert odd["n"] == 2 and odd["unpaired"] == 1 and odd["advantage"] == 0.0
 
 
 def test_old_eval_form_still_parses():
@@ -410,3 +431,23 @@ def test_question_formation_aux_judges_the_first_word_only():
     assert aux.answer("my bee who my wolf doesn't visit does amuse her toad") == "does"
     assert aux.heuristic("my bee who my wolf doesn't visit does amuse her toad") == "doesn't"
     assert not aux.is_correct("my bee who my wolf doesn't visit does amuse her toad", "")
+
+
+def test_replay_of_a_broken_transcript_is_one_error_line(capsys, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"type": "header", "format": 1}\n', encoding="utf-8")
+    code, _, err = run_cli(capsys, "eval", "game", "--replay", bad)
+    one_error_line(code, err, "incomplete header")
+
+
+def test_a_correct_model_is_not_told_apart_by_formatting():
+    """Capitalized answers without the final punctuation are correct; no evaluator may use the format."""
+    for name in ("question-formation", "tense-inflection"):
+        cap = get_capability(name)
+
+        class Shouting(TruthOracle):
+            def respond(self, queries):
+                return [a.rstrip(" ?.").capitalize() for a in super().respond(queries)]
+
+        for ev in ("fresh", "adaptive", "discriminator"):
+            assert play_games(cap, Shouting(cap), ev, Resources(32, 2, 2), 40, seed=6).stats()["advantage"] == 0.0

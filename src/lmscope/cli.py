@@ -652,8 +652,9 @@ def cmd_eval_game(args) -> None:
     if res.stopped:
         raise LmscopeError(f"stopped after a model error ({res.stopped}); the transcript keeps the finished "
                            "games and running the same command again resumes")
-    if res.errors and not res.played:
-        raise LmscopeError(f"every game ended in a model error (first: {res.games[0]['error']})")
+    if res.errors and not res.paired:
+        first = next(g["error"] for g in res.games if g.get("error") is not None)
+        raise LmscopeError(f"no whole pair of games could be played: model errors ({res.errors}, first: {first})")
 
 
 def cmd_eval_profile(args) -> None:

@@ -447,8 +447,9 @@ class QuestionFormation(_GrammarCapability):
         q = self._words(query)
         r = self.normalize(response).split()
         first_aux = next((w for w in q if w in _AUX), None)
-        return {"ends_question": float(str(response).strip().endswith("?")),
-                "permutation": float(sorted(r) == sorted(q)),
+        # only what is_correct also sees: features of the raw text (case, final punctuation) would let
+        # a discriminator tell a correct model from μ by formatting alone
+        return {"permutation": float(sorted(r) == sorted(q)),
                 "first_is_aux": float(bool(r) and r[0] in _AUX),
                 "fronts_first_aux": float(bool(r) and r[0] == first_aux),
                 "linear_rule": float(r == self.normalize(self.heuristic(query)).split()),
@@ -545,8 +546,7 @@ class TenseInflection(_GrammarCapability):
         q = self._words(query)
         r = self.normalize(response).split()
         lin = self.normalize(self.heuristic(query)).split()
-        return {"ends_period": float(str(response).strip().endswith(".")),
-                "same_length": float(len(r) == len(q)),
+        return {"same_length": float(len(r) == len(q)),
                 "all_present": float(bool(r) and not any(w in _VERBS["past"] for w in r)
                                      and sum(w in _PRESENT for w in r) == sum(w in _VERBS["past"] for w in q)),
                 "agrees_with_nearest_noun": float(r == lin),

@@ -98,8 +98,19 @@ class GameResult:
     def errors(self) -> int:
         return sum(g.get("error") is not None for g in self.games)
 
+    @property
+    def paired(self) -> list[dict]:
+        """The played games whose partner (the other coin of the same pair) was played too.
+
+        Only whole pairs count toward the advantage: a model that fails on some queries can only fail
+        in games whose coin picked it, so dropping just the failed games would leave more μ-side
+        games than g-side ones and bias 2·P(correct) − 1; an odd last game is left out for the same
+        reason."""
+        ok = {g["game"] for g in self.played}
+        return [g for g in self.played if g["game"] ^ 1 in ok]
+
     def stats(self) -> dict:
-        played = self.played
+        played = self.paired
         n, k = len(played), sum(bool(g["correct"]) for g in played)
         adv, lo, hi = advantage_interval(k, n)
         on_model = [g for g in played if g["coin"] == "model"]
@@ -108,7 +119,8 @@ class GameResult:
         def rate(rows):
             return sum(g["guess"] == "model" for g in rows) / len(rows) if rows else None
 
-        return {"n": n, "correct": k, "errors": self.errors, "advantage": adv, "ci_low": lo, "ci_high": hi,
+        return {"n": n, "correct": k, "errors": self.errors, "unpaired": len(self.played) - n,
+                "advantage": adv, "ci_low": lo, "ci_high": hi,
                 "p_model_given_model": rate(on_model), "p_model_given_truth": rate(on_truth)}
 
     def to_dict(self) -> dict:
@@ -127,9 +139,10 @@ class GameResult:
             lines.append(f"  advantage {s['advantage']:+.3f}  (95% CI {s['ci_low']:+.3f} .. {s['ci_high']:+.3f})")
             lines.append("  says 'model': " + (f"{pm:.3f} when it faced the model" if pm is not None else "-") + ", "
                          + (f"{pt:.3f} when it faced the truth" if pt is not None else "-"))
-        if s["errors"]:
-            lines.append(f"  caution: {s['errors']} game(s) ended in a model error and are not counted, so the "
-                         "model and truth sides are no longer balanced")
+        if s["errors"] or s["unpaired"]:
+            lines.append(f"  not counted: {s['errors']} game(s) ended in a model error, {s['unpaired']} played "
+                         "game(s) lost their partner of the opposite coin (only whole pairs count, so the model "
+                         "and truth sides stay balanced)")
         if self.stopped:
             lines.append(f"  stopped early: {self.stopped}")
         if self.transcript:
@@ -370,8 +383,8 @@ def replay(transcript: str | os.PathLike) -> GameResult:
     raises LmscopeError. Games that ended in an error stay errors.
     """
     header, games = read_transcript(transcript)
-    cap = get_capability(header["capability"])
     try:
+        cap = get_capability(header["capability"])
         ev = make_evaluator(header["evaluator"], **(header.get("evaluator_options") or {}))
         res = Resources(**header["resources"])
         seed = int(header["seed"])
@@ -388,7 +401,11 @@ def replay(transcript: str | os.PathLike) -> GameResult:
             result.games.append(_row(rec))
             continue
         rng = np.random.default_rng([seed, i, 1])
-        guess = ev.play(cap, res, rng, _ReplayChannel(rec.get("events") or [], where))
+        try:
+            guess = ev.play(cap, res, rng, _ReplayChannel(rec.get("events") or [], where))
+        except (KeyError, TypeError, IndexError, ValueError) as e:
+            raise LmscopeError(f"{where}: a recorded call is malformed ({type(e).__name__}: {e}); "
+                               "it does not replay") from None
         if guess != rec.get("guess"):
             raise LmscopeError(f"{where}: replaying gives the guess {guess!r}, the transcript {rec.get('guess')!r}")
         result.games.append({**_row(rec), "guess": guess, "correct": guess == rec["coin"]})
