@@ -451,3 +451,22 @@ def test_a_correct_model_is_not_told_apart_by_formatting():
 
         for ev in ("fresh", "adaptive", "discriminator"):
             assert play_games(cap, Shouting(cap), ev, Resources(32, 2, 2), 40, seed=6).stats()["advantage"] == 0.0
+
+
+def test_resume_refuses_a_transcript_of_another_checkpoint(tmp_path):
+    """A small transformer trained further between two runs has the same spec but another step."""
+    cap = get_capability("arithmetic")
+
+    class Checkpointed(TruthOracle):
+        def __init__(self, step):
+            super().__init__(cap)
+            self.step = step
+
+        def describe(self):
+            return {**super().describe(), "step": self.step}
+
+    path = tmp_path / "t.jsonl"
+    play_games(cap, Checkpointed(1000), "fresh", Resources(8, 2, 2), 4, transcript=path)
+    assert play_games(cap, Checkpointed(1000), "fresh", Resources(8, 2, 2), 6, transcript=path).stats()["n"] == 6
+    with pytest.raises(LmscopeError, match="records another game \\(model differs"):
+        play_games(cap, Checkpointed(2000), "fresh", Resources(8, 2, 2), 6, transcript=path)

@@ -338,7 +338,8 @@ def play_games(capability: Capability | str, model: Oracle, evaluator: Evaluator
         if path.exists():
             old, done = read_transcript(path)
             diff = [k for k in _MATCH_KEYS if old.get(k) != header.get(k)]
-            if old.get("model", {}).get("spec") != header["model"].get("spec"):
+            om, nm = old.get("model") or {}, header["model"]
+            if any(om.get(k) != nm.get(k) for k in ("spec", "step")):  # same spec, another checkpoint: refused
                 diff.insert(0, "model")
             if diff:
                 raise LmscopeError(f"the transcript {path} records another game ({diff[0]} differs: "
