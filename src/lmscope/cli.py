@@ -1072,7 +1072,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "games. Every game is appended to a JSONL transcript (resumed when it "
                                     "exists); --replay recomputes the result from a transcript without the "
                                     "model. `lmscope eval list` lists capabilities, models and evaluators.")
-    eg.add_argument("--capability", help="arithmetic, reverse, dyck-membership, question-formation, tense-inflection")
+    eg.add_argument("--capability", help="a capability with ground truth (see `lmscope eval list`)")
     eg.add_argument("--model", help="truth, heuristic, memorizer, wrong-on:KIND, lm, lm:SPEC, small:RUN_DIR")
     eg.add_argument("--evaluator", help="static, fresh, adaptive, discriminator, lm-judge, self")
     eg.add_argument("--transcript", help="the JSONL transcript (default: OUT/transcript.jsonl, or a file in "

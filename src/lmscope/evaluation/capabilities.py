@@ -399,6 +399,11 @@ def _subject_kind(words: Sequence[str]) -> str:
     return "subj-none"
 
 
+def _first_aux(words: Sequence[str]) -> str | None:
+    """The first auxiliary of a sentence: what the linear rule of question formation fronts."""
+    return next((w for w in words if w in _AUX), None)
+
+
 class _GrammarCapability(Capability):
     mode = "aux"
     suite = ""  # the lmscope.data suite
@@ -446,7 +451,7 @@ class QuestionFormation(_GrammarCapability):
     def checks(self, query, response):
         q = self._words(query)
         r = self.normalize(response).split()
-        first_aux = next((w for w in q if w in _AUX), None)
+        first_aux = _first_aux(q)
         # only what is_correct also sees: features of the raw text (case, final punctuation) would let
         # a discriminator tell a correct model from μ by formatting alone
         return {"permutation": float(sorted(r) == sorted(q)),
@@ -491,7 +496,7 @@ class QuestionFormationAux(QuestionFormation):
     def checks(self, query, response):
         q = self._words(query)
         r = self.normalize(response)
-        first_aux = next((w for w in q if w in _AUX), None)
+        first_aux = _first_aux(q)
         return {"is_aux": float(r in _AUX),
                 "first_aux": float(r == first_aux),
                 "aux_in_sentence": float(r in q),
