@@ -185,6 +185,72 @@ def test_usage_errors_exit_2(capsys, argv):
     assert "usage: lmscope" in capsys.readouterr().err
 
 
+# ---------------------------------------------------------------------------------------------- lists
+@pytest.mark.parametrize("text, expected", [
+    ("0", [0]), ("0,1,5-8", [0, 1, 5, 6, 7, 8]), (" 3 , 1-2 ,", [3, 1, 2]), ("4-4", [4]), ("2,2", [2, 2]),
+    ("10 - 12", [10, 11, 12]), (None, None),
+])
+def test_int_list_values_and_ranges(text, expected):
+    from lmscope.cli._lists import int_list
+
+    assert int_list(text, "--layers") == expected
+
+
+@pytest.mark.parametrize("text, msg", [
+    ("abc", "must be integers"), ("2x", "must be integers"), ("1,x", "must be integers"), ("1.5", "must be integers"),
+    ("-3", "no negative numbers"), ("1,-3", "no negative numbers"), ("5-2", "range 5-2 is empty"),
+    ("1-", "must be integers"), ("1-2-3", "must be integers"), (",", "at least one value"), ("", "at least one value"),
+    (" , ", "at least one value"), ("0-1000000000", "more than 100,000 values"),
+])
+def test_int_list_bad_lists_name_the_option(text, msg):
+    from lmscope.cli._lists import int_list
+    from lmscope.errors import LmscopeError
+
+    with pytest.raises(LmscopeError, match=msg) as exc:
+        int_list(text, "--layers")
+    assert "--layers" in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_float_name_and_layer_lists():
+    from lmscope.cli._lists import float_list, layer_arg, name_list
+    from lmscope.errors import LmscopeError
+
+    assert float_list("0.9, 0.5,1e-2", "--keeps") == [0.9, 0.5, 0.01] and float_list(None, "--keeps") is None
+    assert name_list(" q, down ,", "--roles") == ["q", "down"] and name_list(None, "--roles") is None
+    assert layer_arg(None) is None and layer_arg("-1") == -1 and layer_arg("3") == 3 and layer_arg("3,") == 3
+    assert layer_arg("2,4,6-8") == [2, 4, 6, 7, 8]
+    for fn, text, msg in [(float_list, "abc", "comma-separated numbers"), (float_list, "0.5,nan", "numbers"),
+                          (float_list, "inf", "numbers"), (float_list, ",", "at least one"),
+                          (name_list, ",", "at least one"), (layer_arg, "2,-1", "no negative"),
+                          (layer_arg, "x", "must be integers"), (layer_arg, "4-2", "empty")]:
+        with pytest.raises(LmscopeError, match=msg):
+            fn(text, "--opt")
+
+
+@pytest.mark.parametrize("argv", [
+    ["models", "show", "{tmp}/nope", "--layers", "abc"],
+    ["models", "show", "{tmp}/nope", "--roles", ","],
+    ["spectrum", "{tmp}/nope", "--layers", "5-2"],
+    ["spectrum", "{tmp}/nope", "--layers", "-3"],
+    ["intruders", "{tmp}/a", "{tmp}/b", "--layers", "2x"],
+    ["laser", "search", "{tmp}/nope", "--task", "factual_recall", "--layers", ","],
+    ["laser", "search", "{tmp}/nope", "--task", "factual_recall", "--keeps", "0.5,x"],
+    ["trees", "{tmp}/nope", "--data", "{tmp}/s.txt", "--layer", "1,-2"],
+    ["grok", "sweep", "--task", "dyck", "--layers", "4-2", "--out", "{tmp}/sw"],
+    ["grok", "sweep", "--task", "dyck", "--layers", "2", "--seeds", "0,x", "--out", "{tmp}/sw"],
+    ["eval", "profile", "--capability", "reverse", "--model", "truth", "--evaluator", "static", "--values", "8,,-1",
+     "--out", "{tmp}/p"],
+    ["eval", "profile", "--capability", "reverse", "--model", "truth", "--evaluator", ",", "--out", "{tmp}/p"],
+], ids=lambda a: "-".join(x for x in a[:2] if not x.startswith("{")))
+def test_bad_lists_on_the_command_line_are_one_clean_line(capsys, tmp_path, argv):
+    (tmp_path / "s.txt").write_text("a b c\n")
+    option = next(a for a in reversed(argv) if a.startswith("--") and a not in ("--out", "--task"))
+    rc, out, err = run_cli(capsys, *[a.replace("{tmp}", str(tmp_path)) for a in argv])
+    assert_clean_error(rc, out, err)
+    assert option in err, err
+    assert not (tmp_path / "sw").exists() and not (tmp_path / "p").exists()
+
+
 def _env_one_thread():
     return {**os.environ, "OMP_NUM_THREADS": "1", "LMSCOPE_CACHE": os.environ["LMSCOPE_CACHE"]}
 

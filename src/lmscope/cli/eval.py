@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lmscope.cli._help import MODEL_HELP, TASK_HELP
-from lmscope.cli._lists import int_list, strs
+from lmscope.cli._lists import int_list, name_list
 from lmscope.cli._output import emit, logger
 from lmscope.cli.lm import add_lm_arguments, lm_from_args, log_cache
 from lmscope.errors import LmscopeError
@@ -168,7 +168,7 @@ def cmd_eval_profile(args) -> None:
     cap = get_capability(args.capability)
     resource = {"queries": "queries_per_round"}.get(args.vary, args.vary)
     values = int_list(args.values, "--values")
-    evaluators = [_evaluator(args, name) for spec in args.evaluator for name in strs(spec) or []]
+    evaluators = [_evaluator(args, name) for spec in args.evaluator for name in name_list(spec, "--evaluator")]
     base = _resources(args)
     out = Path(args.out)
     factory, opened = _game_lms(args)

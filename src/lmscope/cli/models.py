@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lmscope.cli._help import MODEL_HELP
-from lmscope.cli._lists import ints, strs
+from lmscope.cli._lists import int_list, name_list
 from lmscope.cli._output import emit
 from lmscope.errors import LmscopeError
 
@@ -24,8 +24,9 @@ def cmd_models_list(args) -> None:
 def cmd_models_show(args) -> None:
     from lmscope.models import open_model
 
+    roles, layers = name_list(args.roles, "--roles"), int_list(args.layers, "--layers")
     src = open_model(args.model, base=args.base)
-    refs = src.matrices(roles=strs(args.roles), layers=ints(args.layers))
+    refs = src.matrices(roles=roles, layers=layers)
     info = src.describe()
     lines = [f"{k}: {v}" for k, v in info.items()]
     lines += [f"  {r.key:12s} {r.name}  {r.shape[0]}x{r.shape[1]}" for r in refs]

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from lmscope.cli._help import MODEL_HELP, TASK_HELP
-from lmscope.cli._lists import floats, ints, strs
+from lmscope.cli._lists import float_list, int_list, name_list
 from lmscope.cli._output import command_line, emit, logger, write_report
 from lmscope.errors import LmscopeError
 
@@ -17,7 +17,8 @@ def cmd_spectrum(args) -> None:
 
     if args.metric not in METRICS:
         raise LmscopeError(f"unknown metric {args.metric!r}; choose one of {', '.join(METRICS)}")
-    res = analyze_spectrum(args.model, roles=strs(args.roles), layers=ints(args.layers),
+    res = analyze_spectrum(args.model, roles=name_list(args.roles, "--roles"),
+                           layers=int_list(args.layers, "--layers"),
                            cache=SVDCache(enabled=not args.no_cache), quiet=args.quiet)
     if args.out:  # plotting libraries are imported only when a report is asked for
         from lmscope.report.sections import spectrum_section
@@ -40,8 +41,9 @@ def cmd_intruders(args) -> None:
         raise LmscopeError(f"--scale must be in [0, 1], got {args.scale}")
     if args.scale is not None and not args.out:
         raise LmscopeError("--scale needs --out DIR for the mitigated checkpoint")
-    res = find_intruders(args.base, args.tuned, k=args.k, eps=args.eps, roles=strs(args.roles),
-                         layers=ints(args.layers), cache=SVDCache(enabled=not args.no_cache), quiet=args.quiet)
+    res = find_intruders(args.base, args.tuned, k=args.k, eps=args.eps, roles=name_list(args.roles, "--roles"),
+                         layers=int_list(args.layers, "--layers"), cache=SVDCache(enabled=not args.no_cache),
+                         quiet=args.quiet)
     if args.matrix and args.matrix not in res.similarity:
         raise LmscopeError(f"no matrix {args.matrix!r}; use a key such as {res.table['key'].iloc[0]!r}")
     lines = [res.table[["key", "n_intruders", "min_max_cos"]].to_string(index=False, float_format=lambda v: f"{v:.3f}"),
@@ -85,8 +87,9 @@ def cmd_laser_apply(args) -> None:
 def cmd_laser_search(args) -> None:
     from lmscope.spectral.laser_search import DEFAULT_KEEPS, DEFAULT_ROLES, SearchConfig, laser_search
 
-    cfg = SearchConfig(layers=ints(args.layers), roles=tuple(strs(args.roles) or DEFAULT_ROLES),
-                       keeps=tuple(floats(args.keeps, "--keeps") or DEFAULT_KEEPS), val_fraction=args.val_fraction,
+    cfg = SearchConfig(layers=int_list(args.layers, "--layers"),
+                       roles=tuple(name_list(args.roles, "--roles") or DEFAULT_ROLES),
+                       keeps=tuple(float_list(args.keeps, "--keeps") or DEFAULT_KEEPS), val_fraction=args.val_fraction,
                        seed=args.seed, limit=args.limit, batch_size=args.batch_size, top_k=args.top_k,
                        compose=not args.no_compose, device=args.device, resume=not args.no_resume)
     if args.out:
