@@ -268,6 +268,16 @@ def test_help_in_a_real_subprocess(how):
         assert sub in p.stdout
 
 
+def test_building_the_parser_imports_no_training_stack():
+    """`lmscope --help` and the light commands start fast: the parser (grok options included) needs no torch."""
+    code = ("import sys; from lmscope.cli import build_parser; build_parser(); "
+            "heavy = [m for m in ('torch', 'transformers', 'matplotlib') if m in sys.modules]; print(heavy)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env=_env_one_thread())
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "[]"
+
+
 def test_error_in_a_real_subprocess(tmp_path):
     p = subprocess.run([sys.executable, "-m", "lmscope", "intruders", tmp_path / "nope", tmp_path / "nope2"],
                        capture_output=True, text=True, timeout=120, env=_env_one_thread())

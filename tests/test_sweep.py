@@ -173,3 +173,72 @@ def test_sigterm_stops_the_sweep_and_its_runs_which_resume_later(tmp_path):
     time.sleep(2)
     assert run_step(run) == stopped  # the training process is gone too
     assert any((run / "checkpoints").iterdir())
+
+
+# ------------------------------------------------------------------------------ one config definition
+def test_grok_config_is_the_one_definition_of_the_command_line_options():
+    """Every option field is an option of grok train (and, except layers and seed, of grok sweep) with
+    the field's default; a configuration survives to_argv -> the parser -> from_args unchanged."""
+    from lmscope.cli import build_parser
+    from lmscope.grokking import GrokConfig
+    from lmscope.grokking.run import SWEEP_OPTIONS
+
+    parser = build_parser()
+    defaults = parser.parse_args(["grok", "train", "--task", "dyck", "--out", "r"])
+    assert GrokConfig.from_args(defaults) == GrokConfig()
+    names = [f.name for f in GrokConfig.options()]
+    assert names[:3] == ["layers", "steps", "seed"] and "warmup" not in names
+    assert set(SWEEP_OPTIONS) == set(names) - {"layers", "steps", "seed"}
+    sweep = parser.parse_args(["grok", "sweep", "--task", "dyck", "--layers", "2", "--out", "s"])
+    assert {k: getattr(sweep, k) for k in SWEEP_OPTIONS} == {k: getattr(GrokConfig(), k) for k in SWEEP_OPTIONS}
+
+    planted = GrokConfig(layers=3, steps=77, seed=5, d_model=24, heads=3, d_ff=40, batch_size=5, lr=3.5e-4,
+                         eval_every=7, ckpt_every=0, n_train=33, n_val=11, n_gen=12, sample_size=9, tree_sample=0)
+    argv = planted.to_argv()
+    assert argv[argv.index("--lr") + 1] == "0.00035" and argv[argv.index("--d-model") + 1] == "24"
+    assert len(argv) == 2 * len(names)
+    parsed = parser.parse_args(["grok", "train", "--task", "dyck", "--out", "r", *argv])
+    assert GrokConfig.from_args(parsed) == planted
+
+
+def test_grok_config_validation_and_settings_outside_the_command_line():
+    from lmscope.grokking import GrokConfig
+
+    for bad, msg in [({"layers": 0}, "layers must be an integer >= 1"), ({"seed": -1}, "seed must be"),
+                     ({"d_model": 10, "heads": 4}, "not divisible"), ({"steps": 2.5}, "steps must be"),
+                     ({"n_val": True}, "n_val must be"), ({"width": 3}, "unknown grok_train option 'width'")]:
+        with pytest.raises(LmscopeError, match=msg):
+            GrokConfig.make(**bad)
+    with pytest.raises(LmscopeError, match="warmup is not a command-line option"):
+        GrokConfig(warmup=5).to_argv()
+    with pytest.raises(LmscopeError, match="sample_size=None"):
+        GrokConfig(sample_size=None).to_argv()
+    with pytest.raises(LmscopeError, match="unknown grok_train option 'width'"):
+        grok_train("dyck", "unused", width=3)
+    assert GrokConfig.make(GrokConfig(layers=4), seed=2) == GrokConfig(layers=4, seed=2)
+
+
+def test_grok_train_with_a_config_writes_the_run_settings_of_before(tmp_path):
+    """run.json as written before GrokConfig existed (same settings: same model, train and meta), so
+    runs made then resume; keywords and a config give the same run."""
+    from lmscope.grokking import GrokConfig
+
+    config = GrokConfig(layers=1, steps=10, seed=3, lr=3e-4, **TINY)
+    grok_train("question-formation", tmp_path / "a", config, quiet=True)
+    grok_train("question-formation", tmp_path / "b", layers=1, steps=10, seed=3, lr=3e-4, quiet=True, stop_after=5,
+               **TINY)
+    info = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert info == json.loads((tmp_path / "b" / "run.json").read_text())
+    model = {"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32, "max_len": 256, "causal": True, "norm": "post",
+             "positions": "sinusoidal", "dropout": 0.0}
+    train = {"steps": 10, "batch_size": 8, "lr": 0.0003, "warmup": None, "eval_every": 5, "ckpt_every": 5, "seed": 3}
+    assert {k: info["model"][k] for k in model} == model and {k: info["train"][k] for k in train} == train
+    assert info["meta"] == {"task": "question-formation",
+                            "eval": {"n_val": 20, "n_gen": 20, "sample_size": 10, "tree_sample": 4}}
+    assert json.loads((tmp_path / "a" / "grok.json").read_text()) == {
+        "task": "question-formation", "layers": 1, "d_model": 16, "heads": 2, "d_ff": 32, "seed": 3, "gen_split": "gen"}
+    # the run interrupted under keywords resumes under the config and ends where the uninterrupted one did
+    again = grok_train("question-formation", tmp_path / "b", config, quiet=True)
+    assert again["resumed_from"] is not None and again["step"] == 10
+    assert _strip(read_metrics(tmp_path / "b")) == _strip(read_metrics(tmp_path / "a"))
+

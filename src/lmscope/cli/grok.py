@@ -8,6 +8,7 @@ from pathlib import Path
 from lmscope.cli._lists import int_list
 from lmscope.cli._output import emit
 from lmscope.errors import LmscopeError
+from lmscope.grokking.run import SWEEP_OPTIONS, GrokConfig
 
 
 def cmd_grok_train(args) -> None:
@@ -15,11 +16,7 @@ def cmd_grok_train(args) -> None:
 
     if not args.out:
         raise LmscopeError("give --out RUN, the run folder (an existing one is resumed)")
-    res = grok_train(args.task, args.out, layers=args.layers, d_model=args.d_model, heads=args.heads,
-                     d_ff=args.d_ff, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                     eval_every=args.eval_every, ckpt_every=args.ckpt_every, n_train=args.n_train,
-                     n_val=args.n_val, n_gen=args.n_gen, seed=args.seed, sample_size=args.sample_size,
-                     tree_sample=args.tree_sample, quiet=args.quiet or args.json)
+    res = grok_train(args.task, args.out, GrokConfig.from_args(args), quiet=args.quiet or args.json)
     last = res.get("last_metrics") or {}
     lines = [f"trained {res['task']} ({res['layers']} layers) to step {res['step']} in {res['run_dir']}"]
     for key in ("id_acc", "gen_acc", "t_score"):
@@ -35,13 +32,11 @@ def cmd_grok_sweep(args) -> None:
 
     layers = int_list(args.layers, "--layers")
     seeds = int_list(args.seeds, "--seeds")
-    if "," not in str(args.seeds):  # one number N: seeds 0 .. N-1
+    if args.seeds.strip().isdigit():  # one number N: seeds 0 .. N-1
         if seeds[0] < 1:
             raise LmscopeError(f"--seeds N needs N >= 1 (or a list such as 0,1,2), got {args.seeds}")
         seeds = list(range(seeds[0]))
-    options = {k: getattr(args, k) for k in ("d_model", "heads", "d_ff", "batch_size", "lr", "eval_every",
-                                              "ckpt_every", "n_train", "n_val", "n_gen", "sample_size",
-                                              "tree_sample")}
+    options = {k: getattr(args, k) for k in SWEEP_OPTIONS}
     jobs = grok_sweep_jobs(args.task, args.out, layers, seeds, args.steps, **options)
     res = run_sweep(jobs, args.out, workers=args.jobs, threads=args.threads, ray=args.ray,
                     quiet=args.quiet or args.json)
@@ -76,21 +71,12 @@ def cmd_grok_plot(args) -> None:
     emit(args, res, [f"wrote {len(res['files'])} files to {res['out']}"])
 
 
-def _grok_train_options(p) -> None:
-    """Model, optimizer and evaluation options shared by grok train and grok sweep."""
-    p.add_argument("--d-model", type=int, default=64, help="model width (default 64)")
-    p.add_argument("--heads", type=int, default=4, help="attention heads (default 4)")
-    p.add_argument("--d-ff", type=int, default=256, help="MLP width (default 256)")
-    p.add_argument("--batch-size", type=int, default=8, help="batch size (default 8)")
-    p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (default 1e-4)")
-    p.add_argument("--eval-every", type=int, default=100, help="steps between metric rows (default 100)")
-    p.add_argument("--ckpt-every", type=int, default=500, help="steps between checkpoints (default 500)")
-    p.add_argument("--n-train", type=int, default=2000, help="training rows (default 2000)")
-    p.add_argument("--n-val", type=int, default=200, help="in-distribution rows (default 200)")
-    p.add_argument("--n-gen", type=int, default=200, help="generalization rows (default 200)")
-    p.add_argument("--sample-size", type=int, default=200, help="rows evaluated per split (default 200)")
-    p.add_argument("--tree-sample", type=int, default=50,
-                   help="val sentences for the t-score and F1 (default 50; 0 turns them off)")
+def _config_options(p, skip: tuple[str, ...] = (), sweep: bool = False) -> None:
+    """The options of grok train and grok sweep made from the GrokConfig fields (name, type, default, help)."""
+    for f in GrokConfig.options():
+        if f.name not in skip:
+            text = (sweep and f.metadata["sweep_help"]) or f.metadata["help"]
+            p.add_argument(GrokConfig.flag(f.name), type=type(f.default), default=f.default, help=text)
 
 
 def add_grok(sub, common) -> None:
@@ -104,10 +90,7 @@ def add_grok(sub, common) -> None:
                                      "RUN/metrics.jsonl every --eval-every steps. Starting again in RUN resumes.")
     gt.add_argument("--task", required=True, help="question-formation, tense-inflection or dyck")
     gt.add_argument("--out", help="the run folder (required)")
-    gt.add_argument("--layers", type=int, default=2, help="transformer blocks (default 2)")
-    gt.add_argument("--steps", type=int, default=2000, help="training steps (default 2000)")
-    gt.add_argument("--seed", type=int, default=0, help="seed of the data, the weights and the order (default 0)")
-    _grok_train_options(gt)
+    _config_options(gt)
     gt.set_defaults(func=cmd_grok_train)
     gw = gsub.add_parser("sweep", parents=[common], help="train many runs: depths x seeds, as local processes or on Ray",
                          description="Train (or resume) one grok train run per depth and seed, in "
@@ -120,8 +103,7 @@ def add_grok(sub, common) -> None:
     gw.add_argument("--out", required=True, help="the sweep folder (existing runs in it are resumed)")
     gw.add_argument("--layers", required=True, help="depths, comma-separated (e.g. 2,4,6,8)")
     gw.add_argument("--seeds", default="1", help="N (seeds 0..N-1) or a list such as 0,2 (default 1)")
-    gw.add_argument("--steps", type=int, default=2000, help="training steps of every run (default 2000)")
-    _grok_train_options(gw)
+    _config_options(gw, skip=("layers", "seed"), sweep=True)
     gw.add_argument("--jobs", type=int, help="runs at a time (default: one per core; with --ray: as the cluster allows)")
     gw.add_argument("--threads", type=int, help="threads per run (default: cores // jobs locally, 1 on Ray)")
     gw.add_argument("--ray", metavar="ADDRESS",

@@ -1,21 +1,27 @@
 """Structural grokking: long training runs of small transformers on question formation, tense
 inflection and Dyck, with generalization accuracy and tree-structuredness tracked over training."""
 
-from lmscope.grokking.metrics import (
-    attention_sparsity,
-    dyck_closing_accuracy,
-    main_verb_index,
-    make_eval_fn,
-    pos_sequence,
-    qf_first_word_accuracy,
-    tense_accuracy,
-    tense_correct,
-    tree_scores,
-    weight_norm,
-)
-from lmscope.grokking.plot import load_run, plot_runs
-from lmscope.grokking.run import grok_sweep_jobs, grok_train, sweep_run_name
+import importlib
 
-__all__ = ["attention_sparsity", "dyck_closing_accuracy", "grok_sweep_jobs", "grok_train", "load_run", "main_verb_index",
-           "make_eval_fn", "plot_runs", "pos_sequence", "qf_first_word_accuracy", "sweep_run_name", "tense_accuracy",
-           "tense_correct", "tree_scores", "weight_norm"]
+# name -> module of this package; imported on first use, so that reading GrokConfig (which the command
+# line does to build its options) does not import torch
+_EXPORTS = {
+    **dict.fromkeys(["attention_sparsity", "dyck_closing_accuracy", "main_verb_index", "make_eval_fn", "pos_sequence",
+                     "qf_first_word_accuracy", "tense_accuracy", "tense_correct", "tree_scores", "weight_norm"],
+                    "metrics"),
+    **dict.fromkeys(["load_run", "plot_runs"], "plot"),
+    **dict.fromkeys(["GrokConfig", "grok_sweep_jobs", "grok_train", "sweep_run_name"], "run"),
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"lmscope.grokking.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_EXPORTS])

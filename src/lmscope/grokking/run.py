@@ -9,15 +9,14 @@ checkpoint when started again in the same folder with the same settings.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from lmscope._io import write_json
-from lmscope.data.suites import make_suite
 from lmscope.errors import LmscopeError
-from lmscope.grokking.metrics import GEN_SPLIT, TASKS, make_eval_fn
-from lmscope.models.small import SmallConfig
-from lmscope.models.small_tokenizer import WordTokenizer
-from lmscope.train.loop import TrainConfig, suite_lines, train_lm
+
+# GrokConfig is read when the command line is built: the training stack (torch) is imported only by
+# the functions that train
 
 GROK_FILE = "grok.json"
 
@@ -28,24 +27,106 @@ def _int(name: str, value, minimum: int) -> int:
     return value
 
 
-def grok_train(task: str, out_dir: str | os.PathLike, layers: int = 2, d_model: int = 64, heads: int = 4,
-               d_ff: int = 256, steps: int = 2000, batch_size: int = 8, lr: float = 1e-4,
-               eval_every: int = 100, ckpt_every: int = 500, n_train: int = 2000, n_val: int = 200,
-               n_gen: int = 200, seed: int = 0, warmup: int | None = None, dropout: float = 0.0,
-               sample_size: int | None = 200, tree_sample: int | None = 50, max_len: int = 256,
-               quiet: bool | None = None, stop_after: int | None = None) -> dict:
-    """Train (or resume) a grokking run in ``out_dir``; returns :func:`train_lm`'s summary plus
-    ``task`` and ``layers``. LmscopeError for an unknown task or sizes out of range."""
+def _setting(default, help: str | None = None, *, sweep_help: str | None = None, minimum: int | None = None):
+    """A GrokConfig field. With ``help`` it is also an option of `lmscope grok train` and `grok sweep`
+    (``--name-with-dashes``, its type that of the default; ``sweep_help`` replaces the help in grok
+    sweep); ``minimum``: an integer at least this."""
+    return field(default=default, metadata={"help": help, "sweep_help": sweep_help, "minimum": minimum})
+
+
+@dataclass(frozen=True)
+class GrokConfig:
+    """The settings of one grokking run: model, training and evaluation. The one definition of them:
+    :func:`grok_train` reads it, the command-line options of `lmscope grok train` / `grok sweep` are
+    generated from the fields that have a help text (in this order), and :meth:`to_argv` writes a
+    run's command line for a sweep. LmscopeError for a value out of range."""
+
+    layers: int = _setting(2, "transformer blocks (default 2)", minimum=1)
+    steps: int = _setting(2000, "training steps (default 2000)",
+                          sweep_help="training steps of every run (default 2000)", minimum=1)
+    seed: int = _setting(0, "seed of the data, the weights and the order (default 0)", minimum=0)
+    d_model: int = _setting(64, "model width (default 64)", minimum=1)
+    heads: int = _setting(4, "attention heads (default 4)", minimum=1)
+    d_ff: int = _setting(256, "MLP width (default 256)", minimum=1)
+    batch_size: int = _setting(8, "batch size (default 8)", minimum=1)
+    lr: float = _setting(1e-4, "peak learning rate (default 1e-4)")
+    eval_every: int = _setting(100, "steps between metric rows (default 100)", minimum=0)
+    ckpt_every: int = _setting(500, "steps between checkpoints (default 500)", minimum=0)
+    n_train: int = _setting(2000, "training rows (default 2000)", minimum=1)
+    n_val: int = _setting(200, "in-distribution rows (default 200)", minimum=1)
+    n_gen: int = _setting(200, "generalization rows (default 200)", minimum=1)
+    sample_size: int | None = _setting(200, "rows evaluated per split (default 200)")
+    tree_sample: int | None = _setting(50, "val sentences for the t-score and F1 (default 50; 0 turns them off)")
+    # Python-only settings (no help text: not command-line options)
+    warmup: int | None = _setting(None)
+    dropout: float = _setting(0.0)
+    max_len: int = _setting(256)
+
+    def __post_init__(self):
+        for f in fields(self):
+            if f.metadata["minimum"] is not None:
+                _int(f.name, getattr(self, f.name), f.metadata["minimum"])
+        if self.d_model % self.heads:
+            raise LmscopeError(f"d_model {self.d_model} is not divisible by heads {self.heads}")
+
+    @classmethod
+    def options(cls) -> list:
+        """The fields that are command-line options, in the order of the help."""
+        return [f for f in fields(cls) if f.metadata["help"]]
+
+    @staticmethod
+    def flag(name: str) -> str:
+        """The command-line option of a field: ``d_model`` -> ``--d-model``."""
+        return "--" + name.replace("_", "-")
+
+    @classmethod
+    def make(cls, config: GrokConfig | None = None, **settings) -> GrokConfig:
+        """``config`` (default: the defaults) with ``settings`` replaced; LmscopeError for an unknown name."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise LmscopeError(f"unknown grok_train option {unknown[0]!r}")
+        return replace(config or cls(), **settings)
+
+    @classmethod
+    def from_args(cls, args, **settings) -> GrokConfig:
+        """From parsed command-line options (an argparse Namespace): every option field it holds,
+        except those given in ``settings``."""
+        values = {f.name: getattr(args, f.name) for f in cls.options() if hasattr(args, f.name)}
+        return cls.make(**{**values, **settings})
+
+    def to_argv(self) -> list[str]:
+        """The options of `lmscope grok train` that give this configuration (every option field).
+        LmscopeError for a setting the command line cannot express."""
+        argv = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not f.metadata["help"]:
+                if value != f.default:
+                    raise LmscopeError(f"{f.name} is not a command-line option of lmscope grok train")
+            elif value is None:
+                raise LmscopeError(f"{f.name}=None cannot be given on the command line")
+            else:
+                argv += [self.flag(f.name), str(value)]
+        return argv
+
+
+def grok_train(task: str, out_dir: str | os.PathLike, config: GrokConfig | None = None, *,
+               quiet: bool | None = None, stop_after: int | None = None, **settings) -> dict:
+    """Train (or resume) a grokking run in ``out_dir`` with ``config`` (default: the defaults), any
+    GrokConfig field given as a keyword replacing its value (``grok_train(task, out, layers=4)``);
+    returns :func:`train_lm`'s summary plus ``task`` and ``layers``. LmscopeError for an unknown task
+    or settings out of range."""
+    from lmscope.data.suites import make_suite
+    from lmscope.grokking.metrics import GEN_SPLIT, TASKS, make_eval_fn
+    from lmscope.models.small import SmallConfig
+    from lmscope.models.small_tokenizer import WordTokenizer
+    from lmscope.train.loop import TrainConfig, suite_lines, train_lm
+
     if task not in TASKS:
         raise LmscopeError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
-    _int("layers", layers, 1)
-    _int("steps", steps, 1)
-    for name, v in (("d_model", d_model), ("heads", heads), ("d_ff", d_ff), ("n_train", n_train),
-                    ("n_val", n_val), ("n_gen", n_gen), ("batch_size", batch_size)):
-        _int(name, v, 1)
-    if d_model % heads:
-        raise LmscopeError(f"d_model {d_model} is not divisible by heads {heads}")
-    rows = make_suite(task, n_train, n_val, n_gen, seed=seed)
+    c = GrokConfig.make(config, **settings)
+    rows = make_suite(task, c.n_train, c.n_val, c.n_gen, seed=c.seed)
     by_split: dict[str, list[dict]] = {}
     for r in rows:
         by_split.setdefault(r["split"], []).append(r)
@@ -56,27 +137,27 @@ def grok_train(task: str, out_dir: str | os.PathLike, layers: int = 2, d_model: 
         texts = suite_lines(rows, "train")
         vocab_texts = suite_lines(rows, None)
     tokenizer = WordTokenizer.build(vocab_texts)
-    model_config = SmallConfig(vocab_size=tokenizer.vocab_size, d_model=d_model, n_layers=layers, n_heads=heads,
-                               d_ff=d_ff, max_len=max_len, causal=True, norm="post", positions="sinusoidal",
-                               dropout=dropout)
-    config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup=warmup, eval_every=eval_every,
-                         ckpt_every=ckpt_every, seed=seed)
-    eval_fn = make_eval_fn(task, tokenizer, by_split, sample_size=sample_size, seed=seed, tree_sample=tree_sample)
-    meta = {"task": task, "eval": {"n_val": n_val, "n_gen": n_gen, "sample_size": sample_size,
-                                   "tree_sample": tree_sample}}
-    summary = train_lm(out_dir, model_config, tokenizer, texts, eval_fn=eval_fn, config=config, quiet=quiet,
+    model_config = SmallConfig(vocab_size=tokenizer.vocab_size, d_model=c.d_model, n_layers=c.layers,
+                               n_heads=c.heads, d_ff=c.d_ff, max_len=c.max_len, causal=True, norm="post",
+                               positions="sinusoidal", dropout=c.dropout)
+    train_config = TrainConfig(steps=c.steps, batch_size=c.batch_size, lr=c.lr, warmup=c.warmup,
+                               eval_every=c.eval_every, ckpt_every=c.ckpt_every, seed=c.seed)
+    eval_fn = make_eval_fn(task, tokenizer, by_split, sample_size=c.sample_size, seed=c.seed,
+                           tree_sample=c.tree_sample)
+    meta = {"task": task, "eval": {"n_val": c.n_val, "n_gen": c.n_gen, "sample_size": c.sample_size,
+                                   "tree_sample": c.tree_sample}}
+    summary = train_lm(out_dir, model_config, tokenizer, texts, eval_fn=eval_fn, config=train_config, quiet=quiet,
                        stop_after=stop_after, meta=meta)
-    write_json(Path(out_dir) / GROK_FILE, {"task": task, "layers": layers, "d_model": d_model, "heads": heads,
-                                           "d_ff": d_ff, "seed": seed, "gen_split": GEN_SPLIT[task]})
-    return {**summary, "task": task, "layers": layers, "gen_split": GEN_SPLIT[task]}
+    write_json(Path(out_dir) / GROK_FILE, {"task": task, "layers": c.layers, "d_model": c.d_model,
+                                           "heads": c.heads, "d_ff": c.d_ff, "seed": c.seed,
+                                           "gen_split": GEN_SPLIT[task]})
+    return {**summary, "task": task, "layers": c.layers, "gen_split": GEN_SPLIT[task]}
 
 
 # --------------------------------------------------------------------------------------------------
 TASK_SHORT = {"question-formation": "qf", "tense-inflection": "ti", "dyck": "dyck"}
-# grok_train keyword -> `lmscope grok train` option, for the options a sweep passes through
-_OPTIONS = {"d_model": "--d-model", "heads": "--heads", "d_ff": "--d-ff", "batch_size": "--batch-size",
-            "lr": "--lr", "eval_every": "--eval-every", "ckpt_every": "--ckpt-every", "n_train": "--n-train",
-            "n_val": "--n-val", "n_gen": "--n-gen", "sample_size": "--sample-size", "tree_sample": "--tree-sample"}
+# the GrokConfig fields a sweep passes through to every run (its own arguments set layers, seed and steps)
+SWEEP_OPTIONS = tuple(f.name for f in GrokConfig.options() if f.name not in ("layers", "seed", "steps"))
 
 
 def sweep_run_name(task: str, layers: int, seed: int) -> str:
@@ -86,11 +167,13 @@ def sweep_run_name(task: str, layers: int, seed: int) -> str:
 def grok_sweep_jobs(task: str, root: str | os.PathLike, layers: list[int], seeds: list[int], steps: int,
                     **options) -> list:
     """One :class:`lmscope.train.sweep.SweepJob` per (depth, seed): ``lmscope grok train`` into
-    ``ROOT/<task>-l<layers>-s<seed>`` (e.g. ``qf-l6-s0``) with the given grok_train ``options``.
+    ``ROOT/<task>-l<layers>-s<seed>`` (e.g. ``qf-l6-s0``) with the given GrokConfig ``options``
+    (:data:`SWEEP_OPTIONS`; None keeps the default), every setting written out on its command line.
     A run already trained to more steps than asked is marked ``skipped`` (ask for at least its
     steps to extend it)."""
     import json
 
+    from lmscope.grokking.metrics import TASKS
     from lmscope.train.loop import RUN_FILE
     from lmscope.train.sweep import SweepJob
 
@@ -98,33 +181,25 @@ def grok_sweep_jobs(task: str, root: str | os.PathLike, layers: list[int], seeds
         raise LmscopeError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     if not layers or not seeds:
         raise LmscopeError("a sweep needs at least one depth and one seed")
-    for v in layers:
-        _int("layers", v, 1)
-    for v in seeds:
-        _int("seed", v, 0)
-    _int("steps", steps, 1)
-    unknown = sorted(set(options) - set(_OPTIONS))
+    unknown = sorted(set(options) - set(SWEEP_OPTIONS))
     if unknown:
         raise LmscopeError(f"unknown grok_train option {unknown[0]!r}")
+    options = {k: v for k, v in options.items() if v is not None}  # None: the default
+    configs = {(n, s): GrokConfig.make(layers=n, seed=s, steps=steps, **options)
+               for n in dict.fromkeys(layers) for s in dict.fromkeys(seeds)}
     root = Path(root)
     jobs = []
-    for n_layers in dict.fromkeys(layers):
-        for seed in dict.fromkeys(seeds):
-            name = sweep_run_name(task, n_layers, seed)
-            run_dir = root / name
-            argv = ["grok", "train", "--task", task, "--layers", str(n_layers), "--seed", str(seed),
-                    "--steps", str(steps)]
-            for key, value in options.items():
-                if value is not None:
-                    argv += [_OPTIONS[key], str(value)]
-            argv += ["--quiet", "--out", str(run_dir)]
-            job = SweepJob(name=name, run_dir=run_dir, argv=argv, steps=steps)
-            try:
-                had = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))["train"]["steps"]
-            except (OSError, ValueError, KeyError, TypeError):
-                had = None
-            if isinstance(had, int) and had > steps:
-                job.status = "skipped"
-                job.error = f"already trained for {had} steps; ask --steps {had} or more to extend it"
-            jobs.append(job)
+    for (n_layers, seed), config in configs.items():
+        name = sweep_run_name(task, n_layers, seed)
+        run_dir = root / name
+        argv = ["grok", "train", "--task", task, *config.to_argv(), "--quiet", "--out", str(run_dir)]
+        job = SweepJob(name=name, run_dir=run_dir, argv=argv, steps=steps)
+        try:
+            had = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))["train"]["steps"]
+        except (OSError, ValueError, KeyError, TypeError):
+            had = None
+        if isinstance(had, int) and had > steps:
+            job.status = "skipped"
+            job.error = f"already trained for {had} steps; ask --steps {had} or more to extend it"
+        jobs.append(job)
     return jobs
