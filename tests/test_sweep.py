@@ -242,3 +242,64 @@ def test_grok_train_with_a_config_writes_the_run_settings_of_before(tmp_path):
     assert again["resumed_from"] is not None and again["step"] == 10
     assert _strip(read_metrics(tmp_path / "b")) == _strip(read_metrics(tmp_path / "a"))
 
+
+def test_train_imports_nothing_above_it():
+    """Sweeps (local and Ray) start `python -m lmscope` subprocesses: nothing in lmscope.train imports
+    the command line or a method package."""
+    import ast
+    from pathlib import Path
+
+    import lmscope.train
+
+    above = ("lmscope.cli", "lmscope.grokking", "lmscope.report", "lmscope.trees", "lmscope.evaluation")
+    found = []
+    for path in sorted(Path(lmscope.train.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            found += [f"{path.name}: {n}" for n in names if n.startswith(above)]
+    assert found == []
+
+
+def test_sigterm_stops_a_ray_sweep_and_the_runs_its_workers_started(tmp_path):
+    """On Ray each run is a subprocess of a worker: stopping the sweep stops the training process too."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from lmscope.train.sweep import run_step
+
+    pytest.importorskip("ray", reason="ray is part of the dev extra")
+    root = tmp_path / "rayterm"
+    code = ("import sys; from lmscope.grokking import grok_sweep_jobs; from lmscope.train.sweep import run_sweep; "
+            f"jobs = grok_sweep_jobs('question-formation', {str(root)!r}, [1], [0], 100000, **{TINY!r}); "
+            "run_sweep(jobs, jobs[0].run_dir.parent, ray='local', workers=1, quiet=True, poll=0.2)")
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    run = root / "qf-l1-s0"
+    deadline = time.time() + 180
+    while run_step(run) < 10 and time.time() < deadline:
+        time.sleep(0.5)
+    assert run_step(run) >= 10, "the run never logged metrics"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) != 0
+    assert json.loads((root / SWEEP_FILE).read_text())["jobs"][0]["status"] == "interrupted"
+    time.sleep(3)
+    stopped = run_step(run)
+    time.sleep(3)
+    assert run_step(run) == stopped  # the training process is gone too
+    assert (root / "qf-l1-s0.log").read_text().startswith("$ lmscope grok train --task question-formation")
+
+
+def test_ray_failed_run_is_recorded_with_its_log_line(tmp_path):
+    """A Ray task's run that fails ends like a local one: exit status 2, the error line of its log."""
+    pytest.importorskip("ray", reason="ray is part of the dev extra")
+    root = tmp_path / "rayfail"
+    bad = root / "qf-l1-s0"
+    bad.mkdir(parents=True)
+    (bad / "junk.txt").write_text("x")
+    res = run_sweep(grok_sweep_jobs("question-formation", root, [1], [0], 5, **TINY), root, ray="local",
+                    workers=1, quiet=True)
+    job = res["jobs"][0]
+    assert res["failed"] == ["qf-l1-s0"] and job["status"] == "failed" and job["returncode"] == 2
+    assert job["error"].startswith("lmscope: error:") and "not empty" in job["error"]

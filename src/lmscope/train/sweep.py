@@ -7,8 +7,9 @@ run the same command line, so run folders, logs and resume semantics are the sam
 - ``local`` (default): at most ``workers`` subprocesses ``python -m lmscope ...`` at a time (default:
   one per core), each with ``threads`` intra-op threads (default: cores // workers, at least 1);
   stdout and stderr go to ``ROOT/NAME.log`` (appended, so a resumed run keeps its history).
-- ``ray``: one Ray task per job (``num_cpus=threads``), calling :func:`lmscope.cli.main` in the
-  worker with its output sent to the same log file. ``address`` is passed to ``ray.init``: ``"auto"``
+- ``ray``: one Ray task per job (``num_cpus=threads``) that starts the same subprocess
+  ``python -m lmscope ...`` on its worker (same environment, same log file) and returns its exit
+  status; a cancelled task stops its subprocess. ``address`` is passed to ``ray.init``: ``"auto"``
   joins the cluster this machine belongs to (``ray start --head`` / ``ray start --address ...``),
   ``"HOST:PORT"`` or ``"ray://HOST:PORT"`` a given one, ``"local"`` starts a private instance on
   this machine. Workers must see the run folders at the same path (a shared file system) and have
@@ -139,11 +140,41 @@ class _Bar:
         self.bar.close()
 
 
-def _run_local(jobs: list[SweepJob], save, workers: int, threads: int, quiet, poll: float) -> None:
+def _child_env(threads: int) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     # the child must import this same lmscope, also when it runs from a source tree
     src = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join([src] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    return env
+
+
+def _start(argv: list[str], log_path: Path, threads: int) -> tuple[subprocess.Popen, object]:
+    """Start ``python -m lmscope ARGV`` with ``threads`` threads, its output appended to ``log_path``
+    after a ``$ lmscope ...`` line; returns the process and the open log file."""
+    log = open(log_path, "a", encoding="utf-8")
+    try:
+        log.write(f"$ lmscope {' '.join(argv)}\n")
+        log.flush()
+        proc = subprocess.Popen([sys.executable, "-m", "lmscope", *argv], stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=_child_env(threads))
+    except BaseException:
+        log.close()
+        raise
+    return proc, log
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL after 30 s."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _run_local(jobs: list[SweepJob], save, workers: int, threads: int, quiet, poll: float) -> None:
     pending = deque(jobs)
     running: dict[str, tuple[subprocess.Popen, float, object]] = {}
     bar = _Bar(jobs, quiet)
@@ -152,11 +183,7 @@ def _run_local(jobs: list[SweepJob], save, workers: int, threads: int, quiet, po
             while pending and len(running) < workers:
                 job = pending.popleft()
                 job.run_dir.parent.mkdir(parents=True, exist_ok=True)
-                log = open(job.log, "a", encoding="utf-8")
-                log.write(f"$ lmscope {' '.join(job.argv)}\n")
-                log.flush()
-                proc = subprocess.Popen([sys.executable, "-m", "lmscope", *job.argv], stdout=log,
-                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+                proc, log = _start(job.argv, job.log, threads)
                 job.status = "running"
                 running[job.name] = (proc, time.time(), log)
                 save()
@@ -177,11 +204,7 @@ def _run_local(jobs: list[SweepJob], save, workers: int, threads: int, quiet, po
         for proc, _, _ in running.values():  # interrupted: stop what still runs
             proc.terminate()
         for name, (proc, started, log) in running.items():
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            _stop(proc)
             log.close()
             job = next(j for j in jobs if j.name == name)
             job.status, job.returncode = "interrupted", proc.returncode
@@ -192,17 +215,13 @@ def _run_local(jobs: list[SweepJob], save, workers: int, threads: int, quiet, po
 
 
 def _ray_job(argv: list[str], log_path: str, threads: int) -> int:
-    """Runs inside a Ray worker: one lmscope command line, output appended to its log file."""
-    os.environ["OMP_NUM_THREADS"] = str(threads)
-    import torch
-
-    torch.set_num_threads(threads)
-    from lmscope.cli import main
-
-    with open(log_path, "a", encoding="utf-8") as log, contextlib.redirect_stdout(log), \
-            contextlib.redirect_stderr(log):
-        print(f"$ lmscope {' '.join(argv)}", flush=True)
-        return main(list(argv))
+    """Runs inside a Ray worker: the job's subprocess, as a local sweep starts it; its exit status."""
+    proc, log = _start(list(argv), Path(log_path), threads)
+    try:
+        return proc.wait()
+    finally:  # cancelled: the run stops with the task
+        _stop(proc)
+        log.close()
 
 
 def _run_ray(jobs: list[SweepJob], save, address: str, workers: int | None, threads: int, quiet,
