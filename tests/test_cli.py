@@ -278,6 +278,31 @@ def test_building_the_parser_imports_no_training_stack():
     assert p.stdout.strip() == "[]"
 
 
+def test_output_into_a_closed_pipe_is_no_traceback():
+    p = subprocess.Popen([sys.executable, "-m", "lmscope", "data", "task", "sentiment", "--n", "50000"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env_one_thread())
+    assert json.loads(p.stdout.readline())  # the reader takes one row, then stops reading
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 141 and err == "", err
+
+
+def test_the_cli_package_stays_one_small_module_per_group():
+    """Every module under 300 lines; each top-level command is added by the module COMMANDS names."""
+    import importlib
+
+    import lmscope.cli as cli
+
+    folder = Path(cli.__file__).parent
+    assert {p.name: len(p.read_text().splitlines()) <= 300 for p in folder.glob("*.py")} == \
+        {p.name: True for p in folder.glob("*.py")}
+    sub = next(a for a in cli.build_parser()._actions if a.dest == "command")
+    listed = [a.dest for a in sub._choices_actions]
+    assert listed == [name for name, _ in cli.COMMANDS]
+    for name, module in cli.COMMANDS:
+        assert name in importlib.import_module(f"lmscope.cli.{module}").COMMANDS
+
+
 def test_error_in_a_real_subprocess(tmp_path):
     p = subprocess.run([sys.executable, "-m", "lmscope", "intruders", tmp_path / "nope", tmp_path / "nope2"],
                        capture_output=True, text=True, timeout=120, env=_env_one_thread())

@@ -9,6 +9,7 @@ and one entry in :data:`COMMANDS`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
@@ -78,4 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:
         print("lmscope: error: out of memory", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # the output went to a reader that stopped (`lmscope data task x | head`)
+        with contextlib.suppress(OSError, ValueError):  # nothing more to flush there at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as a process ended by SIGPIPE
     return 0
