@@ -40,6 +40,7 @@ from lmscope.lm.base import (
     check_generate_args,
     check_score_requests,
 )
+from lmscope.models.hooks import find_body_head, log_probs_at, project, resolve_device, run_body
 
 DEFAULT_LOCAL_MODEL = "smollm2-135m"
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -87,7 +88,6 @@ class LocalLM(LanguageModel):
     def __init__(self, model: str | os.PathLike = DEFAULT_LOCAL_MODEL, *, device: str = "auto",
                  dtype: str = "float32", batch_size: int = 128, max_batch_tokens: int = 8192,
                  strategy: str = "auto"):
-        from lmscope.lm.scoring import resolve_device
         from lmscope.models import open_model
 
         self.name = str(model)
@@ -165,45 +165,30 @@ class LocalLM(LanguageModel):
         v = getattr(self._tok, "model_max_length", None)
         return int(v) if isinstance(v, int) and 0 < v < 10**8 else None
 
-    @torch.inference_mode()
     def _find_head(self):
-        """(body, head) when projecting the body's hidden states reproduces the model's logits, else None."""
-        model = self._model
-        body = getattr(model, "base_model", None)
-        head = model.get_output_embeddings()
-        if body is None or body is model or not isinstance(head, torch.nn.Module):
-            return None
-        vocab = int(getattr(model.config, "vocab_size", 0) or head.weight.shape[0])
-        ids = (torch.arange(1, 9, device=self.device) * 7919 % max(vocab, 1)).unsqueeze(0)
-        try:
-            full = model(input_ids=ids).logits.float()
-            mine = head(body(input_ids=ids).last_hidden_state).float()
-        except Exception:  # noqa: BLE001 - any failure of the shortcut means: use the full model
-            return None
-        return (body, head) if torch.allclose(mine, full, atol=1e-4, rtol=1e-4) else None
+        """(body, head) when projecting the body's hidden states reproduces the model's logits, else None
+        (checked on one short sequence of spread-out token ids)."""
+        vocab = int(getattr(self._model.config, "vocab_size", 0) or 1)
+        ids = (torch.arange(1, 9, device=self.device) * 7919 % vocab).unsqueeze(0)
+        return find_body_head(self._model, {"input_ids": ids})
 
     def _forward(self, cache=None, **kw):
         """Hidden states to project (the body's, or the full logits when the shortcut does not apply)
         and the key/value cache. Newer transformers call the cache argument ``cache``, older ones
         ``past_key_values``."""
-        fn = self._split[0] if self._split is not None else self._model
         if cache is not None:
             kw[self._cache_arg] = cache
-        out = fn(**kw)
+        states, out = run_body(self._model, self._split, **kw)
         keys = out.keys()
         cache = out["cache"] if "cache" in keys else out["past_key_values"] if "past_key_values" in keys else None
-        return (out.last_hidden_state if self._split is not None else out.logits), cache
+        return states, cache
 
     def _project(self, hidden: torch.Tensor) -> torch.Tensor:
-        return (self._split[1](hidden) if self._split is not None else hidden).float()
+        return project(self._split, hidden)
 
     def _log_probs_at(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """log p(target) for each row of ``hidden`` (N, H), projected in chunks; float64 on the CPU."""
-        out = []
-        for s in range(0, hidden.shape[0], _HEAD_CHUNK):
-            lp = F.log_softmax(self._project(hidden[s:s + _HEAD_CHUNK]), dim=-1)
-            out.append(lp.gather(-1, targets[s:s + _HEAD_CHUNK, None]).squeeze(-1).double().cpu())
-        return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
+        return log_probs_at(self._split, hidden, targets, _HEAD_CHUNK)
 
     def close(self) -> None:
         self._model = None

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from lmscope.errors import LmscopeError
+from lmscope.models.hooks import capture_blocks, find_layers, resolve_device
 
 
 # ------------------------------------------------------------------------------------------------
@@ -179,10 +180,6 @@ def align(tokenizer, words: list[str], add_bos: bool = False) -> Encoded:
 # ------------------------------------------------------------------------------------------------
 # The interface
 # ------------------------------------------------------------------------------------------------
-class _Stop(Exception):
-    """Raised by a hook once the highest requested layer has been captured (the rest is skipped)."""
-
-
 class SpanAdapter:
     """Base class: encoding, batching and word pooling; subclasses run the model (:meth:`hidden`).
 
@@ -361,7 +358,6 @@ class HFAdapter(SpanAdapter):
     """
 
     def __init__(self, model, tokenizer, add_bos: bool | None = None, name: str | None = None):
-        from lmscope.lm.scoring import find_layers
         from lmscope.models.sources import is_causal
 
         self.model = model.eval()
@@ -419,24 +415,12 @@ class HFAdapter(SpanAdapter):
         return torch.where(allowed, zero, torch.finfo(self.dtype).min)
 
     def hidden(self, ids, attention_mask, visible, layers, threshold):
-        captured: dict[int, torch.Tensor] = {}
-        top = max(layers)
         handles = []
 
-        def output_hook(layer):
-            def hook(module, args, output):
-                h = output[0] if isinstance(output, (tuple, list)) else output
-                if layer == self.n_layers and self.final_norm is not None:
-                    h = self.final_norm(h)  # what the model's own last hidden state is
-                captured[layer] = h
-                if layer == top:
-                    raise _Stop
-            return hook
-
-        def input_hook(module, args, kwargs):
-            captured[0] = args[0] if args else kwargs["hidden_states"]
-            if top == 0:
-                raise _Stop
+        def final(block: int, h: torch.Tensor) -> torch.Tensor:
+            if block == self.n_layers - 1 and self.final_norm is not None:
+                return self.final_norm(h)  # what the model's own last hidden state is
+            return h
 
         def mask_hook(position):  # position: the index of attention_mask among the positional arguments
             def hook(module, args, kwargs):
@@ -449,23 +433,20 @@ class HFAdapter(SpanAdapter):
             return hook
 
         try:
-            if 0 in layers:
-                handles.append(self.blocks[0].register_forward_pre_hook(input_hook, with_kwargs=True))
             if visible is not None:
                 span_mask = self._full_mask(attention_mask, visible)
                 for b in range(threshold, self.n_layers):
                     handles.append(self.blocks[b].register_forward_pre_hook(mask_hook(self._mask_arg[b]),
                                                                             with_kwargs=True))
-            for layer in layers:
-                if layer > 0:
-                    handles.append(self.blocks[layer - 1].register_forward_hook(output_hook(layer)))
-            try:
-                self.model(input_ids=ids, attention_mask=attention_mask)
-            except _Stop:
-                pass
+            ins, outs = capture_blocks(self.blocks, lambda: self.model(input_ids=ids, attention_mask=attention_mask),
+                                       inputs=[0] if 0 in layers else [],
+                                       outputs=[layer - 1 for layer in layers if layer > 0], on_output=final)
         finally:
             for h in handles:
                 h.remove()
+        captured = {block + 1: h for block, h in outs.items()}  # layer l is the output of block l - 1
+        if 0 in ins:
+            captured[0] = ins[0]
         missing = [layer for layer in layers if layer not in captured]
         if missing:
             raise LmscopeError(f"the model's forward pass never reached layer {missing[0]}")
@@ -498,7 +479,6 @@ def make_adapter(model, tokenizer=None, *, add_bos: bool | None = None, name: st
 
 def load_adapter(spec, *, device: str = "cpu", add_bos: bool | None = None) -> SpanAdapter:
     """Open a model by bundled name or path (anything :func:`lmscope.models.open_model` opens)."""
-    from lmscope.lm.scoring import resolve_device
     from lmscope.models import open_model
 
     src = open_model(spec)
