@@ -426,8 +426,8 @@ def _int_list(text: str, what: str) -> list[int]:
 
 
 def cmd_grok_sweep(args) -> None:
-    from lmscope.grokking import grok_sweep_jobs, plot_runs
-    from lmscope.grokking.plot import load_run
+    from lmscope.grokking import grok_sweep_jobs, load_run
+    from lmscope.report.grokking import plot_runs
     from lmscope.train.sweep import run_step, run_sweep
 
     layers = _int_list(args.layers, "--layers")
@@ -467,7 +467,7 @@ def cmd_grok_sweep(args) -> None:
 
 
 def cmd_grok_plot(args) -> None:
-    from lmscope.grokking import plot_runs
+    from lmscope.report.grokking import plot_runs
 
     res = plot_runs(args.runs, args.out)
     _emit(args, res, [f"wrote {len(res['files'])} files to {res['out']}"])
@@ -684,11 +684,12 @@ def cmd_eval_profile(args) -> None:
         for lm in opened:
             lm.close()
     from lmscope.report.html import Report
+    from lmscope.report.plots import plot_profile_result
     from lmscope.report.sections import _csv
 
     _csv(res.table, out / "profile.csv")
     write_json(out / "profile.json", res.to_dict())
-    png = res.plot(out / "profile.png")
+    png = plot_profile_result(res, out / "profile.png")
     rep = Report(out, f"Pseudointelligence profile: {cap.name}")
     rep.text(res.summary_lines()[0])
     rep.image(png, "Advantage 2 P(correct) - 1 with its 95% Wilson interval, per model and evaluator.")
