@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import assert_clean_error, build_tiny_model
 
 from lmscope.cli import main
 
 HIDDEN, INTER, LAYERS, HEADS, VOCAB = 48, 96, 2, 4, 64
 PLANTED = "model.layers.0.self_attn.q_proj.weight"
 SHARED_CACHE = "/tmp/lmscope-test-cache"  # the bundled GGUF model's conversion and SVDs live here
-ERROR_PREFIX = "lmscope: error:"
 
 
 @pytest.fixture(autouse=True)
@@ -44,14 +44,6 @@ def strict_json(text: str):
     return json.loads(text, parse_constant=bad)
 
 
-def assert_clean_error(rc: int, out: str, err: str) -> None:
-    assert rc == 2, (rc, err)
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith(ERROR_PREFIX), err
-    assert "Traceback" not in err and "Traceback" not in out
-
-
 def need_bundled(name: str) -> None:
     from lmscope.errors import LmscopeError
     from lmscope.models import bundled_path
@@ -71,13 +63,9 @@ def tree_hash(d: Path) -> dict[str, str]:
 
 # ------------------------------------------------------------------------------------------ builders
 def _save_llama(path: Path, hidden=HIDDEN, seed=0) -> Path:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    cfg = LlamaConfig(hidden_size=hidden, intermediate_size=INTER, num_hidden_layers=LAYERS,
-                      num_attention_heads=HEADS, num_key_value_heads=HEADS, vocab_size=VOCAB,
-                      max_position_embeddings=64)
     torch.manual_seed(seed)
-    LlamaForCausalLM(cfg).save_pretrained(path)
+    build_tiny_model("llama", seed=None, hidden_size=hidden, intermediate_size=INTER, num_hidden_layers=LAYERS,
+                     num_attention_heads=HEADS, num_key_value_heads=HEADS, vocab_size=VOCAB).save_pretrained(path)
     return path
 
 
@@ -115,19 +103,17 @@ def llama_pair(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def gpt2_dir(tmp_path_factory):
-    from transformers import GPT2Config, GPT2LMHeadModel
-
     path = tmp_path_factory.mktemp("gpt2") / "gpt2"
     torch.manual_seed(0)
-    GPT2LMHeadModel(GPT2Config(n_embd=HIDDEN, n_layer=LAYERS, n_head=HEADS, vocab_size=VOCAB,
-                               n_positions=64)).save_pretrained(path)
+    build_tiny_model("gpt2", seed=None, n_embd=HIDDEN, n_inner=None, n_layer=LAYERS, n_head=HEADS,
+                     vocab_size=VOCAB).save_pretrained(path)
     return path
 
 
 @pytest.fixture(scope="module")
 def bert_dir(tmp_path_factory):
     """A tiny BERT with a real WordPiece tokenizer (special tokens, letters, ~200 task words)."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import BertTokenizerFast
 
     from lmscope.data.tasks import make_task
 
@@ -144,10 +130,9 @@ def bert_dir(tmp_path_factory):
     assert len(tok) == len(vocab)
     assert tok.unk_token_id not in tok("the food was great")["input_ids"]
     tok.save_pretrained(path)
-    cfg = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=160)
     torch.manual_seed(0)
-    BertModel(cfg).save_pretrained(path)
+    build_tiny_model("bert-encoder", seed=None, vocab_size=len(vocab), num_attention_heads=2,
+                     max_position_embeddings=160).save_pretrained(path)
     return path
 
 

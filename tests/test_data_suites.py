@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import assert_clean_error
 
 from lmscope.cli import main
 from lmscope.data import arith as A
@@ -28,22 +29,12 @@ from lmscope.data.trees import (
 )
 from lmscope.errors import LmscopeError
 
-ERROR_PREFIX = "lmscope: error:"
-
 
 def run_cli(capsys, *argv) -> tuple[int, str, str]:
     capsys.readouterr()
     rc = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return rc, out, err
-
-
-def assert_clean_error(rc: int, out: str, err: str) -> None:
-    assert rc == 2, (rc, err)
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith(ERROR_PREFIX), err
-    assert "Traceback" not in err and "Traceback" not in out
 
 
 # ------------------------------------------------------------------------------------------ trees

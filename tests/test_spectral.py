@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import build_tiny_model
 
 from lmscope.errors import LmscopeError
 from lmscope.models import open_model
@@ -64,22 +65,16 @@ def _orthogonal(n: int, gen: torch.Generator) -> torch.Tensor:
 
 
 def _save_llama(path: Path, hidden=HIDDEN, layers=LAYERS, seed=0) -> Path:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    cfg = LlamaConfig(hidden_size=hidden, intermediate_size=INTER, num_hidden_layers=layers,
-                      num_attention_heads=HEADS, num_key_value_heads=HEADS, vocab_size=VOCAB,
-                      max_position_embeddings=64)
     torch.manual_seed(seed)
-    LlamaForCausalLM(cfg).save_pretrained(path)
+    build_tiny_model("llama", seed=None, hidden_size=hidden, intermediate_size=INTER, num_hidden_layers=layers,
+                     num_attention_heads=HEADS, num_key_value_heads=HEADS, vocab_size=VOCAB).save_pretrained(path)
     return path
 
 
 def _save_gpt2(path: Path) -> Path:
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    cfg = GPT2Config(n_embd=HIDDEN, n_layer=LAYERS, n_head=HEADS, vocab_size=VOCAB, n_positions=64)
     torch.manual_seed(0)
-    GPT2LMHeadModel(cfg).save_pretrained(path)
+    build_tiny_model("gpt2", seed=None, n_embd=HIDDEN, n_inner=None, n_layer=LAYERS, n_head=HEADS,
+                     vocab_size=VOCAB).save_pretrained(path)
     return path
 
 
