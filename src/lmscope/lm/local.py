@@ -41,6 +41,7 @@ from lmscope.lm.base import (
     check_score_requests,
 )
 from lmscope.models.hooks import find_body_head, log_probs_at, project, resolve_device, run_body
+from lmscope.models.small_tokenizer import pad_batch, pad_id_of
 
 DEFAULT_LOCAL_MODEL = "smollm2-135m"
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -143,8 +144,7 @@ class LocalLM(LanguageModel):
         if tok.eos_token_id is not None:
             eos.append(tok.eos_token_id)
         self._eos = set(eos)
-        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        self._pad = int(pad) if pad is not None else 0
+        self._pad = pad_id_of(tok)
 
     @property
     def model(self):
@@ -300,13 +300,9 @@ class LocalLM(LanguageModel):
 
     def _score_flat(self, batch, requests, results) -> None:
         seqs = [(r, it) for r, items in batch for it in items]
-        T = max(len(it[1]) for _, it in seqs)
-        ids = torch.full((len(seqs), T), self._pad, dtype=torch.long)
-        mask = torch.zeros((len(seqs), T), dtype=torch.long)
+        ids, mask = pad_batch([seq for _, (_, seq, _, _) in seqs], self._pad)
         rows, pos, tgt = [], [], []
         for b, (_, (_, seq, first, _)) in enumerate(seqs):
-            ids[b, :len(seq)] = torch.tensor(seq)
-            mask[b, :len(seq)] = 1
             rows += [b] * (len(seq) - first)
             pos += list(range(first - 1, len(seq) - 1))
             tgt += seq[first:]
@@ -323,24 +319,14 @@ class LocalLM(LanguageModel):
         """One forward over the batch's shared prefixes, one over every continuation row after them."""
         dev = self.device
         P = [_shared_prefix(items) for _, items in batch]
-        pmax = max(P)
-        pre = torch.full((len(batch), pmax), self._pad, dtype=torch.long)
-        pmask = torch.zeros((len(batch), pmax), dtype=torch.long)
-        for u, (_, items) in enumerate(batch):
-            pre[u, :P[u]] = torch.tensor(items[0][1][:P[u]])
-            pmask[u, :P[u]] = 1
+        pre, pmask = pad_batch([items[0][1][:P[u]] for u, (_, items) in enumerate(batch)], self._pad)
         pre, pmask = pre.to(dev), pmask.to(dev)
         hid_pre, cache = self._forward(input_ids=pre, attention_mask=pmask, use_cache=True)
         last = hid_pre[torch.arange(len(batch), device=dev), torch.tensor(P, device=dev) - 1]  # (U, H)
 
         seqs = [(u, it) for u, (_, items) in enumerate(batch) for it in items]
-        smax = max(len(seq) - P[u] for u, (_, seq, _, _) in seqs)
-        suf = torch.full((len(seqs), smax), self._pad, dtype=torch.long)
-        smask = torch.zeros((len(seqs), smax), dtype=torch.long)
-        for b, (u, (_, seq, _, _)) in enumerate(seqs):
-            tail = seq[P[u]:]
-            suf[b, :len(tail)] = torch.tensor(tail)
-            smask[b, :len(tail)] = 1
+        suf, smask = pad_batch([seq[P[u]:] for u, (_, seq, _, _) in seqs], self._pad)
+        smax = suf.shape[1]
         row_unit = torch.tensor([u for u, _ in seqs], device=dev)
         cache.batch_select_indices(row_unit)
         attn = torch.cat([pmask[row_unit], smask.to(dev)], dim=1)

@@ -46,6 +46,7 @@ from lmscope.models.hooks import (
     resolve_device,
     run_body,
 )
+from lmscope.models.small_tokenizer import pad_batch, pad_id_of
 from lmscope.models.sources import is_causal
 from lmscope.progress import progress
 
@@ -277,9 +278,7 @@ class TaskScorer:
 
     def _make_batches(self, size: int) -> list[_Batch]:
         order = sorted(range(len(self.q_ids)), key=lambda q: (len(self.q_ids[q]), q))
-        pad = self.tok.pad_token_id
-        if pad is None:
-            pad = self.tok.eos_token_id if self.tok.eos_token_id is not None else 0
+        pad = pad_id_of(self.tok)
         groups, cur = [], []
         for q in order:  # at most `size` sequences and about _BATCH_TOKENS padded tokens per batch
             if cur and (len(cur) >= size or (len(cur) + 1) * len(self.q_ids[q]) > _BATCH_TOKENS):
@@ -289,14 +288,9 @@ class TaskScorer:
         groups.append(cur)
         batches = []
         for qs in groups:
-            T = max(len(self.q_ids[q]) for q in qs)
-            ids = torch.full((len(qs), T), int(pad), dtype=torch.long)
-            mask = torch.zeros((len(qs), T), dtype=torch.long)
+            ids, mask = pad_batch([self.q_ids[q] for q in qs], pad)
             rows, pos, tgt, qidx, first = [], [], [], [], []
             for b, q in enumerate(qs):
-                seq = self.q_ids[q]
-                ids[b, :len(seq)] = torch.tensor(seq)
-                mask[b, :len(seq)] = 1
                 first.append(len(pos))
                 rows += [b] * len(self.q_pos[q])
                 pos += self.q_pos[q]

@@ -39,6 +39,7 @@ import torch
 
 from lmscope.errors import LmscopeError
 from lmscope.models.hooks import capture_blocks, find_layers, resolve_device
+from lmscope.models.small_tokenizer import pad_batch, pad_id_of
 
 
 # ------------------------------------------------------------------------------------------------
@@ -235,16 +236,10 @@ class SpanAdapter:
 
     def collate(self, jobs: list[Job]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Right-padded ids, attention mask and (if any job has a span) the visible-key mask."""
-        T = max(len(j.enc.ids) for j in jobs)
-        B = len(jobs)
-        ids = torch.full((B, T), int(self.pad_id), dtype=torch.long)
-        mask = torch.zeros((B, T), dtype=torch.long)
-        visible = torch.ones((B, T), dtype=torch.bool)
+        ids, mask = pad_batch([job.enc.ids for job in jobs], int(self.pad_id))
+        visible = torch.ones(ids.shape, dtype=torch.bool)
         for b, job in enumerate(jobs):
-            n = len(job.enc.ids)
-            ids[b, :n] = torch.tensor(job.enc.ids, dtype=torch.long)
-            mask[b, :n] = 1
-            visible[b, :n] = torch.from_numpy(job.enc.visible(job.span))
+            visible[b, :len(job.enc.ids)] = torch.from_numpy(job.enc.visible(job.span))
         any_span = any(j.span is not None for j in jobs)
         dev = self.device
         return ids.to(dev), mask.to(dev), (visible.to(dev) if any_span else None)
@@ -378,10 +373,7 @@ class HFAdapter(SpanAdapter):
             offset = (getattr(cfg, "pad_token_id", None) or 0) + 1 if cfg.model_type in ("roberta", "xlm-roberta") else 0
             self.max_tokens -= offset
         self.add_bos = self.causal if add_bos is None else bool(add_bos)
-        pad = getattr(tokenizer, "pad_token_id", None)
-        if pad is None:
-            pad = getattr(tokenizer, "eos_token_id", None)
-        self.pad_id = int(pad) if pad is not None else 0
+        self.pad_id = pad_id_of(tokenizer)
         self.name = name or getattr(cfg, "_name_or_path", None) or type(model).__name__
         self.device = next(model.parameters()).device
         self.dtype = next(model.parameters()).dtype
