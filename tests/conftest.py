@@ -131,6 +131,21 @@ def tiny_model_dir(tmp_path_factory):
     return make
 
 
+def edit_copy(src: Path, dst: Path, edits: dict) -> Path:
+    """Copy a checkpoint directory and replace some tensors (same shapes) of its model.safetensors."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(src, dst)
+    sd = load_file(str(dst / "model.safetensors"))
+    for name, w in edits.items():
+        assert sd[name].shape == w.shape, (name, tuple(sd[name].shape), tuple(w.shape))
+        sd[name] = w.to(sd[name].dtype).contiguous()
+    save_file(sd, str(dst / "model.safetensors"), metadata={"format": "pt"})
+    return dst
+
+
 def load_hf_model(path):
     """Load a (tiny) model directory with the transformers class named in its config.json."""
     import torch

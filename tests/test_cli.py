@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import assert_clean_error, build_tiny_model
+from conftest import assert_clean_error, build_tiny_model, edit_copy
 
 from lmscope.cli import main
 
@@ -69,17 +69,6 @@ def _save_llama(path: Path, hidden=HIDDEN, seed=0) -> Path:
     return path
 
 
-def _edit_copy(src: Path, dst: Path, edits: dict[str, torch.Tensor]) -> Path:
-    from safetensors.torch import load_file, save_file
-
-    shutil.copytree(src, dst)
-    sd = load_file(str(dst / "model.safetensors"))
-    for name, w in edits.items():
-        sd[name] = w.to(sd[name].dtype).contiguous()
-    save_file(sd, str(dst / "model.safetensors"), metadata={"format": "pt"})
-    return dst
-
-
 @pytest.fixture(scope="module")
 def llama_pair(tmp_path_factory):
     """A tiny Llama base with a planted 0.q and a tuned copy with exactly one intruder there.
@@ -94,10 +83,10 @@ def llama_pair(tmp_path_factory):
     q2 = torch.linalg.qr(torch.randn(HIDDEN, HIDDEN, generator=gen, dtype=torch.float64))[0]
     s = torch.linspace(2.0, 0.12, HIDDEN, dtype=torch.float64)
     w0 = ((q1 * s) @ q2.t()).float()
-    base = _edit_copy(raw, root / "base", {PLANTED: w0})
+    base = edit_copy(raw, root / "base", {PLANTED: w0})
     c = torch.zeros(HIDDEN, dtype=torch.float64)
     c[40:] = torch.tensor([1, -1, 1, 1, -1, 1, -1, -1], dtype=torch.float64) / math.sqrt(8)
-    tuned = _edit_copy(base, root / "tuned", {PLANTED: w0.double() + 6.0 * torch.outer(q1 @ c, q2 @ c)})
+    tuned = edit_copy(base, root / "tuned", {PLANTED: w0.double() + 6.0 * torch.outer(q1 @ c, q2 @ c)})
     return base, tuned
 
 
@@ -243,7 +232,7 @@ def test_spectrum_report_folder(capsys, llama_pair, tmp_path):
 
 def test_spectrum_json_with_a_zero_matrix_is_standard_json(capsys, llama_pair, tmp_path):
     base, _ = llama_pair
-    zero = _edit_copy(base, tmp_path / "zero", {"model.layers.0.self_attn.o_proj.weight": torch.zeros(HIDDEN, HIDDEN)})
+    zero = edit_copy(base, tmp_path / "zero", {"model.layers.0.self_attn.o_proj.weight": torch.zeros(HIDDEN, HIDDEN)})
     rc, out, err = run_cli(capsys, "spectrum", zero, "--layers", "0", "--roles", "o", "--json")
     assert rc == 0, err
     strict_json(out)
