@@ -30,6 +30,7 @@ from lmscope.data.dyck import bracket_pairs
 from lmscope.data.grammars import main_verb_index
 from lmscope.data.trees import leaves, parse_bracketed
 from lmscope.errors import LmscopeError
+from lmscope.models.hooks import capture_blocks
 from lmscope.models.small_tokenizer import pad_batch
 
 TASKS = ("question-formation", "tense-inflection", "dyck")
@@ -191,16 +192,11 @@ def attention_sparsity(model, tokenizer, texts: list[str]) -> dict:
     dev = _device(model)
     ids, amask = pad_batch([_prompt(tokenizer, t) for t in texts], model.config.pad_id)
     ids, amask = ids.to(dev), amask.to(dev)
-    captured: list[torch.Tensor] = []
-    hooks = [block.attn.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
-             for block in model.layers]
-    try:
-        with torch.no_grad():
-            model(ids, attention_mask=amask)
-            masks = model.attention_masks(ids, amask)
-    finally:
-        for h in hooks:
-            h.remove()
+    attns = [block.attn for block in model.layers]
+    with torch.no_grad():  # the input of every attention module (the pass stops at the last one)
+        got, _ = capture_blocks(attns, lambda: model(ids, attention_mask=amask), inputs=range(len(attns)))
+        masks = model.attention_masks(ids, amask)
+    captured = [got[i] for i in range(len(attns))]
     ents, tops = [], []
     real = amask.bool()
     with torch.no_grad():
