@@ -23,8 +23,8 @@ from pathlib import Path
 
 from _doc import write_keeping_reading
 
-from lmscope.grokking import grok_sweep_jobs, sweep_run_name
-from lmscope.grokking.plot import load_run, plot_runs
+from lmscope.grokking import grok_sweep_jobs, load_run, sweep_run_name
+from lmscope.report.grokking import plot_runs
 from lmscope.train.sweep import run_sweep
 
 # the grok_train settings of every run (the defaults of `lmscope grok sweep` except these)
@@ -79,7 +79,7 @@ def depth_table(runs_info: list[dict], step: int, png: Path) -> list[str]:
     which depth is best by each; the rank correlation of t-score and generalization across runs."""
     from scipy.stats import spearmanr
 
-    from lmscope.report.plots import _save, plt
+    from lmscope.report.plots import plt, save_figure
 
     pts = []
     for r in runs_info:
@@ -113,7 +113,7 @@ def depth_table(runs_info: list[dict], step: int, png: Path) -> list[str]:
         ax.set_xlabel("layers")
         ax.set_ylabel(label)
         ax.set_xticks(depths)
-    _save(fig, png)
+    save_figure(fig, png)
     out += [f"![depth](figures/grokking/{png.name})", ""]
     return out
 

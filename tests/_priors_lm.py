@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from lmscope.lm.base import LanguageModel
 
 _SHARED: dict[str, object] = {}
@@ -29,17 +27,12 @@ def smollm2_tokenizer():
 
 def tiny_model_dir(root: Path) -> Path:
     """A random 2-layer Llama (hidden 32) with SmolLM2's tokenizer, written to ``root/tiny-llama`` once."""
-    import transformers
+    from conftest import build_tiny_model
 
     out = Path(root) / "tiny-llama"
     if not (out / "config.json").is_file():
         tok = smollm2_tokenizer()
-        config = transformers.LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                          num_attention_heads=4, num_key_value_heads=2, vocab_size=len(tok),
-                                          max_position_embeddings=256)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            model = transformers.LlamaForCausalLM(config)
+        model = build_tiny_model("llama", seed=0, vocab_size=len(tok), max_position_embeddings=256)
         model.save_pretrained(out)
         tok.save_pretrained(out)
     return out

@@ -1,4 +1,8 @@
-"""Shared test fixtures: an isolated lmscope cache and tiny random transformers checkpoints."""
+"""Shared test fixtures and helpers: an isolated lmscope cache, tiny random transformers models, and the
+check that a command failed with one clean error line.
+
+Test modules import the plain helpers with ``from conftest import build_tiny_model, assert_clean_error``.
+"""
 
 from __future__ import annotations
 
@@ -48,6 +52,7 @@ def _tiny_config(family: str, **overrides):
                  dict(hidden_size=h, intermediate_size=inter, num_hidden_layers=n, num_attention_heads=nh,
                       vocab_size=TINY_VOCAB, max_position_embeddings=64)),
         "bert": (T.BertConfig, T.BertForMaskedLM, bert_like),
+        "bert-encoder": (T.BertConfig, T.BertModel, bert_like),  # no head: the encoder alone
         "roberta": (T.RobertaConfig, T.RobertaModel, {**bert_like, "max_position_embeddings": 66}),
     }
     if family not in table:
@@ -56,11 +61,18 @@ def _tiny_config(family: str, **overrides):
     return config_cls(**{**kwargs, **overrides}), model_cls
 
 
-def build_tiny_model(family: str, seed: int = 0, **overrides):
-    """A freshly initialized random transformers model of ``family`` (deterministic per seed)."""
+def build_tiny_model(family: str, seed: int | None = 0, **overrides):
+    """A freshly initialized random transformers model of ``family`` (deterministic per seed).
+
+    ``overrides`` replace entries of the family's config (``vocab_size``, ``num_hidden_layers``, ...).
+    ``seed=None`` draws the weights from torch's current random state instead (and advances it), for
+    several models built one after another from one seeded stream.
+    """
     import torch
 
     config, model_cls = _tiny_config(family, **overrides)
+    if seed is None:
+        return model_cls(config).eval()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = model_cls(config)
@@ -119,6 +131,21 @@ def tiny_model_dir(tmp_path_factory):
     return make
 
 
+def edit_copy(src: Path, dst: Path, edits: dict) -> Path:
+    """Copy a checkpoint directory and replace some tensors (same shapes) of its model.safetensors."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(src, dst)
+    sd = load_file(str(dst / "model.safetensors"))
+    for name, w in edits.items():
+        assert sd[name].shape == w.shape, (name, tuple(sd[name].shape), tuple(w.shape))
+        sd[name] = w.to(sd[name].dtype).contiguous()
+    save_file(sd, str(dst / "model.safetensors"), metadata={"format": "pt"})
+    return dst
+
+
 def load_hf_model(path):
     """Load a (tiny) model directory with the transformers class named in its config.json."""
     import torch
@@ -132,6 +159,24 @@ def load_hf_model(path):
 def load_tiny_model():
     """``load_tiny_model(dir)``: the transformers model of a directory made by ``tiny_model_dir``."""
     return load_hf_model
+
+
+# ------------------------------------------------------------------------------------------------
+# Errors as the user sees them
+# ------------------------------------------------------------------------------------------------
+ERROR_PREFIX = "lmscope: error:"
+
+
+def assert_clean_error(rc: int, out: str, err: str, match: str | None = None) -> None:
+    """A command failed as a user error: exit status 2, one ``lmscope: error:`` line on stderr (containing
+    ``match`` when given), no traceback anywhere."""
+    assert rc == 2, (rc, out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(ERROR_PREFIX), err
+    if match is not None:
+        assert match in lines[0], lines[0]
+    assert "Traceback" not in err and "Traceback" not in out
 
 
 @pytest.fixture(scope="session", autouse=True)

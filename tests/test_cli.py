@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import assert_clean_error, build_tiny_model, edit_copy
 
 from lmscope.cli import main
 
 HIDDEN, INTER, LAYERS, HEADS, VOCAB = 48, 96, 2, 4, 64
 PLANTED = "model.layers.0.self_attn.q_proj.weight"
 SHARED_CACHE = "/tmp/lmscope-test-cache"  # the bundled GGUF model's conversion and SVDs live here
-ERROR_PREFIX = "lmscope: error:"
 
 
 @pytest.fixture(autouse=True)
@@ -44,14 +44,6 @@ def strict_json(text: str):
     return json.loads(text, parse_constant=bad)
 
 
-def assert_clean_error(rc: int, out: str, err: str) -> None:
-    assert rc == 2, (rc, err)
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith(ERROR_PREFIX), err
-    assert "Traceback" not in err and "Traceback" not in out
-
-
 def need_bundled(name: str) -> None:
     from lmscope.errors import LmscopeError
     from lmscope.models import bundled_path
@@ -71,25 +63,10 @@ def tree_hash(d: Path) -> dict[str, str]:
 
 # ------------------------------------------------------------------------------------------ builders
 def _save_llama(path: Path, hidden=HIDDEN, seed=0) -> Path:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    cfg = LlamaConfig(hidden_size=hidden, intermediate_size=INTER, num_hidden_layers=LAYERS,
-                      num_attention_heads=HEADS, num_key_value_heads=HEADS, vocab_size=VOCAB,
-                      max_position_embeddings=64)
     torch.manual_seed(seed)
-    LlamaForCausalLM(cfg).save_pretrained(path)
+    build_tiny_model("llama", seed=None, hidden_size=hidden, intermediate_size=INTER, num_hidden_layers=LAYERS,
+                     num_attention_heads=HEADS, num_key_value_heads=HEADS, vocab_size=VOCAB).save_pretrained(path)
     return path
-
-
-def _edit_copy(src: Path, dst: Path, edits: dict[str, torch.Tensor]) -> Path:
-    from safetensors.torch import load_file, save_file
-
-    shutil.copytree(src, dst)
-    sd = load_file(str(dst / "model.safetensors"))
-    for name, w in edits.items():
-        sd[name] = w.to(sd[name].dtype).contiguous()
-    save_file(sd, str(dst / "model.safetensors"), metadata={"format": "pt"})
-    return dst
 
 
 @pytest.fixture(scope="module")
@@ -106,28 +83,26 @@ def llama_pair(tmp_path_factory):
     q2 = torch.linalg.qr(torch.randn(HIDDEN, HIDDEN, generator=gen, dtype=torch.float64))[0]
     s = torch.linspace(2.0, 0.12, HIDDEN, dtype=torch.float64)
     w0 = ((q1 * s) @ q2.t()).float()
-    base = _edit_copy(raw, root / "base", {PLANTED: w0})
+    base = edit_copy(raw, root / "base", {PLANTED: w0})
     c = torch.zeros(HIDDEN, dtype=torch.float64)
     c[40:] = torch.tensor([1, -1, 1, 1, -1, 1, -1, -1], dtype=torch.float64) / math.sqrt(8)
-    tuned = _edit_copy(base, root / "tuned", {PLANTED: w0.double() + 6.0 * torch.outer(q1 @ c, q2 @ c)})
+    tuned = edit_copy(base, root / "tuned", {PLANTED: w0.double() + 6.0 * torch.outer(q1 @ c, q2 @ c)})
     return base, tuned
 
 
 @pytest.fixture(scope="module")
 def gpt2_dir(tmp_path_factory):
-    from transformers import GPT2Config, GPT2LMHeadModel
-
     path = tmp_path_factory.mktemp("gpt2") / "gpt2"
     torch.manual_seed(0)
-    GPT2LMHeadModel(GPT2Config(n_embd=HIDDEN, n_layer=LAYERS, n_head=HEADS, vocab_size=VOCAB,
-                               n_positions=64)).save_pretrained(path)
+    build_tiny_model("gpt2", seed=None, n_embd=HIDDEN, n_inner=None, n_layer=LAYERS, n_head=HEADS,
+                     vocab_size=VOCAB).save_pretrained(path)
     return path
 
 
 @pytest.fixture(scope="module")
 def bert_dir(tmp_path_factory):
     """A tiny BERT with a real WordPiece tokenizer (special tokens, letters, ~200 task words)."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import BertTokenizerFast
 
     from lmscope.data.tasks import make_task
 
@@ -144,10 +119,9 @@ def bert_dir(tmp_path_factory):
     assert len(tok) == len(vocab)
     assert tok.unk_token_id not in tok("the food was great")["input_ids"]
     tok.save_pretrained(path)
-    cfg = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=160)
     torch.manual_seed(0)
-    BertModel(cfg).save_pretrained(path)
+    build_tiny_model("bert-encoder", seed=None, vocab_size=len(vocab), num_attention_heads=2,
+                     max_position_embeddings=160).save_pretrained(path)
     return path
 
 
@@ -359,7 +333,7 @@ def test_spectrum_report_folder(capsys, llama_pair, tmp_path):
 
 def test_spectrum_json_with_a_zero_matrix_is_standard_json(capsys, llama_pair, tmp_path):
     base, _ = llama_pair
-    zero = _edit_copy(base, tmp_path / "zero", {"model.layers.0.self_attn.o_proj.weight": torch.zeros(HIDDEN, HIDDEN)})
+    zero = edit_copy(base, tmp_path / "zero", {"model.layers.0.self_attn.o_proj.weight": torch.zeros(HIDDEN, HIDDEN)})
     rc, out, err = run_cli(capsys, "spectrum", zero, "--layers", "0", "--roles", "o", "--json")
     assert rc == 0, err
     strict_json(out)

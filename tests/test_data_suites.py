@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import assert_clean_error
 
 from lmscope.cli import main
 from lmscope.data import arith as A
@@ -28,22 +29,12 @@ from lmscope.data.trees import (
 )
 from lmscope.errors import LmscopeError
 
-ERROR_PREFIX = "lmscope: error:"
-
 
 def run_cli(capsys, *argv) -> tuple[int, str, str]:
     capsys.readouterr()
     rc = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return rc, out, err
-
-
-def assert_clean_error(rc: int, out: str, err: str) -> None:
-    assert rc == 2, (rc, err)
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith(ERROR_PREFIX), err
-    assert "Traceback" not in err and "Traceback" not in out
 
 
 # ------------------------------------------------------------------------------------------ trees
@@ -380,3 +371,19 @@ def test_files_hold_nothing_outside_the_suite(tmp_path):
           "--quiet"])
     assert sorted(p.name for p in Path(tmp_path).iterdir()) == ["a"]
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["gen.jsonl", "info.json", "train.jsonl"]
+
+
+def test_grammar_facts_have_one_definition():
+    from lmscope.evaluation import capabilities
+    from lmscope.grokking import metrics
+
+    assert set(G.AUXILIARY_WORDS) == set(G.AUXILIARIES.values()) == {"do", "does", "don't", "doesn't"}
+    assert metrics.QF_AUXILIARIES is G.AUXILIARY_WORDS
+    words = "the dog who doesn't smile does admire my cats".split()
+    assert G.first_auxiliary(words) == 3  # the relative clause's auxiliary comes first
+    assert capabilities._first_aux(words) == "doesn't"
+    assert G.first_auxiliary("the dog slept".split()) is None
+    tree = "(((the dog) (who (does smile))) (don't (admire (my cats))))"
+    assert G.main_verb_index("((the (dog (near (the cats)))) slept)") == 5
+    assert G.hierarchical_question(tree)[0] == "don't" and G.linear_question(" ".join(leaves(parse_bracketed(
+        tree, labeled=False))))[0] == "does"

@@ -283,6 +283,7 @@ def test_budgets_and_bad_input():
 # ------------------------------------------------------------------------------------------ profile
 def test_profile_table_and_plot(tmp_path):
     from lmscope.evaluation import profile
+    from lmscope.report.plots import plot_profile_result
 
     cap = get_capability("question-formation")
     models = {"truth": make_oracle("truth", cap), "memorizer": make_oracle("memorizer", cap)}
@@ -294,7 +295,7 @@ def test_profile_table_and_plot(tmp_path):
     mem = t[t["model"] == "memorizer"].set_index(["evaluator", "value"])["advantage"]
     assert mem[("static", 8)] == 0 and mem[("static", 24)] == 0 and mem[("adaptive", 24)] > 0.5
     assert len(list((tmp_path / "tr").glob("*.jsonl"))) == 8
-    assert res.plot(tmp_path / "p.png").stat().st_size > 1000
+    assert plot_profile_result(res, tmp_path / "p.png").stat().st_size > 1000
     assert "samples=24" in "\n".join(res.summary_lines())
     with pytest.raises(LmscopeError, match="more than"):  # checked before any game is played
         profile(cap, models, ["static"], "samples", [16, 4], Resources(8, 4, 2), 4, transcripts=tmp_path / "x")

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import build_tiny_model
 
 from lmscope.cli import main
 from lmscope.data.evalsets import EvalTask, load_eval_task
@@ -49,19 +50,14 @@ def _word_tokenizer(path):
 @pytest.fixture(scope="module")
 def word_models(tmp_path_factory):
     """Tiny Llama (causal) and BERT (masked LM) over a word-level vocabulary, with their tokenizer."""
-    from transformers import BertConfig, BertForMaskedLM, LlamaConfig, LlamaForCausalLM
-
     out = {}
     n_vocab = len(SPECIAL) + len(WORDS)
     torch.manual_seed(0)
-    llama = LlamaForCausalLM(LlamaConfig(vocab_size=n_vocab, hidden_size=32, intermediate_size=64,
-                                         num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
-                                         max_position_embeddings=64, tie_word_embeddings=False))
+    llama = build_tiny_model("llama", seed=None, vocab_size=n_vocab, num_hidden_layers=3, tie_word_embeddings=False)
     with torch.no_grad():  # special tokens never win, so every prediction is a plain word
         llama.lm_head.weight[: len(SPECIAL)] = 0.0
         llama.lm_head.weight[len(SPECIAL):] *= 8.0
-    bert = BertForMaskedLM(BertConfig(vocab_size=n_vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                      num_attention_heads=2, max_position_embeddings=64))
+    bert = build_tiny_model("bert", seed=None, vocab_size=n_vocab, num_attention_heads=2)
     for name, model in (("llama", llama), ("bert", bert)):
         d = tmp_path_factory.mktemp(name) / "model"
         model.eval().save_pretrained(d)

@@ -13,6 +13,7 @@ import types
 
 import pytest
 import torch
+from conftest import assert_clean_error, build_tiny_model
 
 from lmscope.cli import main
 from lmscope.errors import LmscopeError
@@ -49,18 +50,13 @@ def _tokenizer(chat_template: str | None):
 
 
 def _save_tiny_lm(out, chat_template: str | None = CHAT_TEMPLATE, seed: int = 0):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     tok = _tokenizer(chat_template)
-    cfg = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                      num_key_value_heads=2, vocab_size=len(tok), max_position_embeddings=CONTEXT,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = LlamaForCausalLM(cfg)
-        # spread the logits out a little, so greedy choices are not near-ties of a nearly uniform model
-        with torch.no_grad():
-            model.lm_head.weight.mul_(20)
+    model = build_tiny_model("llama", seed=seed, vocab_size=len(tok), max_position_embeddings=CONTEXT,
+                             bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                             pad_token_id=tok.pad_token_id)
+    # spread the logits out a little, so greedy choices are not near-ties of a nearly uniform model
+    with torch.no_grad():
+        model.lm_head.weight.mul_(20)
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return out
@@ -300,13 +296,6 @@ def run_cli(capsys, *argv):
     rc = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return rc, out, err
-
-
-def assert_clean_error(rc, out, err, match: str) -> None:
-    assert rc == 2, (rc, out, err)
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("lmscope: error:"), err
-    assert match in lines[0], lines[0]
 
 
 def test_cli_score_and_generate(tiny_dir, tmp_path, capsys):

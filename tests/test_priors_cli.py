@@ -6,6 +6,7 @@ import json
 
 import pytest
 from _priors_lm import tiny_model_dir
+from conftest import assert_clean_error
 
 from lmscope.cli import main
 from lmscope.priors import BENCHMARKS, METHODS, PriorTable
@@ -15,14 +16,6 @@ def run_cli(capsys, *argv):
     rc = main(list(argv))
     cap = capsys.readouterr()
     return rc, cap.out, cap.err
-
-
-def assert_clean_error(rc, out, err, match):
-    assert rc == 2, (rc, out, err)
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("lmscope: error:"), err
-    assert match in lines[0], lines[0]
-    assert "Traceback" not in out + err
 
 
 @pytest.fixture(scope="module")

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import build_tiny_model, edit_copy
 
 from lmscope.errors import LmscopeError
 from lmscope.models import open_model
@@ -64,36 +65,17 @@ def _orthogonal(n: int, gen: torch.Generator) -> torch.Tensor:
 
 
 def _save_llama(path: Path, hidden=HIDDEN, layers=LAYERS, seed=0) -> Path:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    cfg = LlamaConfig(hidden_size=hidden, intermediate_size=INTER, num_hidden_layers=layers,
-                      num_attention_heads=HEADS, num_key_value_heads=HEADS, vocab_size=VOCAB,
-                      max_position_embeddings=64)
     torch.manual_seed(seed)
-    LlamaForCausalLM(cfg).save_pretrained(path)
+    build_tiny_model("llama", seed=None, hidden_size=hidden, intermediate_size=INTER, num_hidden_layers=layers,
+                     num_attention_heads=HEADS, num_key_value_heads=HEADS, vocab_size=VOCAB).save_pretrained(path)
     return path
 
 
 def _save_gpt2(path: Path) -> Path:
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    cfg = GPT2Config(n_embd=HIDDEN, n_layer=LAYERS, n_head=HEADS, vocab_size=VOCAB, n_positions=64)
     torch.manual_seed(0)
-    GPT2LMHeadModel(cfg).save_pretrained(path)
+    build_tiny_model("gpt2", seed=None, n_embd=HIDDEN, n_inner=None, n_layer=LAYERS, n_head=HEADS,
+                     vocab_size=VOCAB).save_pretrained(path)
     return path
-
-
-def _edit_copy(src: Path, dst: Path, edits: dict[str, torch.Tensor]) -> Path:
-    """Copy a checkpoint directory and replace some tensors of its model.safetensors."""
-    from safetensors.torch import load_file, save_file
-
-    shutil.copytree(src, dst)
-    sd = load_file(str(dst / "model.safetensors"))
-    for name, w in edits.items():
-        assert sd[name].shape == w.shape
-        sd[name] = w.to(sd[name].dtype).contiguous()
-    save_file(sd, str(dst / "model.safetensors"), metadata={"format": "pt"})
-    return dst
 
 
 def _read(path: Path, name: str) -> torch.Tensor:
@@ -123,21 +105,21 @@ def planted(tmp_path_factory):
     gen = torch.Generator().manual_seed(1234)
     q1, q2 = _orthogonal(HIDDEN, gen), _orthogonal(HIDDEN, gen)
     w0 = (q1 * S_PLANTED) @ q2.t()
-    base = _edit_copy(raw, root / "base", {PLANTED: w0.float()})
+    base = edit_copy(raw, root / "base", {PLANTED: w0.float()})
     w0 = _read(base, PLANTED).double()  # exactly what is stored
 
     signs = torch.where(torch.rand(len(LOW), generator=gen) < 0.5, -1.0, 1.0).double()
     c = torch.zeros(HIDDEN, dtype=torch.float64)
     c[LOW] = signs / math.sqrt(len(LOW))
     u, v = q1 @ c, q2 @ c
-    rank1 = _edit_copy(base, root / "rank1", {PLANTED: (w0 + 3 * S_PLANTED[0] * torch.outer(u, v)).float()})
+    rank1 = edit_copy(base, root / "rank1", {PLANTED: (w0 + 3 * S_PLANTED[0] * torch.outer(u, v)).float()})
     same = shutil.copytree(base, root / "same")
 
     def rotated(a: int, b: int, degrees: float) -> Path:
         d = root / f"rot-{a}-{b}-{degrees}"
         if not d.exists():
             r = _rotation(q1[:, a], q1[:, b], degrees)
-            _edit_copy(base, d, {PLANTED: (r @ w0).float()})
+            edit_copy(base, d, {PLANTED: (r @ w0).float()})
         return d
 
     return {"root": root, "base": base, "rank1": rank1, "same": same, "rotated": rotated,
@@ -250,7 +232,7 @@ def test_tiny_noise_everywhere_gives_no_intruders(planted, tmp_path):
     for ref in src.matrices():
         w = src.load(ref)
         edits[ref.tensor] = w + 1e-6 * w.abs().max() * torch.randn(w.shape, generator=gen)
-    tuned = _edit_copy(planted["base"], tmp_path / "noisy", edits)
+    tuned = edit_copy(planted["base"], tmp_path / "noisy", edits)
     res = find_intruders(planted["base"], tuned)
     assert (res.table["delta_fro"] > 0).all()
     assert res.total == 0

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import build_tiny_model
 
 from lmscope._io import dumps
 from lmscope.cli import main
@@ -66,18 +67,12 @@ def _hf_tokenizer(with_cls: bool):
 @pytest.fixture(scope="module")
 def hf_models():
     """Tiny random Llama (causal), GPT-2 (causal) and BERT (encoder) over a word-level vocabulary."""
-    import transformers as T
-
     V = len(HF_SPECIAL) + len(WORDS) + 1
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]):  # the three models from one seeded stream
         torch.manual_seed(0)
-        llama = T.LlamaForCausalLM(T.LlamaConfig(vocab_size=V, hidden_size=32, intermediate_size=64,
-                                                 num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
-                                                 max_position_embeddings=64))
-        gpt2 = T.GPT2LMHeadModel(T.GPT2Config(vocab_size=V, n_embd=32, n_inner=64, n_layer=2, n_head=4, n_positions=64,
-                                              bos_token_id=5, eos_token_id=5))
-        bert = T.BertModel(T.BertConfig(vocab_size=V, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
-                                        num_attention_heads=4, max_position_embeddings=64))
+        llama = build_tiny_model("llama", seed=None, vocab_size=V, num_hidden_layers=3)
+        gpt2 = build_tiny_model("gpt2", seed=None, vocab_size=V, bos_token_id=5, eos_token_id=5)
+        bert = build_tiny_model("bert-encoder", seed=None, vocab_size=V, num_hidden_layers=3)
     return {"llama": (llama.eval(), _hf_tokenizer(False)), "gpt2": (gpt2.eval(), _hf_tokenizer(False)),
             "bert": (bert.eval(), _hf_tokenizer(True))}
 

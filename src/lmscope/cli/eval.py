@@ -184,11 +184,12 @@ def cmd_eval_profile(args) -> None:
         for lm in opened:
             lm.close()
     from lmscope.report.html import Report
+    from lmscope.report.plots import plot_profile_result
     from lmscope.report.sections import _csv
 
     _csv(res.table, out / "profile.csv")
     write_json(out / "profile.json", res.to_dict())
-    png = res.plot(out / "profile.png")
+    png = plot_profile_result(res, out / "profile.png")
     rep = Report(out, f"Pseudointelligence profile: {cap.name}")
     rep.text(res.summary_lines()[0])
     rep.image(png, "Advantage 2 P(correct) - 1 with its 95% Wilson interval, per model and evaluator.")

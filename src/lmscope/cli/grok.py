@@ -26,8 +26,8 @@ def cmd_grok_train(args) -> None:
 
 
 def cmd_grok_sweep(args) -> None:
-    from lmscope.grokking import grok_sweep_jobs, plot_runs
-    from lmscope.grokking.plot import load_run
+    from lmscope.grokking import grok_sweep_jobs, load_run
+    from lmscope.report.grokking import plot_runs
     from lmscope.train.sweep import run_step, run_sweep
 
     layers = int_list(args.layers, "--layers")
@@ -65,7 +65,7 @@ def cmd_grok_sweep(args) -> None:
 
 
 def cmd_grok_plot(args) -> None:
-    from lmscope.grokking import plot_runs
+    from lmscope.report.grokking import plot_runs
 
     res = plot_runs(args.runs, args.out)
     emit(args, res, [f"wrote {len(res['files'])} files to {res['out']}"])

@@ -75,6 +75,8 @@ PREPOSITIONS = ("near", "with", "behind", "above", "below", "beside")
 RELATIVES = ("who", "that")
 AUXILIARIES = {(False, False): "does", (False, True): "doesn't", (True, False): "do", (True, True): "don't"}
 """(plural subject, negated) -> auxiliary."""
+AUXILIARY_WORDS = tuple(sorted(set(AUXILIARIES.values())))
+"""The auxiliaries as words: do, does, doesn't, don't."""
 
 WEIGHTS = {
     "modifier": {"none": 0.4, "pp": 0.3, "rc": 0.3},  # of subject and object NPs
@@ -103,7 +105,6 @@ TENSE_RULES = {
 
 _NOUN_PLURAL = {w: bool(i) for pair in NOUNS for i, w in enumerate(pair)}
 _PAST_TO_PRESENT = {past: (sg, pl) for pl, sg, past in INTRANSITIVE + TRANSITIVE}  # past -> (sg, pl)
-_AUX_WORDS = frozenset(AUXILIARIES.values())
 _DETERMINERS = frozenset(DETERMINERS)
 _PREPOSITIONS = frozenset(PREPOSITIONS)
 _RELATIVES = frozenset(RELATIVES)
@@ -256,13 +257,30 @@ def _as_tree(tree: Tree | str) -> Tree:
     return tree
 
 
+def first_auxiliary(words: Sequence[str]) -> int | None:
+    """The position of the first auxiliary in ``words`` (what the linear rule fronts), or None."""
+    return next((i for i, w in enumerate(words) if w in AUXILIARY_WORDS), None)
+
+
+def main_verb_index(tree: Tree | str) -> int:
+    """The position of the main clause's verb in a tense-inflection sentence, from its gold tree.
+
+    The tree is ``(SUBJECT PRED)`` with ``PRED`` the verb or ``(VERB OBJECT)``: the main verb is the
+    first word after the subject's words.
+    """
+    t = _as_tree(tree)
+    if not (isinstance(t, tuple) and len(t) == 2):
+        raise LmscopeError("not a clause tree (SUBJECT PRED)")
+    return len(leaves(t[0]))
+
+
 def linear_question(decl: str | Sequence[str]) -> list[str]:
     """The linear rule: move the FIRST auxiliary of the word sequence to the front."""
     words = declarative_words(decl)
-    for i, w in enumerate(words):
-        if w in _AUX_WORDS:
-            return [w, *words[:i], *words[i + 1:]]
-    raise LmscopeError(f"no auxiliary in {' '.join(words)!r}")
+    i = first_auxiliary(words)
+    if i is None:
+        raise LmscopeError(f"no auxiliary in {' '.join(words)!r}")
+    return [words[i], *words[:i], *words[i + 1:]]
 
 
 def hierarchical_question(tree: Tree | str) -> list[str]:
@@ -273,7 +291,7 @@ def hierarchical_question(tree: Tree | str) -> list[str]:
     """
     t = _as_tree(tree)
     if not (isinstance(t, tuple) and len(t) == 2 and isinstance(t[1], tuple) and len(t[1]) == 2
-            and t[1][0] in _AUX_WORDS):
+            and t[1][0] in AUXILIARY_WORDS):
         raise LmscopeError(f"not a question-formation declarative tree (SUBJECT (AUX VP)): {to_bracketed(t)}")
     subject, (aux, vp) = t
     return [aux, *leaves(subject), *leaves(vp)]

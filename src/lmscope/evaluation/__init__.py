@@ -9,6 +9,9 @@ a profile traces it as the evaluator's resources grow.
 >>> cap = get_capability("question-formation")
 >>> res = play_games(cap, make_oracle("memorizer", cap), "static", Resources(16, 4, 2), n_games=100)
 >>> res.stats()["advantage"]            # 0.0: the memorizer passes the static benchmark
+
+A method package on the base (``data``, ``models``, ``lm``, ``train``); a profile's figure is
+:func:`lmscope.report.plots.plot_profile_result`.
 """
 
 from lmscope.evaluation.capabilities import CAPABILITIES, Capability, get_capability

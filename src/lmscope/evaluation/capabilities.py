@@ -321,7 +321,7 @@ class DyckMembership(Capability):
 
 
 # ------------------------------------------------------------------------------------------ grammar tasks
-_AUX = frozenset(G.AUXILIARIES.values())
+_AUX = frozenset(G.AUXILIARY_WORDS)
 _DET = frozenset(G.DETERMINERS)
 _PREP = frozenset(G.PREPOSITIONS)
 _REL = frozenset(G.RELATIVES)
@@ -401,7 +401,8 @@ def _subject_kind(words: Sequence[str]) -> str:
 
 def _first_aux(words: Sequence[str]) -> str | None:
     """The first auxiliary of a sentence: what the linear rule of question formation fronts."""
-    return next((w for w in words if w in _AUX), None)
+    i = G.first_auxiliary(words)
+    return None if i is None else words[i]
 
 
 class _GrammarCapability(Capability):
@@ -530,8 +531,7 @@ class TenseInflection(_GrammarCapability):
         return k + ("-attractor" if _NOUN_PLURAL[last_noun] != subject_plural else "")
 
     def _main_verb_index(self, words):
-        subj = self.tree(" ".join(words))[0]
-        return len(leaves(subj))
+        return G.main_verb_index(self.tree(" ".join(words)))
 
     def heuristic(self, query):
         """The linear rule: each verb agrees with the nearest noun before it."""

@@ -67,12 +67,6 @@ class ProfileResult:
             lines.append(f"model errors: {errors} games (not counted; see the transcripts)")
         return lines
 
-    def plot(self, path: str | os.PathLike, title: str | None = None) -> Path:
-        from lmscope.report.plots import plot_profile
-
-        return plot_profile(self.table, path, self.resource,
-                            title or f"Pseudointelligence profile: {self.capability}")
-
 
 def profile(capability: Capability | str, models: dict[str, Oracle], evaluators: list[Evaluator | str],
             resource: str, values: list[int], base: Resources, n_games: int, seed: int = 0,

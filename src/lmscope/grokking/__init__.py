@@ -1,5 +1,10 @@
 """Structural grokking: long training runs of small transformers on question formation, tense
-inflection and Dyck, with generalization accuracy and tree-structuredness tracked over training."""
+inflection and Dyck, with generalization accuracy and tree-structuredness tracked over training.
+
+Layering: a method package on the base (``models``, ``data``, ``train``). Its one declared sideways
+edge is ``grokking -> trees``: the t-score and parsing F1 of a run (:func:`tree_scores`) are the tree
+projections of :mod:`lmscope.trees`. The plots of runs live in :mod:`lmscope.report.grokking`.
+"""
 
 import importlib
 
@@ -9,7 +14,7 @@ _EXPORTS = {
     **dict.fromkeys(["attention_sparsity", "dyck_closing_accuracy", "main_verb_index", "make_eval_fn", "pos_sequence",
                      "qf_first_word_accuracy", "tense_accuracy", "tense_correct", "tree_scores", "weight_norm"],
                     "metrics"),
-    **dict.fromkeys(["load_run", "plot_runs"], "plot"),
+    **dict.fromkeys(["load_run"], "runs"),
     **dict.fromkeys(["GrokConfig", "grok_sweep_jobs", "grok_train", "sweep_run_name"], "run"),
 }
 __all__ = sorted(_EXPORTS)

@@ -27,11 +27,14 @@ import torch
 
 from lmscope.data import grammars
 from lmscope.data.dyck import bracket_pairs
+from lmscope.data.grammars import main_verb_index
 from lmscope.data.trees import leaves, parse_bracketed
 from lmscope.errors import LmscopeError
+from lmscope.models.hooks import capture_blocks
+from lmscope.models.small_tokenizer import pad_batch
 
 TASKS = ("question-formation", "tense-inflection", "dyck")
-QF_AUXILIARIES = ("do", "does", "don't", "doesn't")
+QF_AUXILIARIES = grammars.AUXILIARY_WORDS
 TRANSFORM_MARKER = {"question-formation": "quest", "tense-inflection": "PRESENT"}
 GEN_SPLIT = {"question-formation": "gen", "tense-inflection": "gen", "dyck": "ood"}
 
@@ -49,7 +52,7 @@ for _w in grammars.PREPOSITIONS:
     _POS[_w] = "P"
 for _w in grammars.RELATIVES:
     _POS[_w] = "REL"
-for _w in grammars.AUXILIARIES.values():
+for _w in grammars.AUXILIARY_WORDS:
     _POS[_w] = "AUX"
 _POS["."] = "."
 _POS["?"] = "?"
@@ -62,18 +65,6 @@ def pos_tag(word: str) -> str:
 
 def pos_sequence(words: Sequence[str]) -> list[str]:
     return [pos_tag(w) for w in words]
-
-
-def main_verb_index(tree) -> int:
-    """The position of the main clause's verb in a tense-inflection sentence, from its gold tree.
-
-    The tree is ``(SUBJECT PRED)`` with ``PRED`` the verb or ``(VERB OBJECT)``: the main verb is the
-    first word after the subject's words.
-    """
-    t = parse_bracketed(tree, labeled=False) if isinstance(tree, str) else tree
-    if not (isinstance(t, tuple) and len(t) == 2):
-        raise LmscopeError("not a clause tree (SUBJECT PRED)")
-    return len(leaves(t[0]))
 
 
 def tense_correct(output: Sequence[str], gold: Sequence[str], main_index: int) -> bool:
@@ -96,14 +87,9 @@ def _logits(model, seqs: list[list[int]], batch_size: int = 64) -> list[torch.Te
     pad = model.config.pad_id
     for s in range(0, len(seqs), batch_size):
         chunk = seqs[s:s + batch_size]
-        T = max(len(x) for x in chunk)
-        ids = torch.full((len(chunk), T), pad, dtype=torch.long, device=dev)
-        mask = torch.zeros((len(chunk), T), dtype=torch.long, device=dev)
-        for b, x in enumerate(chunk):
-            ids[b, :len(x)] = torch.tensor(x, dtype=torch.long, device=dev)
-            mask[b, :len(x)] = 1
+        ids, mask = pad_batch(chunk, pad)
         with torch.no_grad():
-            lg = model(ids, attention_mask=mask).logits.float().cpu()
+            lg = model(ids.to(dev), attention_mask=mask.to(dev)).logits.float().cpu()
         out.extend(lg[b, :len(x)] for b, x in enumerate(chunk))
     return out
 
@@ -204,23 +190,13 @@ def attention_sparsity(model, tokenizer, texts: list[str]) -> dict:
     if not texts:
         return {"entropy": None, "top1": None}
     dev = _device(model)
-    seqs = [_prompt(tokenizer, t) for t in texts]
-    T = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), T), model.config.pad_id, dtype=torch.long, device=dev)
-    amask = torch.zeros((len(seqs), T), dtype=torch.long, device=dev)
-    for b, s in enumerate(seqs):
-        ids[b, :len(s)] = torch.tensor(s, device=dev)
-        amask[b, :len(s)] = 1
-    captured: list[torch.Tensor] = []
-    hooks = [block.attn.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
-             for block in model.layers]
-    try:
-        with torch.no_grad():
-            model(ids, attention_mask=amask)
-            masks = model.attention_masks(ids, amask)
-    finally:
-        for h in hooks:
-            h.remove()
+    ids, amask = pad_batch([_prompt(tokenizer, t) for t in texts], model.config.pad_id)
+    ids, amask = ids.to(dev), amask.to(dev)
+    attns = [block.attn for block in model.layers]
+    with torch.no_grad():  # the input of every attention module (the pass stops at the last one)
+        got, _ = capture_blocks(attns, lambda: model(ids, attention_mask=amask), inputs=range(len(attns)))
+        masks = model.attention_masks(ids, amask)
+    captured = [got[i] for i in range(len(attns))]
     ents, tops = [], []
     real = amask.bool()
     with torch.no_grad():

@@ -40,6 +40,8 @@ from lmscope.lm.base import (
     check_generate_args,
     check_score_requests,
 )
+from lmscope.models.hooks import find_body_head, log_probs_at, project, resolve_device, run_body
+from lmscope.models.small_tokenizer import pad_batch, pad_id_of
 
 DEFAULT_LOCAL_MODEL = "smollm2-135m"
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -87,7 +89,6 @@ class LocalLM(LanguageModel):
     def __init__(self, model: str | os.PathLike = DEFAULT_LOCAL_MODEL, *, device: str = "auto",
                  dtype: str = "float32", batch_size: int = 128, max_batch_tokens: int = 8192,
                  strategy: str = "auto"):
-        from lmscope.lm.scoring import resolve_device
         from lmscope.models import open_model
 
         self.name = str(model)
@@ -143,8 +144,7 @@ class LocalLM(LanguageModel):
         if tok.eos_token_id is not None:
             eos.append(tok.eos_token_id)
         self._eos = set(eos)
-        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        self._pad = int(pad) if pad is not None else 0
+        self._pad = pad_id_of(tok)
 
     @property
     def model(self):
@@ -165,45 +165,30 @@ class LocalLM(LanguageModel):
         v = getattr(self._tok, "model_max_length", None)
         return int(v) if isinstance(v, int) and 0 < v < 10**8 else None
 
-    @torch.inference_mode()
     def _find_head(self):
-        """(body, head) when projecting the body's hidden states reproduces the model's logits, else None."""
-        model = self._model
-        body = getattr(model, "base_model", None)
-        head = model.get_output_embeddings()
-        if body is None or body is model or not isinstance(head, torch.nn.Module):
-            return None
-        vocab = int(getattr(model.config, "vocab_size", 0) or head.weight.shape[0])
-        ids = (torch.arange(1, 9, device=self.device) * 7919 % max(vocab, 1)).unsqueeze(0)
-        try:
-            full = model(input_ids=ids).logits.float()
-            mine = head(body(input_ids=ids).last_hidden_state).float()
-        except Exception:  # noqa: BLE001 - any failure of the shortcut means: use the full model
-            return None
-        return (body, head) if torch.allclose(mine, full, atol=1e-4, rtol=1e-4) else None
+        """(body, head) when projecting the body's hidden states reproduces the model's logits, else None
+        (checked on one short sequence of spread-out token ids)."""
+        vocab = int(getattr(self._model.config, "vocab_size", 0) or 1)
+        ids = (torch.arange(1, 9, device=self.device) * 7919 % vocab).unsqueeze(0)
+        return find_body_head(self._model, {"input_ids": ids})
 
     def _forward(self, cache=None, **kw):
         """Hidden states to project (the body's, or the full logits when the shortcut does not apply)
         and the key/value cache. Newer transformers call the cache argument ``cache``, older ones
         ``past_key_values``."""
-        fn = self._split[0] if self._split is not None else self._model
         if cache is not None:
             kw[self._cache_arg] = cache
-        out = fn(**kw)
+        states, out = run_body(self._model, self._split, **kw)
         keys = out.keys()
         cache = out["cache"] if "cache" in keys else out["past_key_values"] if "past_key_values" in keys else None
-        return (out.last_hidden_state if self._split is not None else out.logits), cache
+        return states, cache
 
     def _project(self, hidden: torch.Tensor) -> torch.Tensor:
-        return (self._split[1](hidden) if self._split is not None else hidden).float()
+        return project(self._split, hidden)
 
     def _log_probs_at(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """log p(target) for each row of ``hidden`` (N, H), projected in chunks; float64 on the CPU."""
-        out = []
-        for s in range(0, hidden.shape[0], _HEAD_CHUNK):
-            lp = F.log_softmax(self._project(hidden[s:s + _HEAD_CHUNK]), dim=-1)
-            out.append(lp.gather(-1, targets[s:s + _HEAD_CHUNK, None]).squeeze(-1).double().cpu())
-        return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
+        return log_probs_at(self._split, hidden, targets, _HEAD_CHUNK)
 
     def close(self) -> None:
         self._model = None
@@ -315,13 +300,9 @@ class LocalLM(LanguageModel):
 
     def _score_flat(self, batch, requests, results) -> None:
         seqs = [(r, it) for r, items in batch for it in items]
-        T = max(len(it[1]) for _, it in seqs)
-        ids = torch.full((len(seqs), T), self._pad, dtype=torch.long)
-        mask = torch.zeros((len(seqs), T), dtype=torch.long)
+        ids, mask = pad_batch([seq for _, (_, seq, _, _) in seqs], self._pad)
         rows, pos, tgt = [], [], []
         for b, (_, (_, seq, first, _)) in enumerate(seqs):
-            ids[b, :len(seq)] = torch.tensor(seq)
-            mask[b, :len(seq)] = 1
             rows += [b] * (len(seq) - first)
             pos += list(range(first - 1, len(seq) - 1))
             tgt += seq[first:]
@@ -338,24 +319,14 @@ class LocalLM(LanguageModel):
         """One forward over the batch's shared prefixes, one over every continuation row after them."""
         dev = self.device
         P = [_shared_prefix(items) for _, items in batch]
-        pmax = max(P)
-        pre = torch.full((len(batch), pmax), self._pad, dtype=torch.long)
-        pmask = torch.zeros((len(batch), pmax), dtype=torch.long)
-        for u, (_, items) in enumerate(batch):
-            pre[u, :P[u]] = torch.tensor(items[0][1][:P[u]])
-            pmask[u, :P[u]] = 1
+        pre, pmask = pad_batch([items[0][1][:P[u]] for u, (_, items) in enumerate(batch)], self._pad)
         pre, pmask = pre.to(dev), pmask.to(dev)
         hid_pre, cache = self._forward(input_ids=pre, attention_mask=pmask, use_cache=True)
         last = hid_pre[torch.arange(len(batch), device=dev), torch.tensor(P, device=dev) - 1]  # (U, H)
 
         seqs = [(u, it) for u, (_, items) in enumerate(batch) for it in items]
-        smax = max(len(seq) - P[u] for u, (_, seq, _, _) in seqs)
-        suf = torch.full((len(seqs), smax), self._pad, dtype=torch.long)
-        smask = torch.zeros((len(seqs), smax), dtype=torch.long)
-        for b, (u, (_, seq, _, _)) in enumerate(seqs):
-            tail = seq[P[u]:]
-            suf[b, :len(tail)] = torch.tensor(tail)
-            smask[b, :len(tail)] = 1
+        suf, smask = pad_batch([seq[P[u]:] for u, (_, seq, _, _) in seqs], self._pad)
+        smax = suf.shape[1]
         row_unit = torch.tensor([u for u, _ in seqs], device=dev)
         cache.batch_select_indices(row_unit)
         attn = torch.cat([pmask[row_unit], smask.to(dev)], dim=1)

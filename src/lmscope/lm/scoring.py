@@ -38,6 +38,15 @@ import torch.nn.functional as F
 
 from lmscope.data.evalsets import EvalTask
 from lmscope.errors import LmscopeError
+from lmscope.models.hooks import (
+    capture_blocks,
+    find_body_head,
+    find_layers,
+    project,
+    resolve_device,
+    run_body,
+)
+from lmscope.models.small_tokenizer import pad_batch, pad_id_of
 from lmscope.models.sources import is_causal
 from lmscope.progress import progress
 
@@ -107,22 +116,6 @@ def better(a: dict, b: dict) -> bool:
 # ------------------------------------------------------------------------------------------------
 # Model plumbing
 # ------------------------------------------------------------------------------------------------
-def find_layers(model) -> torch.nn.ModuleList:
-    """The model's stack of transformer blocks (the longest ModuleList of blocks)."""
-    n = getattr(model.config, "num_hidden_layers", None) or getattr(model.config, "n_layer", None)
-    best = None
-    for _, mod in model.named_modules():
-        if isinstance(mod, torch.nn.ModuleList) and len(mod) > 0:
-            if n is not None and len(mod) != n:
-                continue
-            size = sum(p.numel() for p in mod.parameters())
-            if best is None or size > best[0]:
-                best = (size, mod)
-    if best is None:
-        raise LmscopeError(f"cannot find the stack of layers in a {type(model).__name__}")
-    return best[1]
-
-
 class _Skip(torch.nn.Module):
     """Stands in for a block below the first changed layer: passes through, or replays a stored input."""
 
@@ -138,14 +131,6 @@ class _Skip(torch.nn.Module):
 
 _HEAD_CHUNK = 2048
 _BATCH_TOKENS = 16384  # scored positions projected onto the vocabulary at once
-
-
-class _Stop(Exception):
-    pass
-
-
-def _hidden_arg(args, kwargs) -> torch.Tensor:
-    return args[0] if args else kwargs["hidden_states"]
 
 
 @dataclass
@@ -189,7 +174,13 @@ class TaskScorer:
         self.batches = self._make_batches(batch_size)
         self.layers = find_layers(model)
         self._prefix: dict[int, list[torch.Tensor]] = {}
-        self._fast = self._check_fast_head()
+        b = self.batches[0]
+        self._split = find_body_head(model, {"input_ids": b.ids, "attention_mask": b.mask}, at=(b.rows, b.pos))
+
+    @property
+    def _fast(self) -> bool:
+        """Whether only the scored positions go through the head (see :func:`~lmscope.models.hooks.find_body_head`)."""
+        return self._split is not None
 
     # ------------------------------------------------------------------ encoding
     def _ids(self, text: str, special: bool) -> list[int]:
@@ -287,9 +278,7 @@ class TaskScorer:
 
     def _make_batches(self, size: int) -> list[_Batch]:
         order = sorted(range(len(self.q_ids)), key=lambda q: (len(self.q_ids[q]), q))
-        pad = self.tok.pad_token_id
-        if pad is None:
-            pad = self.tok.eos_token_id if self.tok.eos_token_id is not None else 0
+        pad = pad_id_of(self.tok)
         groups, cur = [], []
         for q in order:  # at most `size` sequences and about _BATCH_TOKENS padded tokens per batch
             if cur and (len(cur) >= size or (len(cur) + 1) * len(self.q_ids[q]) > _BATCH_TOKENS):
@@ -299,14 +288,9 @@ class TaskScorer:
         groups.append(cur)
         batches = []
         for qs in groups:
-            T = max(len(self.q_ids[q]) for q in qs)
-            ids = torch.full((len(qs), T), int(pad), dtype=torch.long)
-            mask = torch.zeros((len(qs), T), dtype=torch.long)
+            ids, mask = pad_batch([self.q_ids[q] for q in qs], pad)
             rows, pos, tgt, qidx, first = [], [], [], [], []
             for b, q in enumerate(qs):
-                seq = self.q_ids[q]
-                ids[b, :len(seq)] = torch.tensor(seq)
-                mask[b, :len(seq)] = 1
                 first.append(len(pos))
                 rows += [b] * len(self.q_pos[q])
                 pos += self.q_pos[q]
@@ -319,49 +303,10 @@ class TaskScorer:
         return batches
 
     # ------------------------------------------------------------------ forward passes
-    def _body_head(self):
-        model = self.model
-        body = getattr(model, "base_model", None)
-        if body is None or body is model:
-            return None
-        for head in (getattr(model, "cls", None), getattr(model, "lm_head", None), model.get_output_embeddings()):
-            if isinstance(head, torch.nn.Module):
-                return body, head
-        return None
-
-    @torch.no_grad()
-    def _check_fast_head(self) -> bool:
-        """Whether projecting only the scored positions reproduces the model's own logits."""
-        bh = self._body_head()
-        if bh is None:
-            return False
-        b = self.batches[0]
-        full = self.model(input_ids=b.ids, attention_mask=b.mask).logits[b.rows, b.pos].float()
-        try:
-            fast = self._logits(b, fast=True)
-        except Exception:  # noqa: BLE001 - any failure of the shortcut means: use the full model
-            return False
-        return bool(torch.allclose(fast, full, atol=1e-4, rtol=1e-4))
-
-    def _logits(self, b: _Batch, fast: bool | None = None) -> torch.Tensor:
-        fast = self._fast if fast is None else fast
-        hidden = self._scored_hidden(b, fast)
-        return self._project(b, hidden, 0, len(b.tgt), fast)
-
-    def _scored_hidden(self, b: _Batch, fast: bool | None = None) -> torch.Tensor:
+    def _scored_hidden(self, b: _Batch) -> torch.Tensor:
         """Final hidden states at the scored positions (fast path) or the model's full logits there."""
-        fast = self._fast if fast is None else fast
-        if not fast:
-            return self.model(input_ids=b.ids, attention_mask=b.mask).logits[b.rows, b.pos]
-        body, _ = self._body_head()
-        return body(input_ids=b.ids, attention_mask=b.mask).last_hidden_state[b.rows, b.pos]
-
-    def _project(self, b: _Batch, hidden: torch.Tensor, s: int, e: int, fast: bool | None = None) -> torch.Tensor:
-        fast = self._fast if fast is None else fast
-        if not fast:
-            return hidden[s:e].float()
-        _, head = self._body_head()
-        return head(hidden[s:e]).float()
+        states, _ = run_body(self.model, self._split, input_ids=b.ids, attention_mask=b.mask)
+        return states[b.rows, b.pos]
 
     @contextlib.contextmanager
     def _skipping(self, start: int, batch_index: int | None):
@@ -394,26 +339,12 @@ class TaskScorer:
             return
         start = max((L for L in self._prefix if L < wanted[0]), default=0)
         store: dict[int, list[torch.Tensor]] = {L: [] for L in wanted}
-        top = wanted[-1]
-
-        def hook_for(L):
-            def hook(mod, args, kwargs):
-                store[L].append(_hidden_arg(args, kwargs).detach())
-                if L == top:
-                    raise _Stop
-            return hook
-
-        handles = [self.layers[L].register_forward_pre_hook(hook_for(L), with_kwargs=True) for L in wanted]
-        try:
-            for bi, b in enumerate(progress(self.batches, desc="caching hidden states", quiet=self.quiet)):
-                with self._skipping(start, bi if start else None):
-                    try:
-                        self.model(input_ids=b.ids, attention_mask=b.mask)
-                    except _Stop:
-                        pass
-        finally:
-            for h in handles:
-                h.remove()
+        for bi, b in enumerate(progress(self.batches, desc="caching hidden states", quiet=self.quiet)):
+            with self._skipping(start, bi if start else None):
+                got, _ = capture_blocks(self.layers, lambda b=b: self.model(input_ids=b.ids, attention_mask=b.mask),
+                                        inputs=wanted)
+            for L in wanted:
+                store[L].append(got[L].detach())
         self._prefix.update(store)
 
     def has_prefix(self, layer: int) -> bool:
@@ -445,7 +376,7 @@ class TaskScorer:
             with self._skipping(start_layer, bi if start_layer else None):
                 hidden = self._scored_hidden(b)
             for s in range(0, len(b.tgt), _HEAD_CHUNK):
-                logits = self._project(b, hidden, s, s + _HEAD_CHUNK)
+                logits = project(self._split, hidden[s:s + _HEAD_CHUNK])
                 lp = F.log_softmax(logits, dim=-1)
                 tgt = b.tgt[s:s + _HEAD_CHUNK]
                 tok_lp = lp.gather(-1, tgt.unsqueeze(-1)).squeeze(-1).double().cpu()
@@ -497,19 +428,6 @@ class TaskScorer:
             ntok[e] = items[g][2]
             logloss[e] = -(lps[g] - float(np.logaddexp.reduce(lps)))
         return Scores(kind, top1, topk, logprob, logloss, ntok, self.k)
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` (a CUDA GPU when PyTorch sees one), ``cpu``, ``cuda`` or ``cuda:N``."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise LmscopeError(f"unknown device {device!r} (use auto, cpu, cuda or cuda:N)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise LmscopeError(f"device {device} asked for, but PyTorch sees no CUDA GPU")
-    return dev
 
 
 def evaluate_model(model, task, *, batch_size: int = 32, top_k: int = 5, device: str = "auto",

@@ -10,6 +10,7 @@ from pathlib import Path
 from lmscope._io import atomic_dir
 from lmscope.cache import cache_dir
 from lmscope.errors import LmscopeError
+from lmscope.models.hf_logging import quiet_transformers
 
 
 def _file_key(path: Path) -> str:
@@ -21,8 +22,6 @@ def _file_key(path: Path) -> str:
 def gguf_to_hf_dir(path: str | os.PathLike) -> Path:
     """Dequantize a GGUF model into a float32 safetensors directory (once; reused afterwards)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from lmscope.models.sources import quiet_transformers
 
     quiet_transformers()
 

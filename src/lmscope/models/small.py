@@ -44,6 +44,7 @@ from torch import nn
 
 from lmscope._io import atomic_dir, write_json
 from lmscope.errors import LmscopeError
+from lmscope.models.small_tokenizer import pad_batch
 
 MODEL_TYPE = "lmscope-small"
 ARCHITECTURE = "SmallTransformer"
@@ -417,11 +418,8 @@ class SmallTransformer(nn.Module):
             T = max(len(seqs[i]) for i in live)
             if T > self.config.max_len:
                 raise LmscopeError(f"generation reached the model's max_len {self.config.max_len}")
-            ids = torch.full((len(live), T), self.config.pad_id, dtype=torch.long, device=device)
-            mask = torch.zeros((len(live), T), dtype=torch.long, device=device)
-            for r, i in enumerate(live):
-                ids[r, :len(seqs[i])] = torch.tensor(seqs[i], device=device)
-                mask[r, :len(seqs[i])] = 1
+            ids, mask = pad_batch([seqs[i] for i in live], self.config.pad_id)
+            ids, mask = ids.to(device), mask.to(device)
             logits = self(ids, attention_mask=mask).logits
             last = logits[torch.arange(len(live), device=device), mask.sum(1) - 1]
             if allow is not None:

@@ -42,6 +42,16 @@ def pad_batch(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.T
     return ids, mask
 
 
+def pad_id_of(tokenizer) -> int:
+    """The id to pad a tokenizer's sequences with: its pad token, else its end-of-sequence token, else 0
+    (padding is masked out, so only a valid id is needed)."""
+    for name in ("pad_token_id", "eos_token_id"):
+        t = getattr(tokenizer, name, None)
+        if t is not None:
+            return int(t)
+    return 0
+
+
 class WordTokenizer:
     """Maps whitespace-separated words to ids; unknown words become ``<unk>``.
 

@@ -19,6 +19,7 @@ import torch
 
 from lmscope.errors import LmscopeError
 from lmscope.models import roles as R
+from lmscope.models.hf_logging import quiet_transformers
 from lmscope.models.safetensors_io import SafetensorsFile
 
 
@@ -230,15 +231,6 @@ def is_causal(model) -> bool:
     # a bare decoder body (e.g. LlamaModel, GPT2Model): its attention modules say they are causal
     return any(getattr(m, "is_causal", None) is True for m in model.modules()
                if isinstance(m, torch.nn.Module) and type(m).__name__.endswith("Attention"))
-
-
-def quiet_transformers() -> None:
-    """Silence transformers' logs and progress bars when the CLI asked for it."""
-    if os.environ.get("LMSCOPE_QUIET_TRANSFORMERS"):
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
 
 
 def auto_class(task: str):

@@ -1,8 +1,11 @@
-"""Matplotlib figures for spectra, intruder dimensions, LASER and tree projections (written atomically as PNG)."""
+"""Matplotlib figures for spectra, intruder dimensions, LASER, tree projections, LM priors and
+pseudointelligence profiles (written atomically as PNG; :func:`save_figure` for figures drawn elsewhere in
+:mod:`lmscope.report`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -14,8 +17,12 @@ import pandas as pd  # noqa: E402
 from lmscope._io import atomic_path  # noqa: E402
 from lmscope.models.roles import ROLES  # noqa: E402
 
+if TYPE_CHECKING:
+    from lmscope.evaluation.profile import ProfileResult
 
-def _save(fig, path: str | Path) -> Path:
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Write a matplotlib figure as PNG atomically (temporary file, then rename) and close it."""
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
@@ -63,7 +70,7 @@ def plot_singular_values(values: dict[str, np.ndarray], table: pd.DataFrame, pat
         sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(min(layers), max(layers)))
         fig.colorbar(sm, ax=axes, shrink=0.8, label="layer")
     fig.suptitle(title or "Singular values per role across layers", fontsize=11)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _heatmap(grid: pd.DataFrame, path, title: str, cbar: str, cmap="viridis", annotate=False, fmt="{:.0f}"):
@@ -82,7 +89,7 @@ def _heatmap(grid: pd.DataFrame, path, title: str, cbar: str, cmap="viridis", an
                 ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=6,
                         color="white" if v < np.nanmax(data) * 0.6 else "black")
     fig.colorbar(im, ax=ax, label=cbar)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_metric_heatmap(table: pd.DataFrame, metric: str, path: str | Path, title: str = "") -> Path:
@@ -120,7 +127,7 @@ def plot_similarity(sim: np.ndarray, key: str, eps: float, path: str | Path, max
                 color="crimson" if mark else "black")
     ax.set_title(title or f"{key}: |cos(u_tuned, u_base)|", fontsize=10)
     fig.colorbar(im, ax=ax, label="|cosine|", pad=0.15)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_loss_curve(curves: dict[str, list[float]], path: str | Path, title: str = "Training loss") -> Path:
@@ -134,7 +141,7 @@ def plot_loss_curve(curves: dict[str, list[float]], path: str | Path, title: str
     ax.set_ylabel("loss")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_laser_heatmaps(table: pd.DataFrame, path: str | Path, metric: str = "d_accuracy", title: str = "") -> Path:
@@ -175,7 +182,7 @@ def plot_laser_heatmaps(table: pd.DataFrame, path: str | Path, metric: str = "d_
     fig.colorbar(im, ax=list(axes[0]), label=label, shrink=0.9)
     fig.suptitle(title or f"LASER: {label} vs the unmodified model (validation)", fontsize=10,
                  y=1.0 + 0.25 / fig.get_figheight())
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -203,7 +210,7 @@ def plot_sci_chart(chart: np.ndarray, words: list[str], path: str | Path, title:
                         color="white" if v < mid else "black")
     ax.set_title(title or "span similarity s(i, j) = 1 - SCI", fontsize=10)
     fig.colorbar(im, ax=ax, label="s(i, j)", shrink=0.8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _tree_layout(tree) -> tuple[list[str], list[tuple[float, float, list[tuple[float, float]], tuple[int, int]]]]:
@@ -257,7 +264,7 @@ def plot_tree(tree, path: str | Path, title: str = "", gold=None) -> Path:
         ax.plot([], [], color="tab:red", label="not in the gold tree")
         ax.legend(fontsize=7, loc="upper right", frameon=False)
     ax.set_title(title or "induced tree", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_layer_scores(table: pd.DataFrame, path: str | Path, title: str = "") -> Path:
@@ -282,7 +289,7 @@ def plot_layer_scores(table: pd.DataFrame, path: str | Path, title: str = "") ->
         ax.set_title("parsing F1 against the gold trees", fontsize=10)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -302,7 +309,7 @@ def plot_method_bars(table: pd.DataFrame, metric: str, path: str | Path, title: 
     ax.set_ylabel(metric.replace("_", " "))
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_title(title, fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_prior_table(values: np.ndarray, rows: list[str], cols: list[str], path: str | Path, title: str = "",
@@ -321,7 +328,7 @@ def plot_prior_table(values: np.ndarray, rows: list[str], cols: list[str], path:
             ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=5.5, color="black" if v > 0.6 * hi else "white")
     ax.set_title(title, fontsize=10)
     fig.colorbar(im, ax=ax, shrink=0.8, label="p")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -348,4 +355,10 @@ def plot_profile(table: pd.DataFrame, path: str | Path, resource: str, title: st
     ax.set_ylabel("advantage (2 P(correct) - 1)")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_title(title, fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
+
+
+def plot_profile_result(result: ProfileResult, path: str | Path, title: str | None = None) -> Path:
+    """:func:`plot_profile` of a :class:`~lmscope.evaluation.profile.ProfileResult`, titled by its capability."""
+    return plot_profile(result.table, path, result.resource,
+                        title or f"Pseudointelligence profile: {result.capability}")

@@ -8,7 +8,9 @@
 
 See :mod:`lmscope.trees.projection` (the API), :mod:`lmscope.trees.chart` (SCI charts, reference and
 fast procedures), :mod:`lmscope.trees.decode` (greedy trees, t-score, F1) and
-:mod:`lmscope.trees.adapters` (per-word vectors under span masks for small, causal and encoder models).
+:mod:`lmscope.trees.adapters` (per-word vectors under span masks for small, causal and encoder models;
+hidden states are read with the hooks of :mod:`lmscope.models.hooks`). A method package on the base
+(``models``, ``data``); its tables and charts are drawn by :mod:`lmscope.report`.
 """
 
 from lmscope.trees.adapters import HFAdapter, SmallAdapter, SpanAdapter, load_adapter, make_adapter

@@ -38,6 +38,8 @@ import numpy as np
 import torch
 
 from lmscope.errors import LmscopeError
+from lmscope.models.hooks import capture_blocks, find_layers, resolve_device
+from lmscope.models.small_tokenizer import pad_batch, pad_id_of
 
 
 # ------------------------------------------------------------------------------------------------
@@ -179,10 +181,6 @@ def align(tokenizer, words: list[str], add_bos: bool = False) -> Encoded:
 # ------------------------------------------------------------------------------------------------
 # The interface
 # ------------------------------------------------------------------------------------------------
-class _Stop(Exception):
-    """Raised by a hook once the highest requested layer has been captured (the rest is skipped)."""
-
-
 class SpanAdapter:
     """Base class: encoding, batching and word pooling; subclasses run the model (:meth:`hidden`).
 
@@ -238,16 +236,10 @@ class SpanAdapter:
 
     def collate(self, jobs: list[Job]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Right-padded ids, attention mask and (if any job has a span) the visible-key mask."""
-        T = max(len(j.enc.ids) for j in jobs)
-        B = len(jobs)
-        ids = torch.full((B, T), int(self.pad_id), dtype=torch.long)
-        mask = torch.zeros((B, T), dtype=torch.long)
-        visible = torch.ones((B, T), dtype=torch.bool)
+        ids, mask = pad_batch([job.enc.ids for job in jobs], int(self.pad_id))
+        visible = torch.ones(ids.shape, dtype=torch.bool)
         for b, job in enumerate(jobs):
-            n = len(job.enc.ids)
-            ids[b, :n] = torch.tensor(job.enc.ids, dtype=torch.long)
-            mask[b, :n] = 1
-            visible[b, :n] = torch.from_numpy(job.enc.visible(job.span))
+            visible[b, :len(job.enc.ids)] = torch.from_numpy(job.enc.visible(job.span))
         any_span = any(j.span is not None for j in jobs)
         dev = self.device
         return ids.to(dev), mask.to(dev), (visible.to(dev) if any_span else None)
@@ -361,7 +353,6 @@ class HFAdapter(SpanAdapter):
     """
 
     def __init__(self, model, tokenizer, add_bos: bool | None = None, name: str | None = None):
-        from lmscope.lm.scoring import find_layers
         from lmscope.models.sources import is_causal
 
         self.model = model.eval()
@@ -382,10 +373,7 @@ class HFAdapter(SpanAdapter):
             offset = (getattr(cfg, "pad_token_id", None) or 0) + 1 if cfg.model_type in ("roberta", "xlm-roberta") else 0
             self.max_tokens -= offset
         self.add_bos = self.causal if add_bos is None else bool(add_bos)
-        pad = getattr(tokenizer, "pad_token_id", None)
-        if pad is None:
-            pad = getattr(tokenizer, "eos_token_id", None)
-        self.pad_id = int(pad) if pad is not None else 0
+        self.pad_id = pad_id_of(tokenizer)
         self.name = name or getattr(cfg, "_name_or_path", None) or type(model).__name__
         self.device = next(model.parameters()).device
         self.dtype = next(model.parameters()).dtype
@@ -419,24 +407,12 @@ class HFAdapter(SpanAdapter):
         return torch.where(allowed, zero, torch.finfo(self.dtype).min)
 
     def hidden(self, ids, attention_mask, visible, layers, threshold):
-        captured: dict[int, torch.Tensor] = {}
-        top = max(layers)
         handles = []
 
-        def output_hook(layer):
-            def hook(module, args, output):
-                h = output[0] if isinstance(output, (tuple, list)) else output
-                if layer == self.n_layers and self.final_norm is not None:
-                    h = self.final_norm(h)  # what the model's own last hidden state is
-                captured[layer] = h
-                if layer == top:
-                    raise _Stop
-            return hook
-
-        def input_hook(module, args, kwargs):
-            captured[0] = args[0] if args else kwargs["hidden_states"]
-            if top == 0:
-                raise _Stop
+        def final(block: int, h: torch.Tensor) -> torch.Tensor:
+            if block == self.n_layers - 1 and self.final_norm is not None:
+                return self.final_norm(h)  # what the model's own last hidden state is
+            return h
 
         def mask_hook(position):  # position: the index of attention_mask among the positional arguments
             def hook(module, args, kwargs):
@@ -449,23 +425,20 @@ class HFAdapter(SpanAdapter):
             return hook
 
         try:
-            if 0 in layers:
-                handles.append(self.blocks[0].register_forward_pre_hook(input_hook, with_kwargs=True))
             if visible is not None:
                 span_mask = self._full_mask(attention_mask, visible)
                 for b in range(threshold, self.n_layers):
                     handles.append(self.blocks[b].register_forward_pre_hook(mask_hook(self._mask_arg[b]),
                                                                             with_kwargs=True))
-            for layer in layers:
-                if layer > 0:
-                    handles.append(self.blocks[layer - 1].register_forward_hook(output_hook(layer)))
-            try:
-                self.model(input_ids=ids, attention_mask=attention_mask)
-            except _Stop:
-                pass
+            ins, outs = capture_blocks(self.blocks, lambda: self.model(input_ids=ids, attention_mask=attention_mask),
+                                       inputs=[0] if 0 in layers else [],
+                                       outputs=[layer - 1 for layer in layers if layer > 0], on_output=final)
         finally:
             for h in handles:
                 h.remove()
+        captured = {block + 1: h for block, h in outs.items()}  # layer l is the output of block l - 1
+        if 0 in ins:
+            captured[0] = ins[0]
         missing = [layer for layer in layers if layer not in captured]
         if missing:
             raise LmscopeError(f"the model's forward pass never reached layer {missing[0]}")
@@ -498,7 +471,6 @@ def make_adapter(model, tokenizer=None, *, add_bos: bool | None = None, name: st
 
 def load_adapter(spec, *, device: str = "cpu", add_bos: bool | None = None) -> SpanAdapter:
     """Open a model by bundled name or path (anything :func:`lmscope.models.open_model` opens)."""
-    from lmscope.lm.scoring import resolve_device
     from lmscope.models import open_model
 
     src = open_model(spec)

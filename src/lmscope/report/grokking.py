@@ -3,38 +3,13 @@
 from __future__ import annotations
 
 import html
-import json
 import os
 from pathlib import Path
 
 from lmscope._io import write_text
 from lmscope.errors import LmscopeError
-from lmscope.train.loop import RUN_FILE, read_metrics
-
-
-def load_run(run_dir: str | os.PathLike) -> dict:
-    """``{"name", "path", "task", "layers", "rows"}`` of a grokking run folder (LmscopeError if it is
-    not one or has no metrics)."""
-    path = Path(run_dir)
-    run_file = path / RUN_FILE
-    if not run_file.is_file():
-        raise LmscopeError(f"{path} is not a training run (no {RUN_FILE})")
-    try:
-        info = json.loads(run_file.read_text(encoding="utf-8"))
-        layers = int(info["model"]["n_layers"])
-    except (OSError, ValueError, KeyError, TypeError):
-        raise LmscopeError(f"{run_file} is unreadable") from None
-    task = (info.get("meta") or {}).get("task") if isinstance(info.get("meta"), dict) else None
-    grok = path / "grok.json"
-    if task is None and grok.is_file():
-        try:
-            task = json.loads(grok.read_text(encoding="utf-8")).get("task")
-        except (OSError, ValueError):
-            task = None
-    rows = read_metrics(path)
-    if not rows:
-        raise LmscopeError(f"{path} has no metrics rows yet")
-    return {"name": path.name, "path": str(path), "task": task, "layers": layers, "rows": rows}
+from lmscope.grokking.runs import load_run
+from lmscope.report.plots import plt, save_figure
 
 
 def _series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
@@ -51,8 +26,6 @@ def plot_runs(run_dirs: list[str | os.PathLike], out_dir: str | os.PathLike) -> 
     """Write ``accuracy.png`` (id and gen accuracy vs steps, log x), ``t_score.png`` (t-score vs
     steps), and when the runs differ in depth ``depth.png`` (final gen accuracy and t-score vs
     layers), plus ``index.html``. Returns ``{"out", "files", "runs"}``."""
-    from lmscope.report.plots import _save, plt
-
     if not run_dirs:
         raise LmscopeError("give at least one run folder")
     runs = [load_run(d) for d in run_dirs]
@@ -75,7 +48,7 @@ def plot_runs(run_dirs: list[str | os.PathLike], out_dir: str | os.PathLike) -> 
     ax.set_ylim(-0.02, 1.02)
     ax.legend(fontsize=7)
     ax.set_title("in-distribution (dashed) and generalization (solid) accuracy")
-    files.append(_save(fig, out / "accuracy.png"))
+    files.append(save_figure(fig, out / "accuracy.png"))
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for i, run in enumerate(runs):
@@ -87,7 +60,7 @@ def plot_runs(run_dirs: list[str | os.PathLike], out_dir: str | os.PathLike) -> 
     ax.set_ylabel("t-score")
     ax.legend(fontsize=7)
     ax.set_title("tree-structuredness (t-score)")
-    files.append(_save(fig, out / "t_score.png"))
+    files.append(save_figure(fig, out / "t_score.png"))
 
     finals = []
     for run in runs:
@@ -110,7 +83,7 @@ def plot_runs(run_dirs: list[str | os.PathLike], out_dir: str | os.PathLike) -> 
             ax.set_xlabel("layers")
             ax.set_ylabel(label)
             ax.set_xticks(depths)
-        files.append(_save(fig, out / "depth.png"))
+        files.append(save_figure(fig, out / "depth.png"))
 
     def cell(v):
         return "" if v is None else (f"{v:.4f}" if isinstance(v, float) else html.escape(str(v)))
