@@ -151,7 +151,7 @@ def find_parts(model: MultiPartModel) -> list[Path]:
             spec = None
         locations = list(spec.submodule_search_locations or []) if spec is not None else []
         p = Path(locations[0]) / part.file if locations else None
-        if p is None or not p.is_file():
+        if p is None or not p.exists():
             missing.append(part)
         else:
             found.append(p)
