@@ -440,15 +440,7 @@ def test_the_real_code_model_writes_a_working_sum_function(tmp_path, monkeypatch
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     assert res.returncode == 0, res.stderr[-2000:]
     print(f"answer in {time.perf_counter() - t0:.1f} s:\n{res.stdout}")
-    code = extract_python(res.stdout)
-    names = [n.name for n in ast.parse(code).body if isinstance(n, ast.FunctionDef)]
-    assert names, code
-    script = tmp_path / "candidate.py"
-    script.write_text(code + f"\n\nprint(repr({names[0]}([3, 4, 5.5, -2])), repr({names[0]}([])))\n")
-    run = subprocess.run([sys.executable, "-I", str(script)], capture_output=True, text=True, timeout=30,
-                         cwd=tmp_path)
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.split() == ["10.5", "0"]
+    assert run_candidate(extract_python(res.stdout), tmp_path) == ["10.5", "0"]
 
 
 @pytest.mark.slow
@@ -466,3 +458,61 @@ def test_the_real_assembled_file_with_one_byte_changed_is_refused(tmp_path, caps
     assert str(dest) in line and "corrupt or has been tampered with" in line
     with pytest.raises(LmscopeError, match=f"expected {model.sha256}"):
         ensure_assembled(model)
+
+
+def run_candidate(code: str, tmp_path: Path) -> list[str]:
+    """Run the first function of ``code`` on two lists in a separate, isolated interpreter."""
+    names = [n.name for n in ast.parse(code).body if isinstance(n, ast.FunctionDef)]
+    assert names, code
+    script = tmp_path / "candidate.py"
+    script.write_text(code + f"\n\nprint(repr({names[0]}([3, 4, 5.5, -2])), repr({names[0]}([])))\n")
+    run = subprocess.run([sys.executable, "-I", str(script)], capture_output=True, text=True, timeout=30,
+                         cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    return run.stdout.split()
+
+
+@pytest.mark.slow
+def test_the_llama_cpp_server_serves_the_assembled_file(tmp_path, monkeypatch):
+    """What the README shows: `lmscope models path` gives the server its --model."""
+    import socket
+    import urllib.request
+
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("llama_cpp is not installed (scripts/install.sh builds llama-cpp-python[server])")
+    need_real_model(monkeypatch)
+    gguf = subprocess.run([sys.executable, "-m", "lmscope", "models", "path", "qwen2.5-coder-0.5b"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "server.log"
+    with open(log, "wb") as out:  # one thread: llama.cpp's spinning threads crawl on a busy machine
+        proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", gguf, "--host", "127.0.0.1",
+                                 "--port", str(port), "--n_ctx", "2048", "--n_threads", "1",
+                                 "--n_threads_batch", "1"], stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(url + "/models", timeout=2):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(0.25)
+        res = subprocess.run([sys.executable, "-m", "lmscope", "lm", "generate",
+                              "Write a Python function that returns the sum of a list.", "--lm", url, "--chat",
+                              "--max-tokens", "256", "--no-cache"], capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr[-2000:]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    # the GGUF's chat template, with its default system prompt, reached the server
+    assert "You are Qwen, created by Alibaba Cloud. You are a helpful assistant." in log.read_text()
+    assert run_candidate(extract_python(res.stdout), tmp_path) == ["10.5", "0"]
