@@ -30,6 +30,31 @@ def cache_dir(*parts: str) -> Path:
     return p
 
 
+def file_fingerprint(path: Path) -> dict:
+    """What a verified file's stamp records: any write moves ``ctime``; a copy or replacement has another inode."""
+    st = path.stat()
+    return {"size": st.st_size, "dev": st.st_dev, "ino": st.st_ino, "mtime_ns": st.st_mtime_ns,
+            "ctime_ns": st.st_ctime_ns}
+
+
+def stamp_path(path: Path) -> Path:
+    return path.with_name(path.name + ".verified")
+
+
+def read_stamp(path: Path) -> dict | None:
+    """The stamp of ``path`` if the file is unchanged since it was stamped, else None."""
+    import json
+
+    try:
+        stamp = json.loads(stamp_path(path).read_text())
+        fp = file_fingerprint(path)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(stamp, dict) or any(stamp.get(k) != v for k, v in fp.items()):
+        return None
+    return stamp
+
+
 def _usage(path: Path) -> dict:
     if path.is_file():
         return {"files": 1, "bytes": path.stat().st_size}
@@ -39,8 +64,6 @@ def _usage(path: Path) -> dict:
 
 def model_entries() -> list[dict]:
     """Every model copy in the cache with its size: assembled bundled files and converted directories."""
-    from lmscope.models.bundled import MULTIPART, is_verified
-
     root = cache_root() / "models"
     out = []
     if not root.is_dir():
@@ -50,13 +73,10 @@ def model_entries() -> list[dict]:
             for f in sorted(d.glob("*/*")):
                 if not f.is_file() or f.name in (".lock",) or f.name.endswith(".verified"):
                     continue
-                model = MULTIPART.get(f.parent.name)
                 if f.name.endswith(".tmp"):
                     kind = "incomplete assembly (removed by the next one)"
-                elif model is not None and f.name == model.filename:
-                    kind = "assembled bundled model" + ("" if is_verified(model, f) else ", not verified yet")
                 else:
-                    kind = "unknown file"
+                    kind = "assembled bundled model" + ("" if read_stamp(f) else ", not verified yet")
                 out.append({"name": f.parent.name, "kind": kind, "path": str(f), "bytes": f.stat().st_size})
         elif d.is_dir():
             out.append({"name": d.name, "kind": "converted model (float32)", "path": str(d), **_usage(d)})

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
-import json
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -115,30 +114,19 @@ def assembled_location(model: MultiPartModel) -> Path:
     return bundled_root() / model.name / model.filename
 
 
-def _stamp_path(path: Path) -> Path:
-    return path.with_name(path.name + ".verified")
-
-
-def _fingerprint(st: os.stat_result) -> dict:
-    return {"size": st.st_size, "dev": st.st_dev, "ino": st.st_ino, "mtime_ns": st.st_mtime_ns,
-            "ctime_ns": st.st_ctime_ns}
-
-
 def is_verified(model: MultiPartModel, path: Path | None = None) -> bool:
     """True when the assembled file is there and unchanged since it was last verified (no hashing)."""
-    path = path or assembled_location(model)
-    try:
-        st = path.stat()
-        stamp = json.loads(_stamp_path(path).read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(stamp, dict) and stamp == {"sha256": model.sha256, **_fingerprint(st)}
+    from lmscope.cache import read_stamp
+
+    stamp = read_stamp(path or assembled_location(model))
+    return stamp is not None and stamp.get("sha256") == model.sha256
 
 
 def _write_stamp(model: MultiPartModel, path: Path) -> None:
     from lmscope._io import write_json
+    from lmscope.cache import file_fingerprint, stamp_path
 
-    write_json(_stamp_path(path), {"sha256": model.sha256, **_fingerprint(path.stat())})
+    write_json(stamp_path(path), {"sha256": model.sha256, **file_fingerprint(path)})
 
 
 def find_parts(model: MultiPartModel) -> list[Path]:
