@@ -27,7 +27,7 @@ import hashlib
 import importlib.util
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from lmscope.errors import LmscopeError
@@ -62,7 +62,6 @@ class MultiPartModel:
     make_target: str | None = None
     mtime: int = 0  # the assembled file's fixed modification time (seconds since the epoch)
     description: str = ""
-    notes: dict = field(default_factory=dict, compare=False)
 
     def install_hint(self) -> str:
         how = f"make {self.make_target}, or " if self.make_target else ""
@@ -277,7 +276,8 @@ def status(model: MultiPartModel) -> dict:
     """What ``lmscope models list`` shows: assembled (with its path), installed, or how to install it."""
     dest = assembled_location(model)
     row = {"name": model.name, "package": f"{model.parts[0].package} … {model.parts[-1].package}",
-           "version": model.parts[0].version, "size": model.size, "sha256": model.sha256}
+           "version": model.parts[0].version, "description": model.description, "size": model.size,
+           "sha256": model.sha256}
     if is_verified(model, dest):
         return {**row, "state": "assembled", "path": str(dest)}
     if dest.exists():
