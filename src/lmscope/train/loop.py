@@ -570,12 +570,22 @@ def _extends(old: dict, new: dict) -> bool:
         return False
 
 
-def check_run_dir(run_dir: str | os.PathLike, run_info: dict) -> None:
-    """Record ``run_info`` in ``run_dir/run.json``, or check it against the one there.
+def run_record(config: TrainConfig, run_info: dict | None = None) -> dict:
+    """What :func:`train` records in ``run.json``: the format, ``run_info`` and the train config."""
+    info: dict = {"format": RUN_FORMAT}
+    info.update(run_info or {})
+    info["train"] = config.to_dict()
+    return info
+
+
+def check_run_dir(run_dir: str | os.PathLike, run_info: dict, create: bool = True) -> None:
+    """Record ``run_info`` (see :func:`run_record`) in ``run_dir/run.json``, or check it against the
+    one there.
 
     :class:`RunDirMismatch` when the folder holds a run of another configuration (more steps for a
     constant-rate run are accepted and recorded: the same run, continued; a ``meta`` entry that an
     older run lacks is adopted); LmscopeError when the folder is not empty and has no run file.
+    ``create=False`` only checks: it writes nothing.
     """
     run_dir = Path(run_dir)
     run_file = run_dir / RUN_FILE
@@ -590,11 +600,12 @@ def check_run_dir(run_dir: str | os.PathLike, run_info: dict) -> None:
             old = {**old, "meta": new["meta"]}
         key = _first_difference(old, new)
         if key == "train.steps" and _extends(old, new):
-            write_json(run_file, run_info)  # a longer constant-rate run: the same run, continued
+            if create:
+                write_json(run_file, run_info)  # a longer constant-rate run: the same run, continued
             return
         if key is not None:
             raise RunDirMismatch(run_dir, key)
-        if adopted:
+        if adopted and create:
             write_json(run_file, old)
         return
     if run_dir.exists():
@@ -602,7 +613,8 @@ def check_run_dir(run_dir: str | os.PathLike, run_info: dict) -> None:
             raise LmscopeError(f"run directory path exists and is not a directory: {run_dir}")
         if any(run_dir.iterdir()):
             raise LmscopeError(f"{run_dir} is not empty and has no {RUN_FILE}; choose a new run directory")
-    write_json(run_file, run_info)
+    if create:
+        write_json(run_file, run_info)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -650,10 +662,7 @@ def train(run_dir: str | os.PathLike, model: torch.nn.Module, loss_fn: Callable[
     save_model = save_model or save_weights
     make_optimizer = make_optimizer or adamw
     run_dir = Path(run_dir)
-    info: dict = {"format": RUN_FORMAT}
-    info.update(run_info or {})
-    info["train"] = config.to_dict()
-    check_run_dir(run_dir, info)
+    check_run_dir(run_dir, run_record(config, run_info))
     _clean_partial(run_dir)
 
     _seed_all(config.seed)
