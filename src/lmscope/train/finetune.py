@@ -159,6 +159,26 @@ def _rows_fingerprint(rows: list[dict]) -> str:
     return h.hexdigest()
 
 
+def batch_collator(tokenizer, kind: str, label2id: dict[str, int], max_length: int):
+    """``collate(rows) -> (encoding, labels)`` for :func:`batch_loss`: the texts tokenized, padded and
+    truncated to ``max_length``; labels are class ids (classification) or the input ids with padding
+    masked out (LM)."""
+    def collate(batch: list[dict]):
+        enc = tokenizer([r["text"] for r in batch], return_tensors="pt", padding=True, truncation=True,
+                        max_length=max_length)
+        if kind == "classification":
+            return enc, torch.tensor([label2id[r["label"]] for r in batch])
+        return enc, enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
+
+    return collate
+
+
+def batch_loss(model, batch) -> torch.Tensor:
+    """The transformers model's own loss on a batch of :func:`batch_collator`."""
+    enc, labels = batch
+    return model(**enc, labels=labels).loss
+
+
 def finetune(model: str | ModelSource, data, out: str | Path, config: FinetuneConfig | None = None,
              quiet: bool | None = None, stop_after: int | None = None) -> FinetuneResult | None:
     """Fine-tune ``model`` on ``data`` (a JSONL path or a list of rows) and write the result to ``out``,
@@ -236,18 +256,8 @@ def finetune(model: str | ModelSource, data, out: str | Path, config: FinetuneCo
     if not before_file.is_file():
         write_json(before_file, metrics)
 
-    def collate(batch: list[dict]):
-        enc = tok([r["text"] for r in batch], return_tensors="pt", padding=True, truncation=True,
-                  max_length=cfg.max_length)
-        if kind == "classification":
-            return enc, torch.tensor([label2id[r["label"]] for r in batch])
-        return enc, enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
-
-    def loss_fn(m, batch) -> torch.Tensor:
-        enc, target = batch
-        return m(**enc, labels=target).loss
-
-    summary = train(partial, model_obj, loss_fn, train_rows, tcfg, collate=collate, run_info=run_info,
+    collate = batch_collator(tok, kind, label2id, cfg.max_length)
+    summary = train(partial, model_obj, batch_loss, train_rows, tcfg, collate=collate, run_info=run_info,
                     quiet=quiet, stop_after=stop_after, desc=f"finetune {cfg.method}")
     if summary["step"] < tcfg.steps:
         return None
