@@ -641,7 +641,8 @@ def train(run_dir: str | os.PathLike, model: torch.nn.Module, loss_fn: Callable[
     ``make_optimizer(model, config)``: default :func:`adamw`. ``run_info`` (JSON): the rest of the
     configuration, recorded in ``run.json`` beside ``config``; a different one is refused.
     ``stop_after`` ends the run after that many steps without a checkpoint, as if it had been killed
-    (for tests and time-sliced runs). ``desc``: the progress bar's label.
+    (for tests and time-sliced runs). ``desc``: the progress bar's label. The model stays on its
+    device; ``collate`` (or ``loss_fn``) puts a batch there.
 
     Returns ``{"step", "steps", "seconds", "resumed_from", "final_checkpoint", "last_metrics",
     "run_dir"}``; ``final_checkpoint`` is None unless the run reached ``config.steps``.
