@@ -222,12 +222,23 @@ def measure(name: str, variants: dict, repeats: int, tmp: Path) -> dict:
         equal = equal and all(same_weights(models["plain"], m) for k, m in models.items() if k != "plain")
         print(f"{name} repeat {rep + 1}: " + ", ".join(f"{k} {v[-1]:.1f} s ({cpu[k][-1]:.1f} s CPU)"
                                                     for k, v in times.items()), flush=True)
+    return {**summarize(times, cpu), "same_final_weights": equal}
+
+
+def summarize(times: dict[str, list[float]], cpu: dict[str, list[float]]) -> dict:
+    """Medians of each loop's times, the overheads they give, and the median of the per-trial ratios
+    (each trial's time over the plain loop's in the same round), which a slow round affects less."""
+    def trial_ratio(xs: dict[str, list[float]], k: str) -> float:
+        return statistics.median(a / b for a, b in zip(xs[k], xs["plain"], strict=True))
+
     med = {k: statistics.median(v) for k, v in times.items()}
     med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
+    ours = [k for k in times if k != "plain"]
     return {"seconds": times, "cpu_seconds": cpu, "median_seconds": med, "median_cpu_seconds": med_cpu,
-            "overhead": {k: med_cpu[k] / med_cpu["plain"] - 1 for k in variants if k != "plain"},
-            "overhead_wall": {k: med[k] / med["plain"] - 1 for k in variants if k != "plain"},
-            "same_final_weights": equal}
+            "overhead": {k: med_cpu[k] / med_cpu["plain"] - 1 for k in ours},
+            "overhead_wall": {k: med[k] / med["plain"] - 1 for k in ours},
+            "median_trial_ratio_cpu": {k: trial_ratio(cpu, k) for k in ours},
+            "median_trial_ratio_wall": {k: trial_ratio(times, k) for k in ours}}
 
 
 def main() -> None:
@@ -269,9 +280,10 @@ def main() -> None:
     print(table(trows, header))
     equal = all(r["same_final_weights"] for r in results.values())
     for name, r in results.items():
-        print(f"{name}: overhead " + ", ".join(f"{k} {100 * v:+.1f}% CPU ({100 * r['overhead_wall'][k]:+.1f}% wall)"
-                                               for k, v in r["overhead"].items())
-              + f" (target < 10%); same final weights: {r['same_final_weights']}")
+        print(f"{name}: overhead " + ", ".join(
+            f"{k} {100 * v:+.1f}% CPU ({100 * r['overhead_wall'][k]:+.1f}% wall; median per-trial ratio "
+            f"{r['median_trial_ratio_cpu'][k]:.3f} CPU, {r['median_trial_ratio_wall'][k]:.3f} wall)"
+            for k, v in r["overhead"].items()) + f" (target < 10%); same final weights: {r['same_final_weights']}")
     payload = {
         "benchmark": "bench_train", "size": args.size, "command": command_line(),
         "machine": machine_info(args.threads),
