@@ -84,6 +84,26 @@ def test_suite_lines_and_loss_decreases(tmp_path):
     assert again["step"] == 60 and len(read_metrics(tmp_path / "run")) == 6
 
 
+def test_run_directory_format(tmp_path):
+    """The layout that earlier runs have on disk, and that later code must keep resuming."""
+    run = tmp_path / "run"
+    train_lm(run, _model_cfg(), TOK, TEXTS, config=_cfg(steps=10), quiet=True, meta={"task": "copy"})
+    info = json.loads((run / "run.json").read_text())
+    assert set(info) == {"format", "model", "train", "data", "tokenizer", "meta"} and info["format"] == 1
+    assert info["train"] == _cfg(steps=10).to_dict() and set(info["data"]) == {"n_texts", "sha256"}
+    ck = run / "checkpoints" / "step-0000010"
+    files = sorted(p.relative_to(ck).as_posix() for p in ck.rglob("*") if p.is_file())
+    assert files == ["manifest.json", "model/config.json", "model/model.safetensors", "model/vocab.json",
+                     "trainer.json", "trainer.pt"]
+    manifest = json.loads((ck / "manifest.json").read_text())
+    assert manifest["step"] == 10 and sorted(manifest["files"]) == [f for f in files if f != "manifest.json"]
+    state = json.loads((ck / "trainer.json").read_text())
+    assert set(state) == {"step", "seconds", "loss_sum", "loss_count", "data", "rng"}
+    assert set(state["data"]) == {"epoch", "index", "perm", "rng"} and set(state["rng"]) == {"numpy", "python"}
+    tensors = torch.load(ck / "trainer.pt", weights_only=True)
+    assert set(tensors) == {"optimizer", "scheduler", "torch_rng"}
+
+
 def test_exact_resume(tmp_path, capsys):
     # dropout on: the restored torch RNG state must make even the dropout masks agree
     cfg, mcfg = _cfg(), _model_cfg(dropout=0.1)

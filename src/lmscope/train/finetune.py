@@ -232,8 +232,12 @@ def finetune(model: str | ModelSource, data, out: str | Path, config: FinetuneCo
         return {"task_loss": loss}
 
     before_file = partial / "before.json"
-    metrics: dict = json.loads(before_file.read_text(encoding="utf-8")) if before_file.is_file() else {}
-    if not metrics:
+    try:  # the base model's metrics, measured when this fine-tune first started
+        metrics: dict = json.loads(before_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        metrics = {}
+    if not isinstance(metrics, dict) or "general_before" not in metrics:
+        metrics = {}
         metrics["general_before"] = forgetting_loss(model_obj, tok, cfg.general_texts)
         if kind == "lm":
             metrics["task_before"] = task_metric(model_obj)
@@ -253,8 +257,7 @@ def finetune(model: str | ModelSource, data, out: str | Path, config: FinetuneCo
     n_trainable = sum(p.numel() for p in model_obj.parameters() if p.requires_grad)
 
     check_run_dir(partial, record)
-    if not before_file.is_file():
-        write_json(before_file, metrics)
+    write_json(before_file, metrics)
 
     collate = batch_collator(tok, kind, label2id, cfg.max_length)
     summary = train(partial, model_obj, batch_loss, train_rows, tcfg, collate=collate, run_info=run_info,
