@@ -111,13 +111,24 @@ def headline(r: dict) -> str:
                 f"{r['max_abs_chart_diff']:.1e}, same trees for {r['identical_trees']} of {r['sentences']} "
                 f"sentences): {'yes' if r['results_equal'] else 'NO'}.")
     if name == "bench_train":
-        t = r["tokens_per_cpu_second"]
-        return (f"Bookkeeping overhead (metrics every {r['steps'] // 10} steps, checkpoints every {r['steps'] // 2} "
-                f"steps, progress bar): **{100 * r['overhead']:+.1f}%** of the plain loop's CPU time "
-                f"({t['plain']:,.0f} → {t['lmscope']:,.0f} tokens per CPU second; target under 10%), "
-                f"{100 * r['overhead_wall']:+.1f}% of its wall time. With the grokking "
-                f"evaluation every 1,000 steps: {100 * r['overhead_with_grok_eval']:+.1f}%. Same final weights as "
-                f"the plain loop: {'yes' if r['same_final_weights'] else 'NO'}.")
+        parts = []
+        for wl, w in r["workloads"].items():
+            t = {k: w["tokens"] / v for k, v in w["median_cpu_seconds"].items()}
+            extra = "".join(f"; with the grokking evaluation: {100 * v:+.1f}% CPU"
+                            for k, v in w["overhead"].items() if k == "lmscope+grok-eval")
+            every = "every step" if w["eval_every"] == 1 else f"every {w['eval_every']} steps"
+            parts.append(f"{wl} (metrics {every}, checkpoints every {w['ckpt_every']} steps): "
+                         f"**{100 * w['overhead']['lmscope']:+.1f}%** of the plain loop's CPU time "
+                         f"({t['plain']:,.0f} → {t['lmscope']:,.0f} tokens per CPU second), "
+                         f"{100 * w['overhead_wall']['lmscope']:+.1f}% of its wall time (median per-trial "
+                         f"ratio {w['median_trial_ratio_cpu']['lmscope']:.3f} CPU, "
+                         f"{w['median_trial_ratio_wall']['lmscope']:.3f} wall){extra}")
+        m = r["machine"]
+        return (f"Overhead of lmscope's training loop (median of {r['repeats']} interleaved trials; target under "
+                f"10%): " + "; ".join(parts) + f". Same final weights as the plain loop: "
+                f"{'yes' if r['same_final_weights'] else 'NO'}. With one thread, CPU time is the work done; wall "
+                f"time also counts waiting for the other jobs on the machine ({m.get('cpu_count')} CPUs, load "
+                f"average {m.get('load_avg_1m_at_start', '?')}).")
     if name == "bench_lm_score":
         w = r["workloads"]
         parts = [f"{k}: **{v['seconds_reference'] / v['seconds_auto']:.1f}x** (shared {v['seconds_flat'] / v['seconds_shared']:.2f}x "

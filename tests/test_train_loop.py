@@ -84,6 +84,26 @@ def test_suite_lines_and_loss_decreases(tmp_path):
     assert again["step"] == 60 and len(read_metrics(tmp_path / "run")) == 6
 
 
+def test_run_directory_format(tmp_path):
+    """The layout that earlier runs have on disk, and that later code must keep resuming."""
+    run = tmp_path / "run"
+    train_lm(run, _model_cfg(), TOK, TEXTS, config=_cfg(steps=10), quiet=True, meta={"task": "copy"})
+    info = json.loads((run / "run.json").read_text())
+    assert set(info) == {"format", "model", "train", "data", "tokenizer", "meta"} and info["format"] == 1
+    assert info["train"] == _cfg(steps=10).to_dict() and set(info["data"]) == {"n_texts", "sha256"}
+    ck = run / "checkpoints" / "step-0000010"
+    files = sorted(p.relative_to(ck).as_posix() for p in ck.rglob("*") if p.is_file())
+    assert files == ["manifest.json", "model/config.json", "model/model.safetensors", "model/vocab.json",
+                     "trainer.json", "trainer.pt"]
+    manifest = json.loads((ck / "manifest.json").read_text())
+    assert manifest["step"] == 10 and sorted(manifest["files"]) == [f for f in files if f != "manifest.json"]
+    state = json.loads((ck / "trainer.json").read_text())
+    assert set(state) == {"step", "seconds", "loss_sum", "loss_count", "data", "rng"}
+    assert set(state["data"]) == {"epoch", "index", "perm", "rng"} and set(state["rng"]) == {"numpy", "python"}
+    tensors = torch.load(ck / "trainer.pt", weights_only=True)
+    assert set(tensors) == {"optimizer", "scheduler", "torch_rng"}
+
+
 def test_exact_resume(tmp_path, capsys):
     # dropout on: the restored torch RNG state must make even the dropout masks agree
     cfg, mcfg = _cfg(), _model_cfg(dropout=0.1)
@@ -276,3 +296,190 @@ def test_a_constant_rate_run_can_be_extended(tmp_path):
     train_lm(dec, _model_cfg(), TOK, TEXTS, config=_cfg(steps=20, warmup=2, schedule="cosine"), quiet=True)
     with pytest.raises(LmscopeError, match=r"different configuration: train\.steps"):
         train_lm(dec, _model_cfg(), TOK, TEXTS, config=_cfg(steps=30, warmup=2, schedule="cosine"), quiet=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# The generic loop on a model that is not a transformer
+# ------------------------------------------------------------------------------------------------
+MLP_SCRIPT = '''
+import os, signal, sys
+import torch
+import torch.nn.functional as F
+from lmscope.train.loop import TrainConfig, train
+
+torch.set_num_threads(1)
+
+
+def mlp(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 24), torch.nn.BatchNorm1d(24), torch.nn.ReLU(),
+                                torch.nn.Dropout(0.3), torch.nn.Linear(24, 3))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    return model
+
+
+def planted(n=50, seed=0):
+    """Points in 6-d labelled by which of three fixed directions they point most along."""
+    g = torch.Generator().manual_seed(seed + 100)
+    x = torch.randn(n, 6, generator=g)
+    w = torch.randn(6, 3, generator=g)
+    return [(x[i], int((x[i] @ w).argmax())) for i in range(n)]
+
+
+DATA = planted()
+
+
+def collate(items):
+    return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items])
+
+
+def loss_fn(model, batch):
+    x, y = batch
+    return F.cross_entropy(model(x), y)
+
+
+def accuracy(model, step):
+    x, y = collate(DATA)
+    # torch.rand: a draw that would shift every later dropout mask if the loop did not restore the RNG
+    return {"train_acc": float((model(x).argmax(-1) == y).float().mean()), "noise": float(torch.rand(1))}
+
+
+def run(run_dir, steps=30, kill_at=None, **kw):
+    def killing_loss(model, batch):
+        nonlocal_step[0] += 1
+        if kill_at is not None and nonlocal_step[0] == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return loss_fn(model, batch)
+
+    nonlocal_step = [0]
+    cfg = TrainConfig(steps=steps, batch_size=8, lr=2e-2, warmup=3, schedule="linear", eval_every=3, ckpt_every=7,
+                      keep_checkpoints=2, seed=4)
+    return train(run_dir, mlp(), killing_loss, DATA, cfg, collate=collate, eval_fn=accuracy, quiet=True,
+                 run_info={"model": "mlp-6-24-3"}, **kw)
+
+
+if __name__ == "__main__":
+    run(sys.argv[1], kill_at=int(sys.argv[2]) if len(sys.argv) > 2 else None)
+'''
+
+
+@pytest.fixture(scope="module")
+def mlp_mod(tmp_path_factory):
+    import importlib.util
+
+    path = tmp_path_factory.mktemp("mlp") / "mlp_train.py"
+    path.write_text(MLP_SCRIPT)
+    spec = importlib.util.spec_from_file_location("mlp_train", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.path = path
+    return mod
+
+
+def _mlp_state(mod, run_dir):
+    model = mod.mlp(seed=9)  # other weights: everything must come from the checkpoint
+    load_checkpoint(latest_checkpoint(run_dir), model)
+    return model.state_dict()
+
+
+def _same_state(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_mlp_learns_the_planted_labels_and_follows_the_schedule(tmp_path, mlp_mod):
+    summary = mlp_mod.run(tmp_path / "run", steps=60)
+    rows = read_metrics(tmp_path / "run")
+    assert summary["step"] == 60 and [r["step"] for r in rows] == list(range(3, 61, 3))
+    assert rows[-1]["train_acc"] >= 0.9 > rows[0]["train_acc"]
+    assert rows[-1]["loss"] < rows[0]["loss"] / 2
+    # the rate logged at step s is the one used by optimizer step s - 1: warmup 3, then linear to 0 at 60
+    cfg = TrainConfig(steps=60, lr=2e-2, warmup=3, schedule="linear")
+    for r in rows:
+        assert r["lr"] == pytest.approx(2e-2 * cfg.lr_factor(r["step"] - 1), rel=1e-12)
+    # BatchNorm's running statistics are part of the checkpoint
+    state = _mlp_state(mlp_mod, tmp_path / "run")
+    assert "1.running_mean" in state and float(state["1.num_batches_tracked"]) == 60
+
+
+def test_mlp_exact_resume_after_an_exception_mid_epoch(tmp_path, mlp_mod):
+    """50 items in batches of 8: step 17 is in the middle of the third epoch; dropout and BatchNorm on."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    mlp_mod.run(a)
+
+    calls = {"n": 0}
+
+    def crashing(model, batch):
+        calls["n"] += 1
+        if calls["n"] == 17:
+            raise RuntimeError("simulated crash")
+        return mlp_mod.loss_fn(model, batch)
+
+    cfg = TrainConfig(steps=30, batch_size=8, lr=2e-2, warmup=3, schedule="linear", eval_every=3, ckpt_every=7,
+                      keep_checkpoints=2, seed=4)
+    kw = dict(collate=mlp_mod.collate, eval_fn=mlp_mod.accuracy, quiet=True, run_info={"model": "mlp-6-24-3"})
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        loop.train(b, mlp_mod.mlp(), crashing, mlp_mod.DATA, cfg, **kw)
+    assert latest_checkpoint(b).name == "step-0000014"
+    assert [r["step"] for r in read_metrics(b)] == [3, 6, 9, 12, 15]
+    summary = mlp_mod.run(b)
+    assert summary["resumed_from"].endswith("step-0000014") and summary["step"] == 30
+    assert _strip(read_metrics(a)) == _strip(read_metrics(b))
+    _same_state(_mlp_state(mlp_mod, a), _mlp_state(mlp_mod, b))
+
+
+def test_mlp_exact_resume_after_sigkill(tmp_path, mlp_mod):
+    """A process killed outright (SIGKILL between two checkpoints) resumes to the same weights and metrics."""
+    import subprocess
+    import sys
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    env = {**__import__("os").environ}
+
+    def launch(*args):
+        return subprocess.run([sys.executable, str(mlp_mod.path), *map(str, args)], env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    assert launch(a).returncode == 0
+    killed = launch(b, 19)
+    assert killed.returncode == -9, killed.stderr
+    assert latest_checkpoint(b).name == "step-0000014"
+    assert [r["step"] for r in read_metrics(b)] == [3, 6, 9, 12, 15, 18]
+    resumed = launch(b)
+    assert resumed.returncode == 0, resumed.stderr
+    assert _strip(read_metrics(a)) == _strip(read_metrics(b))
+    _same_state(_mlp_state(mlp_mod, a), _mlp_state(mlp_mod, b))
+
+
+def test_generic_loop_refuses_other_settings_and_bad_input(tmp_path, mlp_mod):
+    run = tmp_path / "run"
+    mlp_mod.run(run, steps=6)
+    cfg = TrainConfig(steps=6, batch_size=8, lr=2e-2, warmup=3, schedule="linear", eval_every=3, ckpt_every=7,
+                      keep_checkpoints=2, seed=4)
+    with pytest.raises(loop.RunDirMismatch, match=r"different configuration: model$") as err:
+        loop.train(run, mlp_mod.mlp(), mlp_mod.loss_fn, mlp_mod.DATA, cfg, collate=mlp_mod.collate, quiet=True,
+                   run_info={"model": "mlp-6-32-3"})
+    assert err.value.key == "model"
+    with pytest.raises(LmscopeError, match="at least one training item"):
+        loop.train(tmp_path / "r2", mlp_mod.mlp(), mlp_mod.loss_fn, [], cfg, quiet=True)
+    frozen = mlp_mod.mlp()
+    for p in frozen.parameters():
+        p.requires_grad_(False)
+    with pytest.raises(LmscopeError, match="no parameters that require gradients"):
+        loop.train(tmp_path / "r3", frozen, mlp_mod.loss_fn, mlp_mod.DATA, cfg, collate=mlp_mod.collate, quiet=True)
+    # a checkpoint of another model is skipped with a message, and the run starts afresh
+    other = torch.nn.Sequential(torch.nn.Linear(6, 3))
+    with pytest.raises(LmscopeError, match="does not fit the model: it lacks 0.weight|unexpected tensor"):
+        load_checkpoint(latest_checkpoint(run), other)
+
+
+def test_trainable_state_skips_frozen_and_tied_tensors():
+    model = SmallTransformer(_model_cfg(), seed=0)
+    state = loop.trainable_state(model)
+    assert "embed.weight" in state and "head.weight" not in state  # tied to the embedding
+    model.layers[0].requires_grad_(False)
+    state = loop.trainable_state(model)
+    assert not any(k.startswith("layers.0.") for k in state) and "embed.weight" in state

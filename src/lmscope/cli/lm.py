@@ -93,11 +93,19 @@ def _prompt_text(prompt) -> str:
     return prompt if isinstance(prompt, str) else "\n".join(f"{m['role']}: {m['content']}" for m in prompt)
 
 
+# default --max-tokens: a plain completion is cut short; a chat answer ends at the model's end of turn,
+# so it gets room for a whole answer (e.g. a function with its docstring)
+MAX_TOKENS, CHAT_MAX_TOKENS = 64, 512
+
+
 def cmd_lm_generate(args) -> None:
     prompts = _generate_prompts(args)
+    max_tokens = args.max_tokens
+    if max_tokens is None:
+        max_tokens = CHAT_MAX_TOKENS if any(not isinstance(p, str) for p in prompts) else MAX_TOKENS
     lm = lm_from_args(args)
     try:
-        out = lm.generate(prompts, max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
+        out = lm.generate(prompts, max_tokens=max_tokens, temperature=args.temperature, top_p=args.top_p,
                           n=args.n, stop=args.stop, seed=args.seed)
         log_cache(args, lm)
         payload = {"lm": lm.spec, "results": [{"prompt": p, "completions": c} for p, c in zip(prompts, out)],
@@ -212,7 +220,8 @@ def add_lm(sub, common) -> None:
                                    "or a text file with one prompt per line")
     lg.add_argument("--chat", action="store_true", help="send each text prompt as a user chat message (the "
                                                          "model's chat template)")
-    lg.add_argument("--max-tokens", type=int, default=64, help="tokens generated at most (default 64)")
+    lg.add_argument("--max-tokens", type=int, help=f"tokens generated at most (default {MAX_TOKENS}; "
+                    f"{CHAT_MAX_TOKENS} for chat prompts, which end at the model's end of turn)")
     lg.add_argument("--temperature", type=float, default=0.0, help="0 (default) is greedy")
     lg.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default 1: off)")
     lg.add_argument("--n", type=int, default=1, help="completions per prompt (default 1)")

@@ -18,7 +18,8 @@ def cmd_finetune(args) -> None:
     data = args.data if args.data else make_task(args.task, args.n, seed=args.seed)
     cfg = FinetuneConfig(method=args.method, rank=args.rank, alpha=args.alpha, targets=args.targets, lr=args.lr,
                          epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size,
-                         max_length=args.max_length, seed=args.seed, test_fraction=args.test_fraction)
+                         max_length=args.max_length, seed=args.seed, test_fraction=args.test_fraction,
+                         ckpt_every=args.ckpt_every)
     res = finetune(args.model, data, args.out, cfg, quiet=args.quiet)
     m = res.metrics
     lines = [f"wrote {res.out} ({cfg.method}, {m['steps']} steps, {m['trainable_parameters']} trainable parameters)",
@@ -56,6 +57,8 @@ def add_finetune(sub, common) -> None:
     f.add_argument("--max-length", type=int, default=128)
     f.add_argument("--test-fraction", type=float, default=0.2)
     f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--ckpt-every", type=int, default=100,
+                   help="steps between checkpoints in OUT.partial/, from which an interrupted run resumes")
     f.add_argument("--out", required=True, help="output folder (adapter or full model)")
     f.set_defaults(func=cmd_finetune)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import warnings
@@ -11,12 +12,33 @@ from lmscope._io import atomic_dir
 from lmscope.cache import cache_dir
 from lmscope.errors import LmscopeError
 from lmscope.models.hf_logging import quiet_transformers
+from lmscope.progress import progress
 
 
 def _file_key(path: Path) -> str:
     st = path.stat()
     h = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{int(st.st_mtime)}".encode())
     return h.hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def _lmscope_progress_bars():
+    """transformers' GGUF reader draws its own tqdm bar, whatever its logging settings; route it through
+    :func:`lmscope.progress.progress` for the conversion, so it shows on a terminal only and obeys --quiet."""
+    try:
+        import transformers.modeling_gguf_pytorch_utils as gguf_utils
+    except ImportError:  # another transformers layout: its bar stays as it is
+        yield
+        return
+    original = getattr(gguf_utils, "tqdm", None)
+    if original is None:
+        yield
+        return
+    gguf_utils.tqdm = lambda iterable=None, *args, desc=None, **kw: progress(iterable, desc=desc)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = original
 
 
 def gguf_to_hf_dir(path: str | os.PathLike) -> Path:
@@ -29,7 +51,7 @@ def gguf_to_hf_dir(path: str | os.PathLike) -> Path:
     out = cache_dir("models") / f"{path.stem}-{_file_key(path)}"
     if (out / "config.json").is_file() and (out / "model.safetensors").is_file():
         return out
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _lmscope_progress_bars():
         warnings.simplefilter("ignore")
         try:
             tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)

@@ -2,27 +2,40 @@
 
 Hyper-parameter conventions follow the intruder-dimensions paper: LoRA alpha = 2r, LoRA on all
 linear layers of the transformer blocks (or a chosen subset), AdamW, linear schedule with 6% warmup,
-shuffled data. The output directory is a PEFT adapter (LoRA) or a full model (full fine-tuning),
-plus ``lmscope.json`` recording the base model, settings and measured metrics.
+shuffled data, gradient norm clipped at 1. Training runs on :func:`lmscope.train.loop.train` (its
+schedule, data order and exact resume). The output directory is a PEFT adapter (LoRA) or a full
+model (full fine-tuning), plus ``lmscope.json`` recording the base model, settings and measured
+metrics, and ``losses.json`` (the training loss of every step).
+
+Resume
+------
+While it runs, a fine-tune to ``OUT`` keeps its run directory beside it, ``OUT.partial/``:
+``run.json`` (base model, settings, a fingerprint of the training rows), ``before.json`` (the
+metrics of the base model), ``metrics.jsonl`` (one row per step) and ``checkpoints/`` (the
+trainable weights, optimizer and data position every ``ckpt_every`` steps; see
+:mod:`lmscope.train.loop`). Starting the same fine-tune again resumes from the newest checkpoint and
+ends with the same weights as an uninterrupted run; a fine-tune with other settings is refused
+while ``OUT.partial/`` is there. On success ``OUT`` is written (atomically) and ``OUT.partial/`` removed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
-import time
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
-from lmscope._io import atomic_dir
+from lmscope._io import atomic_dir, dumps, write_json
 from lmscope.data.tasks import infer_task_kind, load_task_file, split_rows
 from lmscope.errors import LmscopeError
 from lmscope.models import ModelSource, open_model
-from lmscope.progress import progress
 from lmscope.train.evaluate import classification_accuracy, forgetting_loss, lm_loss
+from lmscope.train.loop import RunDirMismatch, TrainConfig, check_run_dir, read_metrics, run_record, train
 
 METHODS = ("lora", "rslora", "full")
 # the reference settings: LoRA r = 1 at 3e-4, higher ranks at 1.5e-4, full fine-tuning at 1e-5
@@ -46,6 +59,7 @@ class FinetuneConfig:
     seed: int = 0
     task: str = "auto"                  # auto | classification | lm
     general_texts: int | None = None    # how many general-text passages measure forgetting (None: all)
+    ckpt_every: int = 100               # steps between the checkpoints in OUT.partial/
 
     def validate(self) -> None:
         if self.method not in METHODS:
@@ -58,6 +72,10 @@ class FinetuneConfig:
             raise LmscopeError(f"max-steps must be >= 1, got {self.max_steps}")
         if self.batch_size < 1:
             raise LmscopeError(f"batch size must be >= 1, got {self.batch_size}")
+        if self.ckpt_every < 1:
+            raise LmscopeError(f"ckpt-every must be >= 1, got {self.ckpt_every}")
+        if not (0 <= self.warmup <= 1):
+            raise LmscopeError(f"warmup must be a fraction of the steps in [0, 1], got {self.warmup}")
         if not (0 < self.test_fraction < 1):
             raise LmscopeError(f"test fraction must be in (0, 1), got {self.test_fraction}")
         if self.task not in ("auto", "classification", "lm"):
@@ -72,6 +90,16 @@ class FinetuneConfig:
         if self.lr is not None:
             return float(self.lr)
         return 3e-4 if self.method == "lora" and self.rank <= 1 else DEFAULT_LR[self.method]
+
+    def train_config(self, n_train: int) -> TrainConfig:
+        """The training loop's settings for ``n_train`` training rows: ``max_steps`` or ``epochs``
+        worth of batches, a linear decay after ``warmup`` (a fraction of the steps), a metrics row
+        (the loss) every step."""
+        total = self.max_steps or max(1, int(round(self.epochs * math.ceil(n_train / self.batch_size))))
+        return TrainConfig(steps=total, batch_size=self.batch_size, lr=self.learning_rate,
+                           warmup=int(round(self.warmup * total)), schedule="linear",
+                           weight_decay=self.weight_decay, grad_clip=1.0, eval_every=1,
+                           ckpt_every=self.ckpt_every, keep_checkpoints=2, seed=self.seed)
 
 
 @dataclass
@@ -117,9 +145,47 @@ def _load_for_task(src: ModelSource, kind: str, labels: list[str]):
     return model, tok
 
 
+def partial_dir(out: str | Path) -> Path:
+    """The run directory of an unfinished fine-tune to ``out``: ``OUT.partial`` beside it."""
+    out = Path(out)
+    return out.with_name(out.name + ".partial")
+
+
+def _rows_fingerprint(rows: list[dict]) -> str:
+    h = hashlib.sha256()
+    for r in rows:
+        h.update(json.dumps(r, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def batch_collator(tokenizer, kind: str, label2id: dict[str, int], max_length: int):
+    """``collate(rows) -> (encoding, labels)`` for :func:`batch_loss`: the texts tokenized, padded and
+    truncated to ``max_length``; labels are class ids (classification) or the input ids with padding
+    masked out (LM)."""
+    def collate(batch: list[dict]):
+        enc = tokenizer([r["text"] for r in batch], return_tensors="pt", padding=True, truncation=True,
+                        max_length=max_length)
+        if kind == "classification":
+            return enc, torch.tensor([label2id[r["label"]] for r in batch])
+        return enc, enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
+
+    return collate
+
+
+def batch_loss(model, batch) -> torch.Tensor:
+    """The transformers model's own loss on a batch of :func:`batch_collator`."""
+    enc, labels = batch
+    return model(**enc, labels=labels).loss
+
+
 def finetune(model: str | ModelSource, data, out: str | Path, config: FinetuneConfig | None = None,
-             quiet: bool | None = None) -> FinetuneResult:
-    """Fine-tune ``model`` on ``data`` (a JSONL path or a list of rows) and write the result to ``out``."""
+             quiet: bool | None = None, stop_after: int | None = None) -> FinetuneResult | None:
+    """Fine-tune ``model`` on ``data`` (a JSONL path or a list of rows) and write the result to ``out``,
+    resuming from ``OUT.partial/`` when an earlier run of the same fine-tune was interrupted (see the
+    module docstring). ``stop_after`` ends the training after that many steps as if it had been
+    killed, leaving ``OUT.partial/`` to resume from (for tests and time-sliced runs); it then returns None.
+    """
     cfg = config or FinetuneConfig()
     cfg.validate()
     src = open_model(model)
@@ -140,6 +206,20 @@ def finetune(model: str | ModelSource, data, out: str | Path, config: FinetuneCo
     if kind == "classification" and len(labels) < 2:
         raise LmscopeError("a classification task needs at least two labels")
 
+    settings = {**asdict(cfg), "alpha": cfg.lora_alpha, "lr": cfg.learning_rate}
+    tcfg = cfg.train_config(len(train_rows)).validate()
+    run_info = {"finetune": {"base": src.spec, "method": cfg.method, "task": kind, "labels": labels,
+                             "config": settings},
+                "data": {"n_train": len(train_rows), "n_test": len(test_rows),
+                         "sha256": _rows_fingerprint(train_rows)}}
+    partial = partial_dir(out)
+    record = run_record(tcfg, run_info)
+    try:
+        check_run_dir(partial, record, create=False)  # refuse before the slow part; write nothing yet
+    except RunDirMismatch as e:
+        raise LmscopeError(f"{partial} holds an unfinished fine-tune with other settings ({e.key} differs); "
+                           f"rerun that fine-tune to resume it, or delete {partial} to start over") from None
+
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     model_obj, tok = _load_for_task(src, kind, labels)
@@ -151,9 +231,16 @@ def finetune(model: str | ModelSource, data, out: str | Path, config: FinetuneCo
         loss = lm_loss(m, tok, [r["text"] for r in test_rows], cfg.max_length)
         return {"task_loss": loss}
 
-    metrics: dict = {"general_before": forgetting_loss(model_obj, tok, cfg.general_texts)}
-    if kind == "lm":
-        metrics["task_before"] = task_metric(model_obj)
+    before_file = partial / "before.json"
+    try:  # the base model's metrics, measured when this fine-tune first started
+        metrics: dict = json.loads(before_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        metrics = {}
+    if not isinstance(metrics, dict) or "general_before" not in metrics:
+        metrics = {}
+        metrics["general_before"] = forgetting_loss(model_obj, tok, cfg.general_texts)
+        if kind == "lm":
+            metrics["task_before"] = task_metric(model_obj)
 
     if cfg.method in ("lora", "rslora"):
         from peft import LoraConfig, TaskType, get_peft_model
@@ -167,50 +254,19 @@ def finetune(model: str | ModelSource, data, out: str | Path, config: FinetuneCo
             model_obj = get_peft_model(model_obj, lcfg)
         except ValueError as e:
             raise LmscopeError(f"cannot apply LoRA: {str(e).splitlines()[0]}") from None
-    model_obj.train()
-    params = [p for p in model_obj.parameters() if p.requires_grad]
-    n_trainable = sum(p.numel() for p in params)
-    opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    steps_per_epoch = math.ceil(len(train_rows) / cfg.batch_size)
-    total = cfg.max_steps or max(1, int(round(cfg.epochs * steps_per_epoch)))
-    warm = int(round(cfg.warmup * total))
+    n_trainable = sum(p.numel() for p in model_obj.parameters() if p.requires_grad)
 
-    def lr_at(step: int) -> float:
-        if step < warm:
-            return (step + 1) / max(1, warm)
-        return max(0.0, (total - step) / max(1, total - warm))
+    check_run_dir(partial, record)
+    write_json(before_file, metrics)
 
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
-    rng = random.Random(cfg.seed)
-    order: list[int] = []
-    losses: list[float] = []
-    t0 = time.time()
-    bar = progress(range(total), desc=f"finetune {cfg.method}", quiet=quiet)
-    for step in bar:
-        if len(order) < cfg.batch_size:
-            perm = list(range(len(train_rows)))
-            rng.shuffle(perm)
-            order.extend(perm)
-        idx, order = order[: cfg.batch_size], order[cfg.batch_size:]
-        batch = [train_rows[i] for i in idx]
-        enc = tok([r["text"] for r in batch], return_tensors="pt", padding=True, truncation=True,
-                  max_length=cfg.max_length)
-        if kind == "classification":
-            out_ = model_obj(**enc, labels=torch.tensor([label2id[r["label"]] for r in batch]))
-        else:
-            lab = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
-            out_ = model_obj(**enc, labels=lab)
-        loss = out_.loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
-        if hasattr(bar, "set_postfix") and step % 10 == 0:
-            bar.set_postfix(loss=f"{sum(losses[-10:]) / len(losses[-10:]):.3f}")
-    metrics["train_seconds"] = round(time.time() - t0, 1)
-    metrics["steps"] = total
+    collate = batch_collator(tok, kind, label2id, cfg.max_length)
+    summary = train(partial, model_obj, batch_loss, train_rows, tcfg, collate=collate, run_info=run_info,
+                    quiet=quiet, stop_after=stop_after, desc=f"finetune {cfg.method}")
+    if summary["step"] < tcfg.steps:
+        return None
+    losses = [float(r["loss"]) for r in read_metrics(partial)]
+    metrics["train_seconds"] = round(summary["seconds"], 1)
+    metrics["steps"] = tcfg.steps
     metrics["trainable_parameters"] = int(n_trainable)
     model_obj.eval()
     metrics["task_after"] = task_metric(model_obj)
@@ -218,12 +274,12 @@ def finetune(model: str | ModelSource, data, out: str | Path, config: FinetuneCo
 
     info = {
         "base": src.spec, "method": cfg.method, "task": kind, "labels": labels,
-        "config": {**asdict(cfg), "alpha": cfg.lora_alpha, "lr": cfg.learning_rate}, "metrics": metrics,
-        "n_train": len(train_rows), "n_test": len(test_rows),
+        "config": settings, "metrics": metrics, "n_train": len(train_rows), "n_test": len(test_rows),
     }
     with atomic_dir(out) as tmp:
         model_obj.save_pretrained(tmp)
         tok.save_pretrained(tmp)
-        (tmp / "lmscope.json").write_text(json.dumps(info, indent=2) + "\n")
+        (tmp / "lmscope.json").write_text(dumps(info) + "\n")
         (tmp / "losses.json").write_text(json.dumps(losses) + "\n")
+    shutil.rmtree(partial, ignore_errors=True)
     return FinetuneResult(str(out), src.spec, info["config"], kind, metrics, losses)
