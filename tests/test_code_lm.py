@@ -20,6 +20,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from conftest import llama_cpp_server
 
 from lmscope.errors import LmscopeError
 from lmscope.models import bundled
@@ -475,44 +476,17 @@ def run_candidate(code: str, tmp_path: Path) -> list[str]:
 @pytest.mark.slow
 def test_the_llama_cpp_server_serves_the_assembled_file(tmp_path, monkeypatch):
     """What the README shows: `lmscope models path` gives the server its --model."""
-    import socket
-    import urllib.request
-
     if importlib.util.find_spec("llama_cpp") is None:
         pytest.skip("llama_cpp is not installed (scripts/install.sh builds llama-cpp-python[server])")
     need_real_model(monkeypatch)
     gguf = subprocess.run([sys.executable, "-m", "lmscope", "models", "path", "qwen2.5-coder-0.5b"],
                           capture_output=True, text=True, check=True).stdout.strip()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = tmp_path / "server.log"
-    with open(log, "wb") as out:  # one thread: llama.cpp's spinning threads crawl on a busy machine
-        proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", gguf, "--host", "127.0.0.1",
-                                 "--port", str(port), "--n_ctx", "2048", "--n_threads", "1",
-                                 "--n_threads_batch", "1"], stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(url + "/models", timeout=2):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, log.read_text()[-3000:]
-                time.sleep(0.25)
+    with llama_cpp_server(gguf, tmp_path / "server.log", n_ctx=2048) as url:
         res = subprocess.run([sys.executable, "-m", "lmscope", "lm", "generate",
                               "Write a Python function that returns the sum of a list.", "--lm", url, "--chat",
                               "--max-tokens", "256", "--no-cache"], capture_output=True, text=True, timeout=600)
         assert res.returncode == 0, res.stderr[-2000:]
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    log = tmp_path / "server.log"
     # the GGUF's chat template, with its default system prompt, reached the server
     assert "You are Qwen, created by Alibaba Cloud. You are a helpful assistant." in log.read_text()
     assert run_candidate(extract_python(res.stdout), tmp_path) == ["10.5", "0"]

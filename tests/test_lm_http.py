@@ -3,72 +3,31 @@ against a small local server that misbehaves on purpose (errors, retries, concur
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from conftest import free_port, llama_cpp_server
 
 from lmscope.errors import LmscopeError
 from lmscope.lm.base import ContinuationScore, LanguageModel
 from lmscope.lm.http import HTTPLM
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 # ------------------------------------------------------------------------------------------------
 # A real llama.cpp server with the bundled SmolLM2-135M-Instruct
 # ------------------------------------------------------------------------------------------------
 def _llama_server(tmp_path_factory, *extra: str):
-    """Start ``python -m llama_cpp.server`` on the bundled GGUF; yields its base URL, stops it after."""
-    if importlib.util.find_spec("llama_cpp") is None:
-        pytest.skip("llama_cpp is not installed (scripts/install.sh builds llama-cpp-python[server])")
+    """Start the llama.cpp server on the bundled GGUF; yields its base URL, stops it after."""
     from lmscope.models import bundled_path
 
-    gguf = bundled_path("smollm2-135m")
-    port = _free_port()
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-           "--port", str(port), "--n_ctx", "1024", *extra]
-    # One thread: llama.cpp's threads wait on each other by spinning, which on a busy machine makes
-    # two threads many times slower than one (12 tokens: 0.5 s with one, 13.6 s with two).
-    cmd += ["--n_threads", "1", "--n_threads_batch", "1"]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"the llama.cpp server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(url + "/models", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the llama.cpp server did not answer in 180 s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.25)
+    with llama_cpp_server(bundled_path("smollm2-135m"), log, *extra) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="session")
@@ -350,7 +309,7 @@ def test_missing_fields(fake):
 
 
 def test_unreachable_server_is_one_clear_error():
-    url = f"http://127.0.0.1:{_free_port()}/v1"
+    url = f"http://127.0.0.1:{free_port()}/v1"
     lm = _lm(url, model="m")
     with pytest.raises(LmscopeError) as e:
         lm.generate(["x", "y", "z"])
