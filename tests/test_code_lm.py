@@ -436,7 +436,7 @@ def test_the_real_code_model_writes_a_working_sum_function(tmp_path, monkeypatch
     need_real_model(monkeypatch)
     cmd = [sys.executable, "-m", "lmscope", "lm", "generate",
            "Write a Python function that returns the sum of a list.",
-           "--lm", "local:qwen2.5-coder-0.5b", "--chat", "--max-tokens", "256", "--no-cache"]
+           "--lm", "local:qwen2.5-coder-0.5b", "--chat", "--no-cache"]  # the default length for chat answers
     t0 = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     assert res.returncode == 0, res.stderr[-2000:]

@@ -7,6 +7,7 @@ by hand from the model's own logits. A few tests run the bundled SmolLM2-135M-In
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import types
@@ -237,6 +238,23 @@ def test_chat_template_and_fallback(tiny, plain_dir):
         chat = lm.generate([msgs], max_tokens=6)[0][0]
         ids = lm.tokenizer(lm.render(msgs), add_special_tokens=lm is plain)["input_ids"]
         assert chat == lm.tokenizer.decode(manual_greedy(lm, ids, 6), skip_special_tokens=True)
+
+
+def test_chat_format_says_which_template_a_chat_goes_through(tiny, plain_dir, tiny_dir, tmp_path, capsys):
+    fmt = tiny.chat_format()
+    assert fmt["applied_by"] == "tokenizer" and fmt["example"] == "<s>user\n{prompt}\n<s>assistant\n"
+    assert fmt["template_sha256"] == hashlib.sha256(CHAT_TEMPLATE.encode()).hexdigest()
+    plain = LocalLM(str(plain_dir), device="cpu")
+    assert plain.chat_format() == {"applied_by": "fallback", "example": "User: {prompt}\nAssistant:"}
+    assert plain._model is None  # the tokenizer alone was read
+    lm = ["--lm", f"local:{tiny_dir}", "--lm-cache", tmp_path / "c.sqlite", "--lm-device", "cpu"]
+    rc, out, err = run_cli(capsys, "lm", "generate", "hello", "--chat", "--max-tokens", "3", *lm, "--json")
+    assert rc == 0, err
+    assert json.loads(out)["chat_format"] == fmt
+    rc, out, err = run_cli(capsys, "lm", "generate", "hello", "--chat", "--max-tokens", "3", *lm)
+    assert rc == 0 and "chat: the model's chat template; one user message is sent as '<s>user" in err
+    rc, out, err = run_cli(capsys, "lm", "generate", "hello", "--max-tokens", "3", *lm, "--json")
+    assert rc == 0 and "chat_format" not in json.loads(out)  # a plain completion uses no template
 
 
 # ------------------------------------------------------------------------------------------ open_lm

@@ -86,6 +86,7 @@ def test_real_generate_chat(lm):
     (out,) = lm.generate([msgs], max_tokens=16)
     assert out == lm.generate([msgs], max_tokens=16)[0]
     assert "Paris" in out[0]
+    assert lm.chat_format() == {"applied_by": "server"}  # messages go as they are; the server renders them
 
 
 def test_real_generate_stop(lm):

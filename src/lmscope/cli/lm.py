@@ -98,6 +98,15 @@ def _prompt_text(prompt) -> str:
 MAX_TOKENS, CHAT_MAX_TOKENS = 64, 512
 
 
+def _chat_line(fmt: dict) -> str:
+    """A status line saying which chat template the messages went through."""
+    if fmt["applied_by"] == "server":
+        return "chat: messages sent as they are; the server applies its chat template"
+    what = ("the model's chat template" if fmt["applied_by"] == "tokenizer"
+            else "lmscope's Role: content transcript (the tokenizer has no chat template)")
+    return f"chat: {what}; one user message is sent as {fmt['example']!r}"
+
+
 def cmd_lm_generate(args) -> None:
     prompts = _generate_prompts(args)
     max_tokens = args.max_tokens
@@ -110,6 +119,9 @@ def cmd_lm_generate(args) -> None:
         log_cache(args, lm)
         payload = {"lm": lm.spec, "results": [{"prompt": p, "completions": c} for p, c in zip(prompts, out)],
                    "cache": cache_stats(lm)}
+        if any(not isinstance(p, str) for p in prompts):
+            payload["chat_format"] = fmt = lm.chat_format()
+            logger(args)(_chat_line(fmt))
     finally:
         lm.close()
     if len(prompts) == 1 and args.n == 1:

@@ -31,6 +31,9 @@ class ContinuationScore:
         return asdict(self)
 
 
+CHAT_PLACEHOLDER = "{prompt}"
+
+
 class LanguageModel(abc.ABC):
     """A language model that generates text and scores continuations.
 
@@ -65,6 +68,13 @@ class LanguageModel(abc.ABC):
         every token that ends after ``len(prompt)``. Each is scored given all the tokens before it.
         Log-probabilities are natural logs; an empty continuation has no tokens and log-probability 0.
         """
+
+    def chat_format(self) -> dict:
+        """How chat messages reach the model: ``applied_by`` (``tokenizer``: the model's own chat template,
+        ``fallback``: lmscope's ``Role: content`` transcript, ``server``: the server's template) and, where
+        the backend can tell, ``example``: the text the model sees for one user message, whose content is
+        :data:`CHAT_PLACEHOLDER` (so a default system prompt the template adds shows there)."""
+        return {"applied_by": "server"}
 
     def close(self) -> None:  # noqa: B027 - optional for backends that hold nothing
         """Release what the backend holds (models, connections)."""

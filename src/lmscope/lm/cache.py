@@ -179,6 +179,9 @@ class CachedLM(LanguageModel):
             self._ident_json = canonical_json(self._ident)
         return dict(self._ident)
 
+    def chat_format(self) -> dict:
+        return self.backend.chat_format()
+
     def close(self) -> None:
         with self._lock:
             if self._con is not None:

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from lmscope.errors import LmscopeError
 from lmscope.lm.base import (
+    CHAT_PLACEHOLDER,
     ContinuationScore,
     LanguageModel,
     Prompt,
@@ -247,6 +248,18 @@ class LocalLM(LanguageModel):
         if getattr(self._tok, "chat_template", None):
             return self._tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
         return chat_fallback(prompt)
+
+    def chat_format(self) -> dict:
+        import hashlib
+
+        tok = self._tok if self._tok is not None else self.source.load_tokenizer()  # the tokenizer alone
+        example = [{"role": "user", "content": CHAT_PLACEHOLDER}]
+        template = getattr(tok, "chat_template", None)
+        if not template:
+            return {"applied_by": "fallback", "example": chat_fallback(example)}
+        template = template if isinstance(template, str) else canonical_json(template)
+        return {"applied_by": "tokenizer", "template_sha256": hashlib.sha256(template.encode()).hexdigest(),
+                "example": tok.apply_chat_template(example, tokenize=False, add_generation_prompt=True)}
 
     # ------------------------------------------------------------------ scoring
     def score(self, requests: Sequence[tuple[str, Sequence[str]]]) -> list[list[ContinuationScore]]:
