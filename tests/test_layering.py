@@ -22,7 +22,7 @@ from pathlib import Path
 # several methods and builds an HTML report, so it imports `report` and belongs up here with the command
 # line (which calls it), not among the methods. Row 3 is the report; row 4 holds the method packages,
 # side by side (they may not import each other, except the edges in SIDEWAYS); rows 5-9 are the base in
-# a fixed order; rows 10-14 are the small top-level utility modules and the package root.
+# a fixed order; rows 10-15 are the small top-level utility modules and the package root.
 # ------------------------------------------------------------------------------------------------
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("__main__",),                                            # 0  python -m lmscope
@@ -36,11 +36,12 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("sandbox",),                                             # 7  isolated execution of LM-written code
     ("models",),                                              # 8  checkpoints, hooks, the small transformer
     ("data",),                                                # 9  synthetic suites, evaluation sets
-    ("progress",),                                            # 10 progress bars
-    ("cache",),                                               # 11 the cache directory
-    ("_io",),                                                 # 12 atomic writes, JSON
-    ("errors",),                                              # 13 LmscopeError
-    ("lmscope",),                                             # 14 the package root (__version__)
+    ("outputs",),                                             # 10 the output policy (where lmscope writes)
+    ("progress",),                                            # 11 progress bars
+    ("cache",),                                               # 12 the cache directory
+    ("_io",),                                                 # 13 atomic writes, JSON
+    ("errors",),                                              # 14 LmscopeError
+    ("lmscope",),                                             # 15 the package root (__version__)
 )
 
 # Imports between packages of one row, declared in DESIGN.md ("grokking -> trees and pushdown -> data";

@@ -25,8 +25,19 @@ def cache_root() -> Path:
 
 
 def cache_dir(*parts: str) -> Path:
+    """The cache folder ``parts`` under the root, created; one LmscopeError line when it cannot be made."""
     p = cache_root().joinpath(*parts)
-    p.mkdir(parents=True, exist_ok=True)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        from lmscope.errors import LmscopeError
+
+        above = next((a for a in (p, *p.parents) if a.exists() and not a.is_dir()), None)
+        if above is not None:
+            why = f"{above} is a file, not a folder (set LMSCOPE_CACHE to another folder)"
+        else:
+            why = (e.strerror or str(e)).lower()
+        raise LmscopeError(f"cannot make the cache folder {p}: {why}") from None
     return p
 
 
@@ -111,7 +122,22 @@ def clear(what: list[str] | None = None) -> list[str]:
         from lmscope.errors import LmscopeError
 
         raise LmscopeError(f"unknown cache part {unknown[0]!r}; choose from {', '.join(CATEGORIES)}")
+    from lmscope.errors import LmscopeError
+
     root = cache_root()
+    failed: list[tuple[str, OSError]] = []
     for sub in what:  # `lm` holds only the SQLite answer cache and its WAL files (lm/lm.sqlite*)
-        shutil.rmtree(root / sub, ignore_errors=True)
+        path = root / sub
+        try:
+            if path.is_symlink() or path.is_file():
+                path.unlink()
+            elif path.exists():
+                shutil.rmtree(path, onerror=lambda fn, p, exc: failed.append((p, exc[1])))
+        except OSError as e:
+            failed.append((e.filename or str(path), e))
+    if failed:
+        where, err = failed[0]
+        why = (err.strerror or str(err)).lower() if isinstance(err, OSError) else str(err)
+        raise LmscopeError(f"could not clear {', '.join(what)} in {root}: {where}: {why}"
+                           + (f" ({len(failed)} paths left)" if len(failed) > 1 else ""))
     return what

@@ -69,10 +69,25 @@ class CheckupConfig:
 
 
 def run_checkup(model: str = DEFAULT_MODEL, out: str | Path = "lmscope-report", config: CheckupConfig | None = None,
-                quiet: bool | None = None, log=print) -> Path:
+                quiet: bool | None = None, log=print, force: bool = False, command: str | None = None) -> Path:
+    """Write the check-up report folder ``out`` and return its ``index.html``.
+
+    The folder is built in a temporary sibling and renamed into place only when every section is done,
+    so a check-up that fails or is interrupted leaves no report that looks complete (an earlier complete
+    one stays). ``out`` follows lmscope's output policy (:mod:`lmscope.outputs`; ``force`` replaces an
+    existing folder lmscope did not write).
+    """
+    from lmscope.models.checkpoint import input_paths
+    from lmscope.outputs import output_dir
+
     cfg = config or CheckupConfig()
     src = open_model(model)
-    out = Path(out)
+    with output_dir(out, input_paths(src), command=command or f"lmscope checkup {src.spec}", force=force) as tmp:
+        _write_checkup(src, tmp, cfg, quiet, log)
+    return Path(out) / "index.html"
+
+
+def _write_checkup(src, out: Path, cfg: CheckupConfig, quiet, log) -> Path:
     report = Report(out, f"lmscope check-up: {src.spec}")
     report.kv({**src.describe(), "date": time.strftime("%Y-%m-%d %H:%M")})
     t0 = time.time()

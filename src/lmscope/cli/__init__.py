@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import importlib
 import os
 import sys
@@ -83,4 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(OSError, ValueError):  # nothing more to flush there at exit
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # as a process ended by SIGPIPE
+    except OSError as e:  # the last resort for a write that no output helper mapped: one line naming the path
+        from lmscope.outputs import WRITE_ERRORS, write_error
+
+        if e.errno not in WRITE_ERRORS or not (e.filename or e.errno in (errno.ENOSPC, errno.EDQUOT)):
+            raise
+        print(f"lmscope: error: {write_error(e)}", file=sys.stderr)
+        return 2
     return 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lmscope.cli._help import MODEL_HELP
-from lmscope.cli._output import emit, logger
+from lmscope.cli._output import add_force, check_out, command_line, emit, logger
 
 
 def cmd_checkup(args) -> None:
@@ -11,7 +11,9 @@ def cmd_checkup(args) -> None:
 
     cfg = CheckupConfig(finetune=not args.no_finetune, steps=args.steps, rank=args.rank, seed=args.seed,
                         laser=not args.no_laser, trees=not args.no_trees)
-    path = run_checkup(args.model, args.out, cfg, quiet=args.quiet, log=logger(args))
+    check_out(args)
+    path = run_checkup(args.model, args.out, cfg, quiet=args.quiet, log=logger(args), force=args.force,
+                       command=command_line())
     emit(args, {"report": str(path)}, [f"report: {path}"])
 
 
@@ -27,6 +29,7 @@ def add_checkup(sub, common) -> None:
     c.add_argument("--no-laser", action="store_true", help="no quick LASER search")
     c.add_argument("--no-trees", action="store_true", help="no tree projections")
     c.add_argument("--seed", type=int, default=0)
+    add_force(c)
     c.set_defaults(func=cmd_checkup)
 
 

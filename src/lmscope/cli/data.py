@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from lmscope.cli._output import emit
+from lmscope.cli._output import add_force, check_out, command_line, emit
 from lmscope.errors import LmscopeError
 
 
@@ -15,9 +15,13 @@ def cmd_data_task(args) -> None:
     if args.name is None:
         emit(args, {"tasks": TASKS}, [f"{k:12s} {v}" for k, v in TASKS.items()])
         return
+    check_out(args, kind="file")
     rows = make_task(args.name, args.n, seed=args.seed)
     if args.out:
-        write_jsonl(args.out, rows)
+        from lmscope.outputs import output_file
+
+        with output_file(args.out, checked=True) as tmp:
+            write_jsonl(tmp, rows)
         emit(args, {"out": args.out, "n": len(rows)}, [f"wrote {len(rows)} rows to {args.out}"])
     else:
         for r in rows:
@@ -42,7 +46,9 @@ def cmd_data_make(args) -> None:
             options[key] = value
     if not args.out:
         raise LmscopeError("give --out DIR, the folder for the split files and info.json")
-    info = write_suite(args.suite, args.out, args.n_train, args.n_val, args.n_gen, seed=args.seed, **options)
+    check_out(args)
+    info = write_suite(args.suite, args.out, args.n_train, args.n_val, args.n_gen, seed=args.seed,
+                       force=args.force, command=command_line(), **options)
     counts = ", ".join(f"{s} {n}" for s, n in info["counts"].items())
     emit(args, {"out": str(args.out), **info},
          [f"wrote {args.out}: {counts} ({args.suite}, seed {args.seed})"]
@@ -56,7 +62,7 @@ def add_data(sub, common) -> None:
     dt.add_argument("name", nargs="?")
     dt.add_argument("--n", type=int, default=2000)
     dt.add_argument("--seed", type=int, default=0)
-    dt.add_argument("--out", help="JSONL file (default: stdout)")
+    dt.add_argument("--out", help="JSONL file (default: stdout; an existing file of that name is replaced)")
     dt.set_defaults(func=cmd_data_task)
     dm = dsub.add_parser("make", parents=[common], help="list the synthetic suites, or write one (train/val/gen "
                          "JSONL with gold trees)",
@@ -67,6 +73,7 @@ def add_data(sub, common) -> None:
                                      "the suites.")
     dm.add_argument("suite", nargs="?", help="question-formation, tense-inflection, dyck or arith")
     dm.add_argument("--out", help="output folder (replaced as a whole)")
+    add_force(dm)
     dm.add_argument("--n-train", type=int, default=10000, help="train rows (default 10000)")
     dm.add_argument("--n-val", type=int, default=1000, help="in-distribution validation rows (default 1000)")
     dm.add_argument("--n-gen", type=int, default=1000, help="generalization (gen / ood) rows (default 1000)")

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from lmscope.cli._help import MODEL_HELP, TASK_HELP
 from lmscope.cli._lists import int_list, name_list
-from lmscope.cli._output import emit, logger
+from lmscope.cli._output import add_force, check_out, command_line, emit, logger
 from lmscope.cli.lm import add_lm_arguments, lm_from_args, log_cache
 from lmscope.errors import LmscopeError
+from lmscope.outputs import MARKER
 
 EVAL_SCHEMA_HELP = ("Task files: one JSON object per line, one kind per file: recall {prompt, answer, aliases?}; "
                     "choice {prompt, choices, answer}; text {text}.")
@@ -26,11 +27,7 @@ def prepare_argv(argv: list[str]) -> list[str]:
 def cmd_eval(args) -> None:
     from lmscope.lm.scoring import evaluate_model
 
-    if args.out:
-        from lmscope.models import open_model
-        from lmscope.models.checkpoint import check_output_path
-
-        check_output_path(open_model(args.model), args.out)
+    check_out(args)
     task, scores = evaluate_model(args.model, args.task, batch_size=args.batch_size, top_k=args.top_k,
                                   device=args.device, limit=args.limit, seed=args.seed, quiet=args.quiet)
     summ = scores.summary()
@@ -43,9 +40,12 @@ def cmd_eval(args) -> None:
     if "perplexity" in summ:
         lines.append(f"  perplexity {summ['perplexity']:.2f}")
     if args.out:
-        from lmscope._io import atomic_dir, write_json, write_jsonl
+        from lmscope._io import write_json, write_jsonl
+        from lmscope.cli._output import command_inputs
+        from lmscope.outputs import output_dir
 
-        with atomic_dir(args.out) as tmp:
+        with output_dir(args.out, command_inputs(args), command=command_line() or "lmscope eval",
+                        force=args.force) as tmp:
             write_json(tmp / "summary.json", payload)
             write_jsonl(tmp / "examples.jsonl", scores.rows(task))
         lines.append(f"per-example metrics: {Path(args.out) / 'examples.jsonl'}")
@@ -123,6 +123,9 @@ def cmd_eval_game(args) -> None:
     evaluator = _evaluator(args, args.evaluator)
     resources = _resources(args)
     evaluator.check(cap, resources)
+    own = ("transcript.jsonl", "summary.json", MARKER)
+    check_out(args, kind="run", own=own)
+    check_out(args, "transcript", kind="file")
     if args.transcript:
         transcript = Path(args.transcript)
     elif args.out:
@@ -166,6 +169,8 @@ def cmd_eval_profile(args) -> None:
     if not args.evaluator:
         raise LmscopeError("give at least one --evaluator (repeatable or comma-separated)")
     cap = get_capability(args.capability)
+    check_out(args, kind="run", own=("transcripts", "profile.csv", "profile.json", "profile.png", "index.html",
+                                     MARKER))
     resource = {"queries": "queries_per_round"}.get(args.vary, args.vary)
     values = int_list(args.values, "--values")
     evaluators = [_evaluator(args, name) for spec in args.evaluator for name in name_list(spec, "--evaluator")]
@@ -230,6 +235,7 @@ def add_eval(sub, common) -> None:
     ev.add_argument("--top-k", type=int, default=5)
     ev.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     ev.add_argument("--out", help="folder for summary.json and examples.jsonl (per-example metrics)")
+    add_force(ev)
     ev.set_defaults(func=cmd_eval)
 
     eg = sub.add_parser("eval-game", parents=[common], prog="lmscope eval game",
@@ -246,7 +252,8 @@ def add_eval(sub, common) -> None:
     eg.add_argument("--transcript", help="the JSONL transcript (default: OUT/transcript.jsonl, or a file in "
                                          "./lmscope-games named after the game)")
     eg.add_argument("--replay", metavar="TRANSCRIPT", help="recompute a finished run from its transcript")
-    eg.add_argument("--out", help="folder for transcript.jsonl and summary.json")
+    eg.add_argument("--out", help="folder for transcript.jsonl and summary.json (resumed in place)")
+    eg.add_argument("--force", action="store_true", help="use an existing --out folder that holds other files")
     _game_options(eg)
     eg.set_defaults(func=cmd_eval_game)
     ep = sub.add_parser("eval-profile", parents=[common], prog="lmscope eval profile",
@@ -261,6 +268,7 @@ def add_eval(sub, common) -> None:
                     help="the resource on the x axis (default samples)")
     ep.add_argument("--values", default="8,16,32,64,128", help="its values (default 8,16,32,64,128)")
     ep.add_argument("--out", required=True, help="the profile's folder (its transcripts are resumed)")
+    ep.add_argument("--force", action="store_true", help="use an existing --out folder that holds other files")
     _game_options(ep)
     ep.set_defaults(func=cmd_eval_profile)
     el = sub.add_parser("eval-list", parents=[common], prog="lmscope eval list",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lmscope.cli._lists import int_list
-from lmscope.cli._output import emit
+from lmscope.cli._output import add_force, check_out, command_line, emit
 from lmscope.errors import LmscopeError
 from lmscope.grokking.run import SWEEP_OPTIONS, GrokConfig
 
@@ -16,6 +16,7 @@ def cmd_grok_train(args) -> None:
 
     if not args.out:
         raise LmscopeError("give --out RUN, the run folder (an existing one is resumed)")
+    check_out(args, kind="run", run_markers=("run.json",))
     res = grok_train(args.task, args.out, GrokConfig.from_args(args), quiet=args.quiet or args.json)
     last = res.get("last_metrics") or {}
     lines = [f"trained {res['task']} ({res['layers']} layers) to step {res['step']} in {res['run_dir']}"]
@@ -37,6 +38,9 @@ def cmd_grok_sweep(args) -> None:
             raise LmscopeError(f"--seeds N needs N >= 1 (or a list such as 0,1,2), got {args.seeds}")
         seeds = list(range(seeds[0]))
     options = {k: getattr(args, k) for k in SWEEP_OPTIONS}
+    from lmscope.train.sweep import SWEEP_FILE
+
+    check_out(args, kind="run", run_markers=(SWEEP_FILE,))
     jobs = grok_sweep_jobs(args.task, args.out, layers, seeds, args.steps, **options)
     res = run_sweep(jobs, args.out, workers=args.jobs, threads=args.threads, ray=args.ray,
                     quiet=args.quiet or args.json)
@@ -55,7 +59,7 @@ def cmd_grok_sweep(args) -> None:
         state = job.status + (f": {job.error}" if job.error else "")
         lines.append(f"  {job.name}: step {run_step(job.run_dir)}  {'  '.join(cells)}  [{state}]")
     if have and not args.no_plot:
-        plots = plot_runs(have, Path(args.out) / "plots")
+        plots = plot_runs(have, Path(args.out) / "plots", force=True)  # the sweep's own plots folder
         res["plots"] = plots["out"]
         lines.append(f"plots: {Path(plots['out']) / 'index.html'}")
     emit(args, res, lines)
@@ -67,7 +71,8 @@ def cmd_grok_sweep(args) -> None:
 def cmd_grok_plot(args) -> None:
     from lmscope.report.grokking import plot_runs
 
-    res = plot_runs(args.runs, args.out)
+    check_out(args)
+    res = plot_runs(args.runs, args.out, force=args.force, command=command_line())
     emit(args, res, [f"wrote {len(res['files'])} files to {res['out']}"])
 
 
@@ -117,6 +122,7 @@ def add_grok(sub, common) -> None:
                                      "accuracy and t-score vs layers) and index.html.")
     gp.add_argument("runs", nargs="+", help="run folders of lmscope grok train")
     gp.add_argument("--out", required=True, help="folder for the PNGs and index.html")
+    add_force(gp)
     gp.set_defaults(func=cmd_grok_plot)
 
 

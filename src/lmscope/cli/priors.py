@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lmscope.cli._output import command_line, emit, write_report
+from lmscope.cli._output import add_force, check_out, command_line, emit, write_report
 from lmscope.cli.lm import add_lm_arguments, lm_from_args, log_cache
 from lmscope.errors import LmscopeError
 
@@ -23,6 +23,7 @@ def cmd_priors_run(args) -> None:
     names = list(BENCHMARKS) if args.benchmark == "all" else [args.benchmark]
     if names[0] not in BENCHMARKS:
         raise LmscopeError(f"unknown benchmark {args.benchmark!r}; choose one of {', '.join(BENCHMARKS)} or all")
+    check_out(args)
     lm = None if args.no_lm else lm_from_args(args)
     try:
         results = [run_benchmark(n, lm, seed=args.seed, size=args.size) for n in names]
@@ -43,7 +44,7 @@ def cmd_priors_run(args) -> None:
             for r in results:
                 priors_section(rep, r, command=cmd)
 
-        write_report(args.out, "LM priors (LaMPP)", fill)
+        write_report(args.out, "LM priors (LaMPP)", fill, args=args)
         lines.append(f"report: {Path(args.out) / 'index.html'}")
     payload = results[0].to_dict() if len(results) == 1 else {"results": [r.to_dict() for r in results]}
     emit(args, payload, lines)
@@ -53,6 +54,7 @@ def cmd_priors_query(args) -> None:
     from lmscope.priors import query_priors, read_queries
 
     queries = read_queries(args.config)
+    check_out(args)
     lm = lm_from_args(args)
     try:
         tables = query_priors(lm, queries)
@@ -77,7 +79,7 @@ def cmd_priors_query(args) -> None:
                 rep.heading(t.name)
                 prior_table_section(rep, t, "".join(c if c.isalnum() or c in "-_" else "_" for c in t.name))
 
-        write_report(args.out, "LM prior tables", fill)
+        write_report(args.out, "LM prior tables", fill, args=args)
         lines.append(f"report: {Path(args.out) / 'index.html'}")
     emit(args, {"tables": [t.to_dict() for t in tables]}, lines)
 
@@ -98,6 +100,7 @@ def add_priors(sub, common) -> None:
     prun.add_argument("--size", default="default", choices=["small", "default"],
                       help="benchmark size (default: default, about a minute with SmolLM2-135M on 2 CPU cores)")
     prun.add_argument("--out", help="report folder: tables (CSV, JSON), prior tables, plots, index.html")
+    add_force(prun)
     add_lm_arguments(prun)
     prun.set_defaults(func=cmd_priors_run)
     pq = psub.add_parser("query", parents=[common], help="ask the language model for prior tables from a JSON config",
@@ -108,6 +111,7 @@ def add_priors(sub, common) -> None:
                                      "over the classes.")
     pq.add_argument("config", help="JSON file of prior queries")
     pq.add_argument("--out", help="folder: each table as JSON and CSV, heatmaps, index.html")
+    add_force(pq)
     add_lm_arguments(pq)
     pq.set_defaults(func=cmd_priors_query)
 

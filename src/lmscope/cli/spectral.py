@@ -8,7 +8,7 @@ from pathlib import Path
 
 from lmscope.cli._help import MODEL_HELP, TASK_HELP
 from lmscope.cli._lists import float_list, int_list, name_list
-from lmscope.cli._output import command_line, emit, logger, write_report
+from lmscope.cli._output import add_force, check_out, command_line, emit, logger, write_report
 from lmscope.errors import LmscopeError
 
 
@@ -17,13 +17,15 @@ def cmd_spectrum(args) -> None:
 
     if args.metric not in METRICS:
         raise LmscopeError(f"unknown metric {args.metric!r}; choose one of {', '.join(METRICS)}")
+    check_out(args)
     res = analyze_spectrum(args.model, roles=name_list(args.roles, "--roles"),
                            layers=int_list(args.layers, "--layers"),
                            cache=SVDCache(enabled=not args.no_cache), quiet=args.quiet)
     if args.out:  # plotting libraries are imported only when a report is asked for
         from lmscope.report.sections import spectrum_section
 
-        write_report(args.out, f"Spectrum: {res.model}", lambda rep: spectrum_section(rep, res, metric=args.metric))
+        write_report(args.out, f"Spectrum: {res.model}", lambda rep: spectrum_section(rep, res, metric=args.metric),
+                     args=args)
     cols = ["key", "rows", "cols", "rank", "stable_rank", "effective_rank", "alpha", "alpha_weighted", "spectral_norm"]
     lines = [res.table[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"), "",
              json.dumps(res.summary())]
@@ -41,6 +43,17 @@ def cmd_intruders(args) -> None:
         raise LmscopeError(f"--scale must be in [0, 1], got {args.scale}")
     if args.scale is not None and not args.out:
         raise LmscopeError("--scale needs --out DIR for the mitigated checkpoint")
+    if args.report is not None and args.scale is None:
+        raise LmscopeError("--report names the report folder when --out is the mitigated checkpoint (with "
+                           "--scale); without --scale the report goes to --out")
+    check_out(args)  # every output checked before any work, so a refusal leaves nothing written
+    check_out(args, "report")
+    if args.out and args.report:
+        from lmscope.outputs import _real
+
+        o, r = _real(args.out), _real(args.report)
+        if o == r or o.is_relative_to(r) or r.is_relative_to(o):
+            raise LmscopeError(f"--report {args.report} and --out {args.out} overlap; give two separate folders")
     res = find_intruders(args.base, args.tuned, k=args.k, eps=args.eps, roles=name_list(args.roles, "--roles"),
                          layers=int_list(args.layers, "--layers"), cache=SVDCache(enabled=not args.no_cache),
                          quiet=args.quiet)
@@ -52,7 +65,7 @@ def cmd_intruders(args) -> None:
              f"total intruders: {res.total} in {int((res.table['n_intruders'] > 0).sum())} of {len(res.table)} matrices"]
     payload = res.to_dict()
     if args.scale is not None:
-        path = mitigate_intruders(res, args.out, scale=args.scale, quiet=args.quiet)
+        path = mitigate_intruders(res, args.out, scale=args.scale, quiet=args.quiet, force=args.force)
         lines.append(f"mitigated checkpoint (intruders x {args.scale}): {path}")
         payload["mitigated_checkpoint"] = str(path)
     report_dir = args.report if args.scale is not None else args.out
@@ -60,7 +73,8 @@ def cmd_intruders(args) -> None:
         from lmscope.report.sections import intruder_section
 
         write_report(report_dir, f"Intruders: {res.tuned} vs {res.base}",
-                     lambda rep: intruder_section(rep, res, matrix=args.matrix))
+                     lambda rep: intruder_section(rep, res, matrix=args.matrix), args=args,
+                     what="--report" if args.scale is not None else "--out")
         lines.append(f"report: {Path(report_dir) / 'index.html'}")
     emit(args, payload, lines)
 
@@ -74,7 +88,8 @@ def cmd_laser_apply(args) -> None:
             raise LmscopeError("give --layer, --role and one of --keep or --rate together")
         keep = args.keep if args.keep is not None else keep_from_rate(args.rate)
         reductions.append(Reduction(args.layer, args.role, keep))
-    res = apply_laser(args.model, reductions, args.out, quiet=args.quiet, factored=args.factored)
+    check_out(args)
+    res = apply_laser(args.model, reductions, args.out, quiet=args.quiet, factored=args.factored, force=args.force)
     lines = [f"  layer {r['layer']} {r['role']}: {r['shape'][0]}x{r['shape'][1]} -> rank {r['rank']} "
              f"(keep {r['keep']:g}), stored {r['stored']}" + (f" ({r['why_dense']})" if "why_dense" in r else "")
              for r in res["reductions"]]
@@ -92,11 +107,7 @@ def cmd_laser_search(args) -> None:
                        keeps=tuple(float_list(args.keeps, "--keeps") or DEFAULT_KEEPS), val_fraction=args.val_fraction,
                        seed=args.seed, limit=args.limit, batch_size=args.batch_size, top_k=args.top_k,
                        compose=not args.no_compose, device=args.device, resume=not args.no_resume)
-    if args.out:
-        from lmscope.models import open_model
-        from lmscope.models.checkpoint import check_output_path
-
-        check_output_path(open_model(args.model), args.out)
+    check_out(args)
     res = laser_search(args.model, args.task, cfg, quiet=args.quiet, log=logger(args))
     lines = res.summary_lines()
     t = res.timing
@@ -106,7 +117,8 @@ def cmd_laser_search(args) -> None:
         from lmscope.report.sections import laser_section
 
         cmd = command_line()
-        write_report(args.out, f"LASER search: {res.model}", lambda rep: laser_section(rep, res, command=cmd))
+        write_report(args.out, f"LASER search: {res.model}", lambda rep: laser_section(rep, res, command=cmd),
+                     args=args)
         lines.append(f"report: {Path(args.out) / 'index.html'}")
     emit(args, res.to_dict(), lines)
 
@@ -121,6 +133,7 @@ def add_spectrum(sub, common) -> None:
     s.add_argument("--metric", default="alpha", help="metric of the layer x role heatmap (default alpha)")
     s.add_argument("--out", help="report folder: CSV, JSON, plots, index.html")
     s.add_argument("--no-cache", action="store_true", help="do not read or write the SVD cache")
+    add_force(s)
     s.set_defaults(func=cmd_spectrum)
 
 
@@ -140,6 +153,7 @@ def add_intruders(sub, common) -> None:
     i.add_argument("--out", help="report folder; with --scale, the mitigated checkpoint's folder")
     i.add_argument("--report", help="report folder when --out is the mitigated checkpoint")
     i.add_argument("--no-cache", action="store_true", help="do not read or write the SVD cache")
+    add_force(i)
     i.set_defaults(func=cmd_intruders)
 
 
@@ -161,6 +175,7 @@ def add_laser(sub, common) -> None:
     lap.add_argument("--factored", action="store_true",
                      help="store each reduced matrix as two thin factors (a low-rank module), so the checkpoint "
                           "and the loaded model shrink; load it with lmscope (see the README)")
+    add_force(lap)
     lap.set_defaults(func=cmd_laser_apply)
 
     las = lsub.add_parser("search", parents=[common], help="search layers x roles x keep on an evaluation task",
@@ -182,6 +197,7 @@ def add_laser(sub, common) -> None:
     las.add_argument("--no-resume", action="store_true", help="rescore every config even if a previous run did")
     las.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda, cuda:N")
     las.add_argument("--out", help="report folder: table of every config, heatmaps, per-example test metrics")
+    add_force(las)
     las.set_defaults(func=cmd_laser_search)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from lmscope.cli._help import MODEL_HELP
-from lmscope.cli._output import emit
+from lmscope.cli._output import add_force, check_out, emit
 from lmscope.errors import LmscopeError
 
 
@@ -15,12 +15,13 @@ def cmd_finetune(args) -> None:
 
     if bool(args.data) == bool(args.task):
         raise LmscopeError("give exactly one of --data FILE.jsonl or --task NAME (a bundled task)")
+    check_out(args)
     data = args.data if args.data else make_task(args.task, args.n, seed=args.seed)
     cfg = FinetuneConfig(method=args.method, rank=args.rank, alpha=args.alpha, targets=args.targets, lr=args.lr,
                          epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size,
                          max_length=args.max_length, seed=args.seed, test_fraction=args.test_fraction,
                          ckpt_every=args.ckpt_every)
-    res = finetune(args.model, data, args.out, cfg, quiet=args.quiet)
+    res = finetune(args.model, data, args.out, cfg, quiet=args.quiet, force=args.force)
     m = res.metrics
     lines = [f"wrote {res.out} ({cfg.method}, {m['steps']} steps, {m['trainable_parameters']} trainable parameters)",
              f"task: {json.dumps(m['task_after'])}",
@@ -60,6 +61,7 @@ def add_finetune(sub, common) -> None:
     f.add_argument("--ckpt-every", type=int, default=100,
                    help="steps between checkpoints in OUT.partial/, from which an interrupted run resumes")
     f.add_argument("--out", required=True, help="output folder (adapter or full model)")
+    add_force(f)
     f.set_defaults(func=cmd_finetune)
 
 

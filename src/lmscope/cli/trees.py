@@ -6,7 +6,7 @@ from pathlib import Path
 
 from lmscope.cli._help import MODEL_HELP
 from lmscope.cli._lists import layer_arg
-from lmscope.cli._output import command_line, emit, write_report
+from lmscope.cli._output import add_force, check_out, command_line, emit, write_report
 from lmscope.errors import LmscopeError
 
 TREES_DATA_HELP = ("--data: JSONL rows {text, tree?} (a row's tree gives the sentence, its leaves, and the gold "
@@ -20,14 +20,7 @@ def cmd_trees(args) -> None:
     data = read_sentence_file(args.data, args.format).head(args.limit)
     if not 0 <= args.sentence < len(data):
         raise LmscopeError(f"--sentence {args.sentence} is out of range: {len(data)} sentences (0..{len(data) - 1})")
-    if args.out:
-        from lmscope.models import open_model
-        from lmscope.models.checkpoint import check_output_path
-
-        check_output_path(open_model(args.model), args.out)
-        o, d = Path(args.out).resolve(), Path(args.data).resolve()
-        if d == o or d.is_relative_to(o):
-            raise LmscopeError(f"refusing to replace the folder holding the input {args.data}; choose another --out")
+    check_out(args)
     res = tree_projection(args.model, data.sentences, gold_trees=data.gold_trees if data.has_gold else None,
                           layer=layer_arg(args.layer), threshold=args.threshold, distance=args.distance,
                           batch_size=args.batch_size, seed=args.seed, fast=not args.reference, quiet=args.quiet,
@@ -49,7 +42,7 @@ def cmd_trees(args) -> None:
         else:
             fill = lambda rep: tree_section(rep, res, sentence=args.sentence, command=cmd)  # noqa: E731
             title = f"Tree projections: {args.model}"
-        write_report(args.out, title, fill)
+        write_report(args.out, title, fill, args=args)
         lines.append(f"report: {Path(args.out) / 'index.html'}")
     payload = res.to_dict(charts=not sweep)
     emit(args, payload, lines)
@@ -81,6 +74,7 @@ def add_trees(sub, common) -> None:
                                                               "one at a time (slow; the same charts)")
     tr.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, cuda:N")
     tr.add_argument("--out", help="folder: trees (JSONL), table (CSV), summary JSON, chart and tree plots, index.html")
+    add_force(tr)
     tr.set_defaults(func=cmd_trees)
 
 

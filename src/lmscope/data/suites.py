@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lmscope._io import atomic_dir, read_jsonl_numbered, write_json, write_jsonl
+from lmscope._io import read_jsonl_numbered, write_json, write_jsonl
 from lmscope.data import arith as _arith
 from lmscope.data import dyck as _dyck
 from lmscope.data import grammars as _grammars
@@ -125,11 +125,15 @@ def suite_info(name: str, n_train: int, n_val: int, n_gen: int, seed: int = 0, *
 
 
 def write_suite(name: str, out: str | os.PathLike, n_train: int, n_val: int, n_gen: int, seed: int = 0,
-                **options) -> dict:
-    """Write ``<split>.jsonl`` for every non-empty split and ``info.json`` into ``out``, atomically."""
+                force: bool = False, command: str | None = None, **options) -> dict:
+    """Write ``<split>.jsonl`` for every non-empty split and ``info.json`` into ``out``, atomically, under
+    lmscope's output policy (``force`` replaces an existing folder lmscope did not write)."""
+    from lmscope.outputs import check_output, output_dir
+
+    check_output(out, force=force)
     rows = make_suite(name, n_train, n_val, n_gen, seed, **options)
     info = suite_info(name, n_train, n_val, n_gen, seed, **options)
-    with atomic_dir(out) as tmp:
+    with output_dir(out, checked=True, command=command or f"lmscope data make {name}") as tmp:
         for split, file in info["files"].items():
             write_jsonl(Path(tmp) / file, [r for r in rows if r["split"] == split])
         write_json(Path(tmp) / "info.json", info)

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
-from lmscope._io import atomic_dir
 from lmscope.errors import LmscopeError
 from lmscope.models.lowrank import NOTE_FILE, factored_modules, match_name
 from lmscope.models.sources import GGUFSource, HFDirSource, ModelSource, PeftSource, merge_fused
+from lmscope.outputs import check_output, output_dir
 from lmscope.progress import progress
 
 
@@ -54,28 +54,28 @@ def input_paths(src: ModelSource) -> list[Path]:
     return paths
 
 
-def check_output_path(src: ModelSource, out: str | Path) -> None:
-    """Refuse an output folder that is, or contains, one of the source's inputs."""
-    o = Path(out).resolve()
-    for p in input_paths(src):
-        if p.resolve() == o or p.resolve().is_relative_to(o):
-            raise LmscopeError(f"refusing to overwrite the input {p}; choose another output folder")
+def check_output_path(src: ModelSource, out: str | Path, force: bool = False, inputs=()) -> None:
+    """Apply lmscope's output policy (:func:`lmscope.outputs.check_output`) to the folder ``out`` with the
+    source's files (and ``inputs``) as the inputs: refuse one that is, holds or is inside an input."""
+    check_output(out, [*input_paths(src), *inputs], kind="dir", force=force)
 
 
 def save_edited(src: ModelSource, edits: dict[str, torch.Tensor], out: str | Path, note: dict | None = None,
-                quiet: bool | None = None, factored: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
-                ) -> Path:
+                quiet: bool | None = None, factored: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+                force: bool = False) -> Path:
     """Write ``src`` with ``edits`` applied to ``out``.
 
     ``factored`` maps matrix keys to ``(up, down)`` factors (out x k, k x in): those matrices are
     stored as a :class:`~lmscope.models.lowrank.LowRankLinear` module's two factors instead.
+    ``force`` replaces an existing folder lmscope did not write (never one that is or holds an input).
     """
     out = Path(out)
-    check_output_path(src, out)
+    check_output_path(src, out, force=force)
     factored = factored or {}
     if isinstance(src, GGUFSource):
         hf = HFDirSource(src.hf_dir(), spec=src.spec)
-        return save_edited(hf, edits, out, note, quiet, factored)
+        check_output_path(hf, out, force=force, inputs=input_paths(src))
+        return _save_hf_dir(hf, edits, out, note, quiet, factored)
     if isinstance(src, HFDirSource):
         return _save_hf_dir(src, edits, out, note, quiet, factored)
     if factored:
@@ -114,7 +114,7 @@ def _save_hf_dir(src: HFDirSource, edits, out: Path, note, quiet, factored=None)
     weight_files = src.weight_files()
     index_files = {"model.safetensors.index.json", "pytorch_model.bin.index.json"}
     new_map: dict[str, str] = {}
-    with atomic_dir(out) as tmp:
+    with output_dir(out, checked=True, command="edited checkpoint") as tmp:
         for f in sorted(src.path.iterdir()):
             if f.is_file() and f not in weight_files and not f.name.startswith(".") and f.name != NOTE_FILE:
                 shutil.copy2(f, tmp / f.name)
@@ -157,7 +157,7 @@ def _save_merged(src: PeftSource, edits, out: Path, note) -> Path:
         tok = src.load_tokenizer()
     except LmscopeError:
         pass
-    with atomic_dir(out) as tmp:
+    with output_dir(out, checked=True, command="edited checkpoint") as tmp:
         model.save_pretrained(tmp)
         if tok is not None:
             tok.save_pretrained(tmp)

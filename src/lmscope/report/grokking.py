@@ -22,17 +22,25 @@ def _series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
     return xs, ys
 
 
-def plot_runs(run_dirs: list[str | os.PathLike], out_dir: str | os.PathLike) -> dict:
+def plot_runs(run_dirs: list[str | os.PathLike], out_dir: str | os.PathLike, force: bool = False,
+              command: str | None = None) -> dict:
     """Write ``accuracy.png`` (id and gen accuracy vs steps, log x), ``t_score.png`` (t-score vs
     steps), and when the runs differ in depth ``depth.png`` (final gen accuracy and t-score vs
-    layers), plus ``index.html``. Returns ``{"out", "files", "runs"}``."""
+    layers), plus ``index.html``, as one folder written atomically under lmscope's output policy (it
+    may not be, hold or be inside a run folder; ``force`` replaces a folder lmscope did not write).
+    Returns ``{"out", "files", "runs"}``."""
+    from lmscope.outputs import output_dir
+
     if not run_dirs:
         raise LmscopeError("give at least one run folder")
     runs = [load_run(d) for d in run_dirs]
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise LmscopeError(f"--out path exists and is not a directory: {out}")
-    out.mkdir(parents=True, exist_ok=True)
+    with output_dir(out, run_dirs, command=command or "lmscope grok plot", force=force) as tmp:
+        files, finals = _draw_runs(runs, tmp)
+    return {"out": str(out), "files": [str(out / p.name) for p in files], "runs": finals}
+
+
+def _draw_runs(runs: list[dict], out: Path) -> tuple[list[Path], list[dict]]:
     files = []
 
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -94,4 +102,4 @@ def plot_runs(run_dirs: list[str | os.PathLike], out_dir: str | os.PathLike) -> 
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>lmscope grokking runs</title></head>"
             f"<body><h1>Grokking runs</h1><table border='1'><tr>{head}</tr>{body}</table>{imgs}</body></html>\n")
     files.append(write_text(out / "index.html", page))
-    return {"out": str(out), "files": [str(p) for p in files], "runs": finals}
+    return files, finals

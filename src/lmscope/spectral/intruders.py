@@ -151,10 +151,16 @@ def mitigation_edits(result: IntruderResult, tuned: ModelSource, scale: float = 
 
 
 def mitigate_intruders(result: IntruderResult, out: str | Path, scale: float = 0.75,
-                       tuned: str | ModelSource | None = None, quiet: bool | None = None) -> Path:
-    """Write a new checkpoint with the intruders' singular values scaled by ``scale``."""
+                       tuned: str | ModelSource | None = None, quiet: bool | None = None,
+                       force: bool = False) -> Path:
+    """Write a new checkpoint with the intruders' singular values scaled by ``scale`` (under lmscope's
+    output policy: ``out`` may not be, hold or be inside the tuned model or the base)."""
+    from lmscope.models.checkpoint import check_output_path
+
     src = open_model(tuned if tuned is not None else result.tuned)
+    base = Path(str(result.base)).expanduser()
+    check_output_path(src, out, force=force, inputs=[base] if base.exists() else [])
     edits = mitigation_edits(result, src, scale)
     return save_edited(src, edits, out, note={"edit": "intruder-mitigation", "scale": scale, "k": result.k,
                                               "eps": result.eps, "base": result.base,
-                                              "matrices_edited": sorted(edits)}, quiet=quiet)
+                                              "matrices_edited": sorted(edits)}, quiet=quiet, force=force)

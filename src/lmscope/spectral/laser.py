@@ -98,7 +98,8 @@ def _numel(shape) -> int:
 
 
 def apply_laser(model: str | ModelSource, reductions: list[Reduction], out: str | Path,
-                cache: SVDCache | None = None, quiet: bool | None = None, factored: bool = False) -> dict:
+                cache: SVDCache | None = None, quiet: bool | None = None, factored: bool = False,
+                force: bool = False) -> dict:
     """Write a copy of ``model`` with the reductions applied; return what was done.
 
     With ``factored=True`` each reduced matrix is stored as two thin factors (a low-rank module)
@@ -109,7 +110,7 @@ def apply_laser(model: str | ModelSource, reductions: list[Reduction], out: str 
 
     src = open_model(model)
     check_reductions(src, reductions)
-    check_output_path_early(src, out)
+    check_output_path_early(src, out, force)
     cache = cache if cache is not None else SVDCache()
     total = sum(_numel(src.tensor_shape(n)) for n in src.tensor_names())
     edits, fac, rows = {}, {}, []
@@ -131,12 +132,13 @@ def apply_laser(model: str | ModelSource, reductions: list[Reduction], out: str 
                                     else "two factors would not be smaller than the matrix")
         rows.append(row)
     after = total - sum(r["dense_parameters"] - r["factored_parameters"] for r in rows if r["stored"] == "factored")
-    path = save_edited(src, edits, out, note={"edit": "laser", "reductions": rows}, quiet=quiet, factored=fac)
+    path = save_edited(src, edits, out, note={"edit": "laser", "reductions": rows}, quiet=quiet, factored=fac,
+                       force=force)
     return {"model": src.spec, "out": str(path), "reductions": rows, "parameters_before": total,
             "parameters_after": after}
 
 
-def check_output_path_early(src: ModelSource, out: str | Path) -> None:
+def check_output_path_early(src: ModelSource, out: str | Path, force: bool = False) -> None:
     from lmscope.models.checkpoint import check_output_path
 
-    check_output_path(src, out)
+    check_output_path(src, out, force=force)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from lmscope._io import atomic_dir, dumps, write_json
+from lmscope._io import dumps, write_json
 from lmscope.data.tasks import infer_task_kind, load_task_file, split_rows
 from lmscope.errors import LmscopeError
 from lmscope.models import ModelSource, open_model
@@ -180,18 +180,25 @@ def batch_loss(model, batch) -> torch.Tensor:
 
 
 def finetune(model: str | ModelSource, data, out: str | Path, config: FinetuneConfig | None = None,
-             quiet: bool | None = None, stop_after: int | None = None) -> FinetuneResult | None:
+             quiet: bool | None = None, stop_after: int | None = None, force: bool = False
+             ) -> FinetuneResult | None:
     """Fine-tune ``model`` on ``data`` (a JSONL path or a list of rows) and write the result to ``out``,
     resuming from ``OUT.partial/`` when an earlier run of the same fine-tune was interrupted (see the
     module docstring). ``stop_after`` ends the training after that many steps as if it had been
     killed, leaving ``OUT.partial/`` to resume from (for tests and time-sliced runs); it then returns None.
+    ``out`` follows lmscope's output policy (:mod:`lmscope.outputs`): it may not be, hold or be inside the
+    model, its base or the data file; ``force`` replaces an existing folder lmscope did not write.
     """
     cfg = config or FinetuneConfig()
     cfg.validate()
     src = open_model(model)
-    from lmscope.models.checkpoint import check_output_path
+    from lmscope.models.checkpoint import check_output_path, input_paths
+    from lmscope.outputs import check_output, output_dir
 
-    check_output_path(src, out)
+    data_files = [Path(data)] if isinstance(data, (str, Path)) else []
+    check_output_path(src, out, force=force, inputs=data_files)
+    # the resumable run folder beside it: its own run.json decides whether it is resumed (check_run_dir)
+    check_output(partial_dir(out), [*input_paths(src), *data_files], kind="run", force=True)
     if isinstance(data, (str, Path)):
         rows, kind = load_task_file(data)
     else:
@@ -276,7 +283,7 @@ def finetune(model: str | ModelSource, data, out: str | Path, config: FinetuneCo
         "base": src.spec, "method": cfg.method, "task": kind, "labels": labels,
         "config": settings, "metrics": metrics, "n_train": len(train_rows), "n_test": len(test_rows),
     }
-    with atomic_dir(out) as tmp:
+    with output_dir(out, checked=True, command=f"lmscope finetune {src.spec}") as tmp:
         model_obj.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         (tmp / "lmscope.json").write_text(dumps(info) + "\n")
