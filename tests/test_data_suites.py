@@ -28,6 +28,7 @@ from lmscope.data.trees import (
     to_bracketed,
 )
 from lmscope.errors import LmscopeError
+from lmscope.outputs import MARKER
 
 
 def run_cli(capsys, *argv) -> tuple[int, str, str]:
@@ -315,7 +316,8 @@ def test_cli_make_writes_the_split_files(capsys, tmp_path):
                               "--n-val", 10, "--n-gen", 20, "--seed", 1)
     assert rc == 0, err
     assert stdout.startswith(f"wrote {out}: train 50, val 10, gen 20")
-    assert sorted(p.name for p in out.iterdir()) == ["gen.jsonl", "info.json", "train.jsonl", "val.jsonl"]
+    assert sorted(p.name for p in out.iterdir() if p.name != MARKER) == ["gen.jsonl", "info.json", "train.jsonl",
+                                                                        "val.jsonl"]
     info = json.loads((out / "info.json").read_text())
     assert info["suite"] == "question-formation" and info["seed"] == 1
     assert info["counts"] == {"train": 50, "val": 10, "gen": 20} and set(info["rules"]) == {"train", "val", "gen"}
@@ -370,7 +372,8 @@ def test_files_hold_nothing_outside_the_suite(tmp_path):
     main(["data", "make", "arith", "--out", str(tmp_path / "a"), "--n-train", "5", "--n-val", "0", "--n-gen", "2",
           "--quiet"])
     assert sorted(p.name for p in Path(tmp_path).iterdir()) == ["a"]
-    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["gen.jsonl", "info.json", "train.jsonl"]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir() if p.name != MARKER) == ["gen.jsonl", "info.json",
+                                                                                     "train.jsonl"]
 
 
 def test_grammar_facts_have_one_definition():

@@ -12,7 +12,7 @@ from pathlib import Path
 from lmscope._io import dumps
 
 # arguments that name what a command writes, or hold no path
-OUTPUT_ARGS = frozenset({"out", "report", "func", "command", "json", "quiet", "force"})
+OUTPUT_ARGS = frozenset({"out", "report", "transcript", "func", "command", "json", "quiet", "force"})
 FORCE_HELP = ("replace an existing --out folder that lmscope did not write (it is deleted as a whole; never "
               "allowed when the folder is, holds or is inside one of the command's inputs)")
 

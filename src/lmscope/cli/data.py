@@ -46,7 +46,6 @@ def cmd_data_make(args) -> None:
             options[key] = value
     if not args.out:
         raise LmscopeError("give --out DIR, the folder for the split files and info.json")
-    check_out(args)
     info = write_suite(args.suite, args.out, args.n_train, args.n_val, args.n_gen, seed=args.seed,
                        force=args.force, command=command_line(), **options)
     counts = ", ".join(f"{s} {n}" for s, n in info["counts"].items())

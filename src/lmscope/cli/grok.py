@@ -38,10 +38,12 @@ def cmd_grok_sweep(args) -> None:
             raise LmscopeError(f"--seeds N needs N >= 1 (or a list such as 0,1,2), got {args.seeds}")
         seeds = list(range(seeds[0]))
     options = {k: getattr(args, k) for k in SWEEP_OPTIONS}
+    jobs = grok_sweep_jobs(args.task, args.out, layers, seeds, args.steps, **options)
     from lmscope.train.sweep import SWEEP_FILE
 
-    check_out(args, kind="run", run_markers=(SWEEP_FILE,))
-    jobs = grok_sweep_jobs(args.task, args.out, layers, seeds, args.steps, **options)
+    # an existing sweep folder is resumed when it holds this sweep's files only (or its sweep.json)
+    own = {SWEEP_FILE, "plots", *(j.name for j in jobs), *(f"{j.name}.log" for j in jobs)}
+    check_out(args, kind="run", own=own, run_markers=(SWEEP_FILE,))
     res = run_sweep(jobs, args.out, workers=args.jobs, threads=args.threads, ray=args.ray,
                     quiet=args.quiet or args.json)
     lines = [f"sweep of {len(jobs)} runs ({res['backend']}) in {res['root']}"]

@@ -130,9 +130,9 @@ def write_suite(name: str, out: str | os.PathLike, n_train: int, n_val: int, n_g
     lmscope's output policy (``force`` replaces an existing folder lmscope did not write)."""
     from lmscope.outputs import check_output, output_dir
 
-    check_output(out, force=force)
-    rows = make_suite(name, n_train, n_val, n_gen, seed, **options)
+    rows = make_suite(name, n_train, n_val, n_gen, seed, **options)  # bad settings are reported first
     info = suite_info(name, n_train, n_val, n_gen, seed, **options)
+    check_output(out, force=force)
     with output_dir(out, checked=True, command=command or f"lmscope data make {name}") as tmp:
         for split, file in info["files"].items():
             write_jsonl(Path(tmp) / file, [r for r in rows if r["split"] == split])
