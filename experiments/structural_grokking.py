@@ -145,7 +145,7 @@ def main(argv=None) -> int:
             return 130
     dirs = [run_dir(runs, L, s) for L in args.layers for s in args.seeds if (run_dir(runs, L, s) / "metrics.jsonl").is_file()]
     figs = doc.parent / "figures"
-    plot_runs([str(d) for d in dirs], figs / "grokking")
+    plot_runs([str(d) for d in dirs], figs / "grokking", force=True)  # the page's own figure folder
     runs_info = [load_run(d) for d in dirs]
     common = args.steps  # every run reaches this step; the depth comparison is made there
     cmd = ("PYTHONPATH=src .venv/bin/python experiments/structural_grokking.py"
