@@ -281,3 +281,40 @@ def test_cache_clear_reports_what_it_could_not_clear(capsys, tmp_path, monkeypat
         assert "cleared" not in out
     finally:
         (cache / "svd" / "x").chmod(0o755)
+
+
+def test_symlinks_are_resolved(capsys, tmp_path, work):
+    (tmp_path / "link").symlink_to(work / "model")
+    refused(capsys, tmp_path, argv_for("spectrum", work, tmp_path / "link"), "refusing to overwrite the input")
+    (tmp_path / "up").symlink_to(work)
+    refused(capsys, tmp_path, argv_for("laser-apply", work, tmp_path / "up" / "model" / "x"), "is inside it")
+
+
+def test_a_bundled_name_stands_for_its_files(capsys, tmp_path):
+    from lmscope.models import bundled_path
+
+    try:
+        where = bundled_path("minilm-l6")
+    except LmscopeError:
+        pytest.skip("the bundled MiniLM package is not installed")
+    listing = sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in where.rglob("*"))
+    refused(capsys, tmp_path, ["spectrum", "minilm-l6", "--out", where], "refusing to overwrite the input")
+    refused(capsys, tmp_path, ["spectrum", "minilm-l6", "--out", where.parent], "holds it")
+    assert sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in where.rglob("*")) == listing
+
+
+def test_run_folders(capsys, tmp_path):
+    runs = tmp_path / "runs"
+    (runs / "a").mkdir(parents=True)
+    (runs / "a" / "run.json").write_text("{}")
+    refused(capsys, tmp_path, ["grok", "plot", runs / "a", "--out", runs / "a"], "refusing to overwrite the input")
+    refused(capsys, tmp_path, ["grok", "plot", runs / "a", "--out", runs], "holds it")
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "summary.json").write_text("mine\n")
+    (notes / "thesis.tex").write_text("mine\n")
+    refused(capsys, tmp_path, ["eval", "game", "--capability", "arithmetic", "--model", "truth", "--evaluator",
+                               "static", "--games", "2", "--out", notes], "give --force")
+    refused(capsys, tmp_path, ["grok", "sweep", "--task", "dyck", "--layers", "1", "--out", notes], "give --force")
+    refused(capsys, tmp_path, ["grok", "train", "--task", "dyck", "--out", Path(os.environ["LMSCOPE_CACHE"]) / "r"],
+            "cache folder")
