@@ -633,6 +633,9 @@ def test_checkup_writes_one_report_folder(capsys, bert_dir, tmp_path):
                  "intruders_heatmap.png", "finetune_loss.png"):
         assert (rep / name).is_file(), name
     summary = json.loads((rep / "summary.json").read_text())
+    # built in a temporary sibling, renamed when complete: nothing names the temporary folder
+    assert ".tmp" not in html and ".tmp" not in (rep / "summary.json").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rep"]
     assert summary["spectrum"]["matrices"] == 12
     assert summary["intruders"]["matrices"] == 12
     assert any("general_contrastive_loss" in k for k in summary["forgetting"])

@@ -318,3 +318,22 @@ def test_run_folders(capsys, tmp_path):
     refused(capsys, tmp_path, ["grok", "sweep", "--task", "dyck", "--layers", "1", "--out", notes], "give --force")
     refused(capsys, tmp_path, ["grok", "train", "--task", "dyck", "--out", Path(os.environ["LMSCOPE_CACHE"]) / "r"],
             "cache folder")
+
+
+def test_cache_clear_that_fails_does_not_say_it_cleared(capsys, tmp_path, monkeypatch):
+    """The deletion fails as it would in a folder the user may not write to (which root always may)."""
+    import lmscope.cache
+
+    cache = tmp_path / "cache"
+    (cache / "svd").mkdir(parents=True)
+    (cache / "svd" / "a.npz").write_text("x")
+    monkeypatch.setenv("LMSCOPE_CACHE", str(cache))
+
+    def rmtree(path, onerror):
+        onerror(os.unlink, str(Path(path) / "a.npz"), (PermissionError, PermissionError(errno.EACCES,
+                                                                                          "Permission denied"), None))
+
+    monkeypatch.setattr(lmscope.cache.shutil, "rmtree", rmtree)
+    rc, out, err = run_cli(capsys, "cache", "clear")
+    assert_clean_error(rc, out, err, f"could not clear svd in {cache}: {cache / 'svd' / 'a.npz'}: permission denied")
+    assert "cleared" not in out

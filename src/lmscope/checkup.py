@@ -84,7 +84,18 @@ def run_checkup(model: str = DEFAULT_MODEL, out: str | Path = "lmscope-report", 
     src = open_model(model)
     with output_dir(out, input_paths(src), command=command or f"lmscope checkup {src.spec}", force=force) as tmp:
         _write_checkup(src, tmp, cfg, quiet, log)
+        _name_final_folder(tmp, Path(out))
     return Path(out) / "index.html"
+
+
+def _name_final_folder(tmp: Path, out: Path) -> None:
+    """The pages and tables name the check-up's own fine-tune by the folder they will live in, not by
+    the temporary one they were built in."""
+    for f in tmp.glob("*"):
+        if f.is_file() and f.suffix in (".html", ".json", ".csv"):
+            text = f.read_text(encoding="utf-8")
+            if str(tmp) in text:
+                f.write_text(text.replace(str(tmp), str(out)), encoding="utf-8")
 
 
 def _write_checkup(src, out: Path, cfg: CheckupConfig, quiet, log) -> Path:
