@@ -337,3 +337,12 @@ def test_cache_clear_that_fails_does_not_say_it_cleared(capsys, tmp_path, monkey
     rc, out, err = run_cli(capsys, "cache", "clear")
     assert_clean_error(rc, out, err, f"could not clear svd in {cache}: {cache / 'svd' / 'a.npz'}: permission denied")
     assert "cleared" not in out
+
+
+def test_lm_cache_file_follows_the_policy(capsys, tmp_path, work):
+    os.mkfifo(tmp_path / "fifo")
+    score = ["lm", "score", "The cat", "--continuation", " sat", "--lm", f"local:{work / 'model'}"]
+    refused(capsys, tmp_path, [*score, "--lm-cache", tmp_path / "fifo"], "it is a fifo")
+    refused(capsys, tmp_path, [*score, "--lm-cache", work / "model" / "model.safetensors"],
+            "refusing to overwrite the input")
+    refused(capsys, tmp_path, [*score, "--lm-cache", work / "model"], "it is a folder")

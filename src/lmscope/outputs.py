@@ -103,13 +103,14 @@ def _cache_root() -> Path:
 
 def check_output(out: PathLike, inputs: Iterable[PathLike | None] = (), *, kind: str = "dir",
                  force: bool = False, what: str = "--out", own: Iterable[str] = (),
-                 run_markers: Iterable[str] = ()) -> Path:
+                 run_markers: Iterable[str] = (), cache_is_input: bool = True) -> Path:
     """Apply the output policy (see the module docstring) to ``out`` and return it as a Path.
 
     ``kind``: ``dir`` (a folder replaced as a whole), ``file`` (one file, replaced) or ``run`` (a run
     folder resumed in place: an existing folder is accepted when it bears lmscope's marker, holds one of
     the run's own marker files ``run_markers`` (such as ``run.json``) or only the names in ``own``, or
-    with ``force``; nothing in it is deleted). ``what`` names the option in messages. Nothing is written.
+    with ``force``; nothing in it is deleted). ``what`` names the option in messages; ``cache_is_input``
+    False lets the path lie in lmscope's cache (for a file of the cache itself). Nothing is written.
     """
     if kind not in ("dir", "file", "run"):
         raise ValueError(kind)
@@ -120,14 +121,15 @@ def check_output(out: PathLike, inputs: Iterable[PathLike | None] = (), *, kind:
         real = _real(path)
     except (OSError, RuntimeError) as e:  # a symlink loop, an unreadable folder on the way
         raise LmscopeError(f"cannot use {what} {out}: {e.strerror if isinstance(e, OSError) else e}") from None
-    _check_inputs(out, real, inputs, what)
+    _check_inputs(out, real, inputs, what, cache_is_input)
     _check_existing(out, path, real, kind, force, what, set(own), set(run_markers))
     if not (kind == "run" and real.is_dir()):  # a run folder is resumed in place; its parent is not written
         _check_parent(out, real, what)
     return path
 
 
-def _check_inputs(out: PathLike, real: Path, inputs: Iterable[PathLike | None], what: str) -> None:
+def _check_inputs(out: PathLike, real: Path, inputs: Iterable[PathLike | None], what: str,
+                  cache_is_input: bool = True) -> None:
     named = [(i, _real(i)) for i in inputs if i is not None and os.fspath(i)]
     cache = _real(_cache_root())
     for given, r in named:
@@ -141,7 +143,7 @@ def _check_inputs(out: PathLike, real: Path, inputs: Iterable[PathLike | None], 
             continue
         raise LmscopeError(f"refusing to overwrite the input {given}: {what} {out} {rel}; choose another "
                            "output path")
-    if real == cache or cache.is_relative_to(real) or real.is_relative_to(cache):
+    if cache_is_input and (real == cache or cache.is_relative_to(real) or real.is_relative_to(cache)):
         rel = "is" if real == cache else "holds" if cache.is_relative_to(real) else "is inside"
         raise LmscopeError(f"refusing to write {what} {out}: it {rel} lmscope's cache folder {cache}; choose "
                            "another output path")

@@ -44,6 +44,13 @@ def lm_from_args(args):
         options["device"] = args.lm_device
     if args.offline and args.no_cache:
         raise LmscopeError("--offline answers from the LM cache, so it cannot be used with --no-cache")
+    if args.lm_cache and not args.no_cache:  # the cache file is written: the output policy applies to it
+        from lmscope.cli._output import command_inputs
+        from lmscope.outputs import check_output
+
+        own = Path(args.lm_cache).expanduser()
+        check_output(own, [p for p in command_inputs(args) if p != own], kind="file", what="--lm-cache",
+                     cache_is_input=False)
     return open_lm(spec, cache=False if args.no_cache else (args.lm_cache or True), offline=args.offline, **options)
 
 
