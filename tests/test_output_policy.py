@@ -346,3 +346,12 @@ def test_lm_cache_file_follows_the_policy(capsys, tmp_path, work):
     refused(capsys, tmp_path, [*score, "--lm-cache", work / "model" / "model.safetensors"],
             "refusing to overwrite the input")
     refused(capsys, tmp_path, [*score, "--lm-cache", work / "model"], "it is a folder")
+
+
+def test_current_folder_is_never_replaced(capsys, tmp_path, work, monkeypatch):
+    here = tmp_path / "here"
+    here.mkdir()
+    (here / "a.txt").write_text("mine\n")
+    monkeypatch.chdir(here)
+    refused(capsys, tmp_path, ["spectrum", work / "model", "--out", ".", "--force"], "current folder")
+    refused(capsys, tmp_path, ["spectrum", work / "model", "--out", "..", "--force"], "refusing")

@@ -169,6 +169,14 @@ def _check_existing(out, path: Path, real: Path, kind: str, force: bool, what: s
         return
     if stat.S_ISREG(st.st_mode):
         raise LmscopeError(f"cannot write {what} {out}: it is a file, and a folder is expected")
+    if kind == "dir":
+        try:
+            here = _real(os.getcwd())
+        except OSError:
+            here = None
+        if here is not None and here.is_relative_to(real):
+            raise LmscopeError(f"refusing to replace {what} {out}: it is or holds the current folder; choose "
+                               "another path")
     try:
         names = set(os.listdir(real))
     except OSError as e:
