@@ -117,6 +117,8 @@ def add_grok(sub, common) -> None:
                     help="run on Ray: 'auto' (the cluster of this machine), HOST:PORT or ray://HOST:PORT, or "
                          "'local' (a private instance on this machine); needs pip install ray")
     gw.add_argument("--no-plot", action="store_true", help="do not write OUT/plots")
+    gw.add_argument("--force", action="store_true", help="use an existing --out folder that holds other files "
+                                                         "(nothing in it is deleted)")
     gw.set_defaults(func=cmd_grok_sweep)
     gp = gsub.add_parser("plot", parents=[common], help="plot runs: accuracy and t-score vs steps, and vs depth",
                          description="Write accuracy.png (id and gen accuracy vs steps, log x axis), "
