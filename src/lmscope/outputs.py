@@ -65,6 +65,12 @@ def _real(p: PathLike) -> Path:
     return Path(os.path.abspath(os.path.expanduser(os.fspath(p)))).resolve()
 
 
+def overlap(a: PathLike, b: PathLike) -> bool:
+    """Whether two paths are the same, or one is inside the other (symlinks resolved)."""
+    ra, rb = _real(a), _real(b)
+    return ra == rb or ra.is_relative_to(rb) or rb.is_relative_to(ra)
+
+
 def _special_kind(mode: int) -> str | None:
     for test, name in ((stat.S_ISFIFO, "a fifo"), (stat.S_ISCHR, "a character device"),
                        (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):

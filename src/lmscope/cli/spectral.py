@@ -49,10 +49,9 @@ def cmd_intruders(args) -> None:
     check_out(args)  # every output checked before any work, so a refusal leaves nothing written
     check_out(args, "report")
     if args.out and args.report:
-        from lmscope.outputs import _real
+        from lmscope.outputs import overlap
 
-        o, r = _real(args.out), _real(args.report)
-        if o == r or o.is_relative_to(r) or r.is_relative_to(o):
+        if overlap(args.out, args.report):
             raise LmscopeError(f"--report {args.report} and --out {args.out} overlap; give two separate folders")
     res = find_intruders(args.base, args.tuned, k=args.k, eps=args.eps, roles=name_list(args.roles, "--roles"),
                          layers=int_list(args.layers, "--layers"), cache=SVDCache(enabled=not args.no_cache),
