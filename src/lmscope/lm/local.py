@@ -110,6 +110,7 @@ class LocalLM(LanguageModel):
         self.source = open_model(self.name)
         if not hasattr(self.source, "path"):
             raise LmscopeError(f"{self.name} is not a model on disk")
+        self.source.require_lm_head("a local language model", causal=True)
         self._model = None
         self._tok = None
         self._identity: dict | None = None
