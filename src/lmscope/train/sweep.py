@@ -296,11 +296,11 @@ def check_ray_address(address: str | None, timeout: float = RAY_CONNECT_TIMEOUT)
     text = str(address).strip()
     try:
         parts = urllib.parse.urlsplit(text if "://" in text else f"ray://{text}")
-        host, port = parts.hostname, parts.port
-    except ValueError:
-        host = port = None
-    if (not text or parts.scheme != "ray" or not host or port is None or parts.path not in ("", "/")
-            or any(c.isspace() for c in text)):
+        scheme, host, port, path = parts.scheme, parts.hostname, parts.port, parts.path
+    except ValueError:  # an unclosed [IPv6 address, a port that is not a number or out of range
+        scheme = host = port = path = None
+    if not text or scheme != "ray" or not host or port is None or path not in ("", "/") or any(
+            c.isspace() for c in text):
         raise LmscopeError(f"bad Ray address {address!r}: give auto, local, HOST:PORT or ray://HOST:PORT")
     try:
         with socket.create_connection((host, port), timeout=timeout):
