@@ -39,6 +39,9 @@ def world(tmp_path_factory) -> Path:
     cfg_path.write_text(json.dumps(cfg))
     shutil.copytree(w / "adapter", w / "badadapter")
     (w / "badadapter" / "adapter_config.json").write_text(json.dumps({**cfg, "r": 16}))
+    shutil.copytree(w / "adapter", w / "clsadapter")  # a classifier's adapter: its head is a label layer
+    (w / "clsadapter" / "lmscope.json").write_text(json.dumps({"task": "classification", "labels": ["a", "b"],
+                                                               "base": str(w / "llama")}))
     (w / "task.jsonl").write_text('{"prompt": "The sky is", "answer": " blue"}\n'
                                   '{"prompt": "Grass is", "answer": " green"}\n')
     (w / "ft.jsonl").write_text('{"text": "a b c"}\n{"text": "d e f"}\n')
@@ -186,7 +189,14 @@ OTHER = [
     ("lm score hi --continuation there --lm local:{enc} --no-cache", "no language-model head"),
     ("lm generate hi --lm local:{enc} --no-cache", "no language-model head"),
     ("lm generate hi --lm local:{adapter} --no-cache --max-tokens 65", "context length"),
+    ("eval {clsadapter} --task {task} --out {out}", "no language-model head"),
+    ("laser search {clsadapter} --task {task} --out {out}", "no language-model head"),
+    ("lm generate hi --lm local:{clsadapter} --no-cache", "no language-model head"),
     ("eval {badadapter} --task {task} --out {out}", "disagree with adapter_config.json"),
+    ("checkup {badadapter} --out {out}", "disagree with adapter_config.json"),
+    ("checkup {missing} --out {out}", "no such model"),
+    ("priors query {malformed} --out {out}", "malformed JSON"),
+    ("priors query {utf8jsonl} --out {out}", ":2: not valid UTF-8"),
     ("spectrum {badadapter} --out {out}", "disagree with adapter_config.json"),
     ("models show {badadapter}", "disagree with adapter_config.json"),
     ("intruders {llama} {badadapter} --out {out}", "disagree with adapter_config.json"),
@@ -252,7 +262,7 @@ def test_a_bad_command_line_is_one_clean_error(world, tmp_path, monkeypatch, cap
              "utf8json": world / "utf8.json", "transcript": world / "transcript.jsonl",
              "sentences": world / "sentences.txt", "empty": world / "empty.jsonl",
              "malformed": world / "malformed.jsonl", "folder": world / "folder", "missing": world / "missing",
-             "adapter_enc": world / "enc", "out": out}
+             "clsadapter": world / "clsadapter", "out": out}
     argv = [w.format(**names) for w in shlex.split(line)]
     before = _hashes(world)
     capsys.readouterr()
