@@ -286,3 +286,127 @@ def test_a_bad_command_line_is_one_clean_error(world, tmp_path, monkeypatch, cap
     assert "Traceback" not in err
     assert not out.exists(), f"{out} was created"
     assert _hashes(world) == before
+
+
+# ------------------------------------------------------------------------------------------------
+# The Python API refuses the same values (LmscopeError naming the setting), so scripts get the same
+# protection as the command line.
+# ------------------------------------------------------------------------------------------------
+def _finetune(**kw):
+    from lmscope.train.finetune import FinetuneConfig
+
+    FinetuneConfig(**kw).validate()
+
+
+def _grok(**kw):
+    from lmscope.grokking.run import GrokConfig
+
+    GrokConfig(**kw)
+
+
+def _search(**kw):
+    from lmscope.spectral.laser_search import SearchConfig
+
+    SearchConfig(**kw)
+
+
+def _generate(**kw):
+    from lmscope.lm.base import check_generate_args
+
+    args = {"max_tokens": 4, "temperature": 0.0, "top_p": 1.0, "n": 1, "stop": None, "seed": 0, **kw}
+    check_generate_args(["hi"], **args)
+
+
+def _reduction(layer=0, keep=0.5):
+    from lmscope.spectral.laser import Reduction
+
+    Reduction(layer, "q", keep)
+
+
+def _rate(rate):
+    from lmscope.spectral.laser import keep_from_rate
+
+    keep_from_rate(rate)
+
+
+NAN, INF = float("nan"), float("inf")
+API_ROWS = [
+    (_finetune, {"lr": NAN}, "lr"), (_finetune, {"lr": -1.0}, "lr"), (_finetune, {"alpha": NAN}, "alpha"),
+    (_finetune, {"alpha": 0}, "alpha"), (_finetune, {"epochs": NAN}, "epochs"), (_finetune, {"rank": 0}, "rank"),
+    (_finetune, {"max_length": 0}, "max-length"), (_finetune, {"seed": -1}, "seed"),
+    (_finetune, {"test_fraction": NAN}, "test fraction"), (_finetune, {"warmup": INF}, "warmup"),
+    (_finetune, {"batch_size": 2.5}, "batch size"),
+    (_grok, {"lr": NAN}, "lr"), (_grok, {"lr": 0.0}, "lr"), (_grok, {"tree_sample": -1}, "tree_sample"),
+    (_grok, {"sample_size": 0}, "sample_size"), (_grok, {"dropout": 1.0}, "dropout"), (_grok, {"seed": -1}, "seed"),
+    (_grok, {"max_len": 0}, "max_len"),
+    (_search, {"top_k": 0}, "top_k"), (_search, {"val_fraction": NAN}, "val_fraction"),
+    (_search, {"keeps": (0.5, NAN)}, "keep"), (_search, {"limit": 0}, "limit"), (_search, {"layers": [-1]}, "layer"),
+    (_generate, {"n": 0}, "n must"), (_generate, {"n": 100_000_000}, "n must"), (_generate, {"top_p": NAN}, "top_p"),
+    (_generate, {"temperature": NAN}, "temperature"), (_generate, {"max_tokens": 10**9}, "max_tokens"),
+    (_reduction, {"keep": NAN}, "keep"), (_reduction, {"keep": 0.0}, "keep"), (_reduction, {"layer": -2}, "layer"),
+    (_rate, {"rate": 11}, "rate"), (_rate, {"rate": NAN}, "rate"),
+]
+
+
+@pytest.mark.parametrize("fn, kwargs, name", API_ROWS,
+                         ids=[f"{f.__name__.strip('_')}-{next(iter(k))}={next(iter(k.values()))}" for f, k, _ in API_ROWS])
+def test_the_api_refuses_the_same_values(fn, kwargs, name):
+    from lmscope.errors import LmscopeError
+
+    with pytest.raises(LmscopeError, match=name) as exc:
+        fn(**kwargs)
+    assert "\n" not in str(exc.value)
+
+
+def test_good_values_pass_the_same_checks():
+    from lmscope.errors import check_int, check_number
+
+    _finetune(lr=1e-4, alpha=16.0, epochs=0.5, max_length=2, test_fraction=0.1)
+    _grok(lr=3e-4, tree_sample=0, sample_size=None)
+    _search(top_k=1, val_fraction=0.5, keeps=(1.0, 0.01))
+    _generate(n=128, top_p=1.0, temperature=0.7)
+    _reduction(layer=0, keep=1.0)
+    _rate(9.9)
+    assert check_int("x", 3, 1, 3) == 3 and check_number("x", "0.25", above=0, below=1) == 0.25
+
+
+# ------------------------------------------------------------------------------------------------
+# Every reader of text a user gives: invalid UTF-8 is an error naming the file and the line; a folder
+# says it is a folder.
+# ------------------------------------------------------------------------------------------------
+def _readers():
+    from lmscope._io import read_jsonl_numbered
+    from lmscope.data.evalsets import load_eval_task
+    from lmscope.data.suites import load_suite_file
+    from lmscope.data.tasks import load_task_file
+    from lmscope.data.trees import read_tree_file
+    from lmscope.evaluation.game import read_transcript
+    from lmscope.priors.queries import PriorTable, read_queries
+    from lmscope.trees.inputs import read_sentence_file
+
+    return {"jsonl": (read_jsonl_numbered, b'{"a": 1}\n{"a": "\xff"}\n', ".jsonl"),
+            "eval task": (load_eval_task, b'{"prompt": "a", "answer": "b"}\n{"prompt": "\xc3("}\n', ".jsonl"),
+            "suite": (load_suite_file, b'{"text": "a b"}\n{"text": "\xfe"}\n', ".jsonl"),
+            "fine-tuning data": (load_task_file, b'{"text": "a b"}\n{"text": "\xfe"}\n', ".jsonl"),
+            "trees": (read_tree_file, b"(S a b)\n(S \xff)\n", ".txt"),
+            "sentences": (read_sentence_file, b"a b\n\xe2\x82\n", ".txt"),
+            "transcript": (read_transcript, b'{"type": "header"}\n\xff\n', ".jsonl"),
+            "queries": (read_queries, b'{"name": "q",\n "template": "\xff"}', ".json"),
+            "prior table": (PriorTable.load, b"x,p\n\xff,1\n", ".csv")}
+
+
+@pytest.mark.parametrize("reader", ["jsonl", "eval task", "suite", "fine-tuning data", "trees", "sentences",
+                                    "transcript", "queries", "prior table"])
+def test_every_text_reader_names_the_line_of_invalid_utf8_and_refuses_a_folder(tmp_path, reader):
+    from lmscope.errors import LmscopeError
+
+    fn, data, suffix = _readers()[reader]
+    path = tmp_path / f"input{suffix}"
+    path.write_bytes(data)
+    with pytest.raises(LmscopeError, match=r":2: not valid UTF-8"):
+        fn(path)
+    assert path.read_bytes() == data
+    folder = tmp_path / f"folder{suffix}"
+    folder.mkdir()
+    with pytest.raises(LmscopeError, match="is a folder"):
+        fn(folder)
