@@ -36,16 +36,6 @@ def run_cli(capsys, *argv) -> tuple[int, str, str]:
     return rc, out, err
 
 
-def usage_error(capsys, *argv) -> str:
-    """argparse's refusal of a bad option value: exit 2, the usage, then one error line (returned)."""
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    assert exc.value.code == 2 and err.startswith("usage: lmscope") and "Traceback" not in err, err
-    return err.strip().splitlines()[-1]
-
-
 def strict_json(text: str):
     """Parse JSON, rejecting the non-standard NaN / Infinity literals."""
     def bad(const):
@@ -467,12 +457,8 @@ def test_intruders_errors_are_one_clean_line(capsys, llama_pair, gpt2_dir, tmp_p
     }[case]
     if case == "hidden32":
         args[1] = _save_llama(tmp_path / "h32", hidden=32)
-    if case in ("k0", "eps2", "eps0", "scale"):  # refused by the option's type, with the allowed range
-        option = {"k0": "--k", "eps2": "--eps", "eps0": "--eps", "scale": "--scale"}[case]
-        assert f"argument {option}: must be" in usage_error(capsys, "intruders", *args)
-    else:
-        rc, out, err = run_cli(capsys, "intruders", *args)
-        assert_clean_error(rc, out, err)
+    rc, out, err = run_cli(capsys, "intruders", *args)
+    assert_clean_error(rc, out, err)
     assert not out_dir.exists() and not rep.exists()
     assert not list(tmp_path.glob(".out.*")) and not list(tmp_path.glob(".rep.*"))
 
@@ -592,13 +578,10 @@ def test_finetune_on_a_bert_without_pooler_gives_a_readable_adapter(capsys, bert
 
 def test_finetune_errors(capsys, bert_dir, tmp_path):
     out_dir = tmp_path / "ad"
-    for extra in ([], ["--task", "nope"], ["--data", tmp_path / "missing.jsonl"]):
+    for extra in (["--task", "sentiment", "--rank", "0"], [], ["--task", "nope"],
+                  ["--data", tmp_path / "missing.jsonl"], ["--task", "sentiment", "--max-steps", "0"]):
         rc, out, err = run_cli(capsys, "finetune", bert_dir, "--n", "16", "--out", out_dir, *extra)
         assert_clean_error(rc, out, err)
-        assert not out_dir.exists()
-    for option, value in (("--rank", "0"), ("--max-steps", "0"), ("--lr", "nan"), ("--alpha", "-1")):
-        line = usage_error(capsys, "finetune", bert_dir, "--task", "sentiment", "--out", out_dir, option, value)
-        assert f"argument {option}: must be" in line
         assert not out_dir.exists()
 
 

@@ -1,7 +1,7 @@
 """Bad command lines as a hostile but realistic user types them, over every command group.
 
-Each row must end as a user error: exit status 2, one ``lmscope: error:`` line (or argparse's usage
-message, whose last line is the error), no traceback, no output folder created and every input file
+Each row must end as a user error: exit status 2, one ``lmscope: error:`` line (argparse's usage
+message, whose last line is the error, only for an unknown choice), no traceback, no output folder created and every input file
 byte-identical. The rows share one small set of inputs (a tiny causal LM with its LM head, an encoder
 without one, a LoRA adapter and one whose config disagrees with its weights, task / text / tree /
 transcript files, some with invalid UTF-8) and are all refused before any model is loaded or trained.
@@ -104,7 +104,8 @@ NUMERIC = [
     ("data task sentiment --out {out}/t.jsonl", "--n", ["0", "-1", "1e3"]),
     ("data task sentiment --out {out}/t.jsonl", "--seed", ["-1"]),
     ("data make dyck --out {out}", "--n-train", ["0", "-1"]),
-    ("data make dyck --out {out}", "--n-val", ["0"]),
+    ("data make dyck --out {out}", "--n-val", ["-1"]),
+    ("data make dyck --out {out}", "--n-gen", ["-5", "x"]),
     ("data make dyck --out {out}", "--k", ["0"]),
     ("data make dyck --out {out}", "--max-depth", ["-1"]),
     ("trees {llama} --data {sentences} --out {out}", "--limit", ["0", "-1"]),
@@ -230,10 +231,11 @@ def _rows():
     rows = []
     for prefix, option, values in NUMERIC:
         for value in values:
-            rows.append(pytest.param(f"{prefix} {option} {value}", option, id=f"{prefix.split()[0]}{option}={value}"))
+            rows.append(pytest.param(f"{prefix} {option} {value}", option, True,
+                                     id=f"{prefix.split()[0]}{option}={value}"))
     for i, (line, match) in enumerate(OTHER):
         words = [w for w in line.split() if not w.startswith("{")]
-        rows.append(pytest.param(line, match, id=f"{i:02d}-" + "-".join(words[:2])))
+        rows.append(pytest.param(line, match, False, id=f"{i:02d}-" + "-".join(words[:2])))
     return rows
 
 
@@ -250,8 +252,8 @@ def test_the_table_covers_every_command_group_and_has_150_rows():
     assert {name for name, _ in COMMANDS} <= used, {name for name, _ in COMMANDS} - used
 
 
-@pytest.mark.parametrize("line, match", ROWS)
-def test_a_bad_command_line_is_one_clean_error(world, tmp_path, monkeypatch, capsys, line, match):
+@pytest.mark.parametrize("line, match, numeric", ROWS)
+def test_a_bad_command_line_is_one_clean_error(world, tmp_path, monkeypatch, capsys, line, match, numeric):
     import shlex
 
     monkeypatch.setenv("LMSCOPE_CACHE", str(tmp_path / "cache"))
@@ -268,7 +270,7 @@ def test_a_bad_command_line_is_one_clean_error(world, tmp_path, monkeypatch, cap
     capsys.readouterr()
     try:
         rc = main(argv)
-    except SystemExit as e:  # argparse's usage error
+    except SystemExit as e:  # argparse's usage error (an unknown choice); never a numeric option's value
         rc = e.code
         _, err = capsys.readouterr()
         assert rc == 2, err
@@ -276,12 +278,15 @@ def test_a_bad_command_line_is_one_clean_error(world, tmp_path, monkeypatch, cap
         assert lines[0].startswith("usage: lmscope"), err
         assert ": error: " in lines[-1], err
         assert match in lines[-1], lines[-1]
+        assert "must be" not in lines[-1], "a bad number is one lmscope: error: line, not a usage message"
     else:
         stdout, err = capsys.readouterr()
         assert rc == 2, (rc, stdout, err)
         lines = err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(ERROR_PREFIX), err
         assert match in lines[0], lines[0]
+        if numeric:  # names the option and the allowed range
+            assert f"argument {match}: must be" in lines[0], lines[0]
         assert "Traceback" not in stdout
     assert "Traceback" not in err
     assert not out.exists(), f"{out} was created"

@@ -1,7 +1,8 @@
 """Numeric command-line options, checked in one place: argparse ``type=`` converters for integers and
-finite numbers in a range. A bad value is argparse's usage error, one line naming the option and the
-allowed range (``argument --lr: must be a number > 0, got 'nan'``), exit 2. The same checks
-(:func:`lmscope.errors.check_int`, :func:`lmscope.errors.check_number`) guard the Python API."""
+finite numbers in a range. A bad value is one line naming the option and the allowed range
+(``lmscope: error: argument --lr: must be a number > 0, got 'nan'``), exit 2, like every user error
+(see :class:`OptionValueError`). The same checks (:func:`lmscope.errors.check_int`,
+:func:`lmscope.errors.check_number`) guard the Python API."""
 
 from __future__ import annotations
 
@@ -12,17 +13,22 @@ from lmscope.errors import LmscopeError, check_int, check_number
 SEED_MAX = 2**32 - 1  # numpy's seeds are 32-bit
 
 
+class OptionValueError(argparse.ArgumentTypeError):
+    """A value out of an option's range. The command line reports it as ``lmscope: error: argument
+    --OPTION: ...`` (one line, exit 2) rather than as argparse's usage message."""
+
+
 def integer(minimum: int | None = None, maximum: int | None = None):
     """A converter: an integer in [minimum, maximum]."""
     def convert(text: str) -> int:
         try:
             value = int(str(text).strip())
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+            raise OptionValueError(f"must be an integer, got {text!r}") from None
         try:
             return check_int("value", value, minimum, maximum)
         except LmscopeError as e:
-            raise argparse.ArgumentTypeError(str(e).removeprefix("value ").replace(f"got {value!r}",
+            raise OptionValueError(str(e).removeprefix("value ").replace(f"got {value!r}",
                                                                                     f"got {text!r}")) from None
 
     convert.__name__ = "integer"
@@ -36,7 +42,7 @@ def number(minimum: float | None = None, maximum: float | None = None, *, above:
         try:
             return check_number("value", str(text).strip(), minimum, maximum, above=above, below=below)
         except LmscopeError as e:
-            raise argparse.ArgumentTypeError(str(e).removeprefix("value ")) from None
+            raise OptionValueError(str(e).removeprefix("value ")) from None
 
     convert.__name__ = "number"
     return convert

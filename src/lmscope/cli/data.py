@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from lmscope.cli._numbers import positive_int, seed
+from lmscope.cli._numbers import non_negative_int, positive_int, seed
 from lmscope.cli._output import emit
 from lmscope.errors import LmscopeError
 
@@ -69,8 +69,8 @@ def add_data(sub, common) -> None:
     dm.add_argument("suite", nargs="?", help="question-formation, tense-inflection, dyck or arith")
     dm.add_argument("--out", help="output folder (replaced as a whole)")
     dm.add_argument("--n-train", type=positive_int, default=10000, help="train rows (default 10000)")
-    dm.add_argument("--n-val", type=positive_int, default=1000, help="in-distribution validation rows (default 1000)")
-    dm.add_argument("--n-gen", type=positive_int, default=1000, help="generalization (gen / ood) rows (default 1000)")
+    dm.add_argument("--n-val", type=non_negative_int, default=1000, help="in-distribution validation rows (default 1000)")
+    dm.add_argument("--n-gen", type=non_negative_int, default=1000, help="generalization (gen / ood) rows (default 1000)")
     dm.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
     dm.add_argument("--k", type=positive_int, help="dyck: number of bracket types (default 2)")
     dm.add_argument("--max-depth", type=positive_int, help="dyck: maximum nesting depth (default 10)")
