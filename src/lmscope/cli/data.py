@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-from lmscope.cli._numbers import non_negative_int, positive_int, seed
+from lmscope.cli._numbers import integer, positive_int, seed
 from lmscope.cli._output import emit
+from lmscope.data.tasks import MAX_ROWS
 from lmscope.errors import LmscopeError
 
 
@@ -55,7 +56,7 @@ def add_data(sub, common) -> None:
     dsub = d.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     dt = dsub.add_parser("task", parents=[common], help="list bundled fine-tuning tasks, or generate one as JSONL")
     dt.add_argument("name", nargs="?")
-    dt.add_argument("--n", type=positive_int, default=2000)
+    dt.add_argument("--n", type=integer(1, MAX_ROWS), default=2000)
     dt.add_argument("--seed", type=seed, default=0)
     dt.add_argument("--out", help="JSONL file (default: stdout)")
     dt.set_defaults(func=cmd_data_task)
@@ -68,9 +69,9 @@ def add_data(sub, common) -> None:
                                      "the suites.")
     dm.add_argument("suite", nargs="?", help="question-formation, tense-inflection, dyck or arith")
     dm.add_argument("--out", help="output folder (replaced as a whole)")
-    dm.add_argument("--n-train", type=positive_int, default=10000, help="train rows (default 10000)")
-    dm.add_argument("--n-val", type=non_negative_int, default=1000, help="in-distribution validation rows (default 1000)")
-    dm.add_argument("--n-gen", type=non_negative_int, default=1000, help="generalization (gen / ood) rows (default 1000)")
+    dm.add_argument("--n-train", type=integer(1, MAX_ROWS), default=10000, help="train rows (default 10000)")
+    dm.add_argument("--n-val", type=integer(0, MAX_ROWS), default=1000, help="in-distribution validation rows (default 1000)")
+    dm.add_argument("--n-gen", type=integer(0, MAX_ROWS), default=1000, help="generalization (gen / ood) rows (default 1000)")
     dm.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
     dm.add_argument("--k", type=positive_int, help="dyck: number of bracket types (default 2)")
     dm.add_argument("--max-depth", type=positive_int, help="dyck: maximum nesting depth (default 10)")
