@@ -28,9 +28,8 @@ from lmscope._io import atomic_dir, read_jsonl_numbered, write_json, write_jsonl
 from lmscope.data import arith as _arith
 from lmscope.data import dyck as _dyck
 from lmscope.data import grammars as _grammars
-from lmscope.data.tasks import MAX_ROWS
 from lmscope.data.trees import leaves, parse_bracketed
-from lmscope.errors import LmscopeError, check_int
+from lmscope.errors import LmscopeError
 
 
 @dataclass(frozen=True)
@@ -110,9 +109,6 @@ def make_suite(name: str, n_train: int, n_val: int, n_gen: int, seed: int = 0, *
     :class:`LmscopeError`.
     """
     suite = get_suite(name)
-    check_int("n_train", n_train, 0, MAX_ROWS)
-    check_int("n_val", n_val, 0, MAX_ROWS)
-    check_int("n_gen", n_gen, 0, MAX_ROWS)
     return suite.generate(n_train, n_val, n_gen, seed, **_check_options(suite, options))
 
 
