@@ -359,7 +359,7 @@ def test_cli_search_eval_and_errors(word_models, tmp_path, capsys):
         (["--task", str(bad)], "bad.jsonl:2"),
         (["--task", str(task), "--roles", "nope"], "unknown role"),
         (["--task", str(task), "--layers", "7"], "layer 7"),
-        (["--task", str(task), "--keeps", "0.5,1.5"], "keep must be in"),
+        (["--task", str(task), "--keeps", "0.5,1.5"], "keep must be a number > 0 and <= 1"),
         (["--task", str(task), "--keeps", "abc"], "comma-separated"),
         (["--task", str(tmp_path / "missing.jsonl")], "no such task file"),
     ):
