@@ -415,3 +415,17 @@ def test_every_text_reader_names_the_line_of_invalid_utf8_and_refuses_a_folder(t
     folder.mkdir()
     with pytest.raises(LmscopeError, match="is a folder"):
         fn(folder)
+
+
+def test_a_bad_number_in_a_real_process_is_one_line(tmp_path):
+    """As a shell user sees it: stderr is exactly one line, exit status 2, nothing written."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LMSCOPE_CACHE": str(tmp_path / "cache")}
+    p = subprocess.run([sys.executable, "-m", "lmscope", "grok", "train", "--task", "dyck", "--lr", "nan",
+                        "--out", str(tmp_path / "run")], capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr == "lmscope: error: argument --lr: must be a finite number, got 'nan'\n"
+    assert not (tmp_path / "run").exists()
