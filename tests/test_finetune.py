@@ -140,4 +140,4 @@ def test_cli_finetune_resume_and_refusal(models, tmp_path, capsys):
     assert not partial_dir(out).exists() and (out / "adapter_model.safetensors").is_file()
     assert json.loads((out / "lmscope.json").read_text())["config"]["ckpt_every"] == 2
     assert main([*args[:-3], "--ckpt-every", "0", "--out", str(tmp_path / "x")]) != 0
-    assert "ckpt-every must be >= 1" in capsys.readouterr().err
+    assert "argument --ckpt-every: must be an integer >= 1" in capsys.readouterr().err

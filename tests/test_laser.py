@@ -68,11 +68,16 @@ def test_apply_writes_a_loadable_checkpoint_and_leaves_the_input(tiny_model_dir,
 def test_bad_reductions(tiny_model_dir, tmp_path):
     src = tiny_model_dir("llama")
     for reds, msg in (([Reduction(7, "q", 0.5)], "layer 7"), ([Reduction(0, "nope", 0.5)], "unknown role"),
-                      ([Reduction(0, "q", 0.0)], "keep"), ([], "no reduction"),
+                      ([], "no reduction"),
                       ([Reduction(0, "q", 0.5), Reduction(0, "q", 0.1)], "twice")):
         with pytest.raises(LmscopeError, match=msg):
             apply_laser(src, reds, tmp_path / "out", quiet=True)
         assert not (tmp_path / "out").exists()
+    for keep in (0.0, 1.5, float("nan")):  # the kept fraction is checked when a reduction is made
+        with pytest.raises(LmscopeError, match="keep"):
+            Reduction(0, "q", keep)
+    with pytest.raises(LmscopeError, match="layer"):
+        Reduction(-1, "q", 0.5)
 
 
 def test_cli_laser_apply(tiny_model_dir, tmp_path, capsys):

@@ -359,7 +359,7 @@ def test_cli_search_eval_and_errors(word_models, tmp_path, capsys):
         (["--task", str(bad)], "bad.jsonl:2"),
         (["--task", str(task), "--roles", "nope"], "unknown role"),
         (["--task", str(task), "--layers", "7"], "layer 7"),
-        (["--task", str(task), "--keeps", "0.5,1.5"], "keep must be in"),
+        (["--task", str(task), "--keeps", "0.5,1.5"], "keep must be a number > 0 and <= 1"),
         (["--task", str(task), "--keeps", "abc"], "comma-separated"),
         (["--task", str(tmp_path / "missing.jsonl")], "no such task file"),
     ):
@@ -378,3 +378,34 @@ def test_checkup_has_a_laser_section(word_models, tmp_path, capsys):
     summary = json.loads((rep / "summary.json").read_text())
     assert summary["laser"]["best"]["layer"] in (0, 1, 2)
     assert (rep / "laser_configs.csv").is_file()
+
+
+def test_eval_of_an_adapter_scores_it_merged_into_its_base(word_models, tmp_path, capsys):
+    """An adapter folder given to `eval` is evaluated on its base with its update merged: the same
+    numbers as the merged model written out as a full checkpoint."""
+    import shutil
+
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from lmscope.cli import main
+
+    base = word_models["llama"]
+    peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(base),
+                                LoraConfig(r=2, lora_alpha=4, init_lora_weights=False, target_modules=["q_proj"]))
+    peft_model.save_pretrained(tmp_path / "adapter")
+    cfg_path = tmp_path / "adapter" / "adapter_config.json"
+    cfg_path.write_text(json.dumps({**json.loads(cfg_path.read_text()), "base_model_name_or_path": str(base)}))
+    merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), str(tmp_path / "adapter"))
+    merged.merge_and_unload().save_pretrained(tmp_path / "merged")
+    for f in base.iterdir():
+        if "token" in f.name:
+            shutil.copy(f, tmp_path / "merged" / f.name)
+    task = _write_jsonl(tmp_path / "task.jsonl", _recall_rows())
+    docs = []
+    for model in (tmp_path / "adapter", tmp_path / "merged", base):
+        capsys.readouterr()
+        assert main(["eval", str(model), "--task", str(task), "--json", "--device", "cpu"]) == 0
+        docs.append(json.loads(capsys.readouterr().out))
+    assert docs[0]["logprob"] == pytest.approx(docs[1]["logprob"], abs=1e-5)
+    assert docs[0]["logprob"] != pytest.approx(docs[2]["logprob"], abs=1e-5)  # the update changed the model

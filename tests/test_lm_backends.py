@@ -372,7 +372,8 @@ def test_cli_bad_input_is_one_line(tiny_dir, tmp_path, capsys):
                        "unknown LM spec 'nope:x'")
     assert_clean_error(*run_cli(capsys, "lm", "generate", "hi", *lm, "--offline"), "not in the LM cache (offline)")
     assert_clean_error(*run_cli(capsys, "lm", "generate", *lm), "give a prompt")
-    assert_clean_error(*run_cli(capsys, "lm", "generate", "hi", "--top-p", "2", *lm), "top_p")
+    assert_clean_error(*run_cli(capsys, "lm", "generate", "hi", "--top-p", "2", *lm),
+                       "argument --top-p: must be a number > 0 and <= 1, got '2'")
     assert_clean_error(*run_cli(capsys, "lm", "generate", "hi", *lm, "--offline", "--no-cache"), "--no-cache")
     bad = tmp_path / "bad.sqlite"
     bad.write_text("not a database at all" * 100)

@@ -149,7 +149,7 @@ def test_bad_requests_are_rejected_before_the_cache(db):
     lm = CachedLM(FakeLM(), db)
     with pytest.raises(LmscopeError, match="request 1: the list of continuations is empty"):
         lm.score([("p", [])])
-    with pytest.raises(LmscopeError, match="n must be a positive integer"):
+    with pytest.raises(LmscopeError, match="n must be an integer >= 1"):
         lm.generate(["p"], n=0)
     assert lm.backend.calls == []
 

@@ -99,8 +99,8 @@ def test_sweep_refuses_to_resume_into_other_configuration(tmp_path, capsys):
     (["--task", "question-formation", "--layers", "0"], "layers must be an integer >= 1"),
     (["--task", "question-formation", "--layers", "2,x"], "--layers must be integers"),
     (["--task", "question-formation", "--layers", "2", "--seeds", "0"], "--seeds N needs N >= 1"),
-    (["--task", "question-formation", "--layers", "2", "--steps", "-5"], "steps must be an integer >= 1"),
-    (["--task", "question-formation", "--layers", "2", "--jobs", "0"], "workers must be a positive integer"),
+    (["--task", "question-formation", "--layers", "2", "--steps", "-5"], "argument --steps: must be an integer >= 1"),
+    (["--task", "question-formation", "--layers", "2", "--jobs", "0"], "argument --jobs: must be an integer >= 1"),
 ])
 def test_sweep_bad_input_one_line(tmp_path, capsys, argv, msg):
     rc = main(["grok", "sweep", *argv, "--out", str(tmp_path / "o"), "--quiet"])

@@ -100,26 +100,62 @@ def _json_default(o: Any):
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
+def check_input_file(path: str | os.PathLike, what: str = "file") -> Path:
+    """``path`` as a Path when it is a readable regular file; else an LmscopeError saying what it is
+    (missing, a folder, not a regular file)."""
+    path = Path(path)
+    if path.is_dir():
+        raise LmscopeError(f"{path} is a folder; expected a {what}")
+    if not path.exists():
+        raise LmscopeError(f"no such {what}: {path}")
+    if not path.is_file():
+        raise LmscopeError(f"{path} is not a regular file; expected a {what}")
+    return path
+
+
+def read_text(path: str | os.PathLike, what: str = "file") -> str:
+    """The text of a UTF-8 file. A missing file, a folder, an unreadable file or invalid UTF-8 is an
+    LmscopeError (invalid bytes name their line: ``path:LINE: not valid UTF-8 ...``)."""
+    path = check_input_file(path, what)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise LmscopeError(f"cannot read {path}: {e.strerror or e}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        lineno = data.count(b"\n", 0, e.start) + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise LmscopeError(f"{path}:{lineno}: not valid UTF-8 (byte 0x{data[e.start]:02x} at column {column}); "
+                           "lmscope reads text files as UTF-8") from None
+
+
+def read_lines_numbered(path: str | os.PathLike, what: str = "file") -> list[tuple[int, str]]:
+    """``(line number, line)`` of a UTF-8 text file, line ends removed (see :func:`read_text`)."""
+    lines = read_text(path, what).split("\n")  # only \n ends a line (JSON text may hold U+2028)
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [(k, line[:-1] if line.endswith("\r") else line) for k, line in enumerate(lines, 1)]
+
+
 def read_jsonl_numbered(path: str | os.PathLike) -> list[tuple[int, dict]]:
     """Read a JSONL file as ``(line number, object)`` pairs, skipping blank lines.
 
-    A malformed line raises LmscopeError naming the line number; so does a file with no examples.
+    A malformed line (or invalid UTF-8) raises LmscopeError naming the line number; so does a file
+    with no examples, and a folder or missing path says which it is.
     """
     path = Path(path)
-    if not path.is_file():
-        raise LmscopeError(f"no such file: {path}")
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise LmscopeError(f"{path}:{lineno}: malformed JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise LmscopeError(f"{path}:{lineno}: expected a JSON object per line")
-            rows.append((lineno, row))
+    for lineno, line in read_lines_numbered(path):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise LmscopeError(f"{path}:{lineno}: malformed JSON ({e.msg})") from None
+        if not isinstance(row, dict):
+            raise LmscopeError(f"{path}:{lineno}: expected a JSON object per line")
+        rows.append((lineno, row))
     if not rows:
         raise LmscopeError(f"{path}: the file holds no examples")
     return rows

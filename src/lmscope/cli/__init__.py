@@ -33,11 +33,25 @@ def _modules() -> list:
     return [importlib.import_module(f"lmscope.cli.{m}") for m in dict.fromkeys(m for _, m in COMMANDS)]
 
 
+class _OptionError(Exception):
+    """A numeric option's value out of range (see lmscope.cli._numbers): reported like an LmscopeError."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        from lmscope.cli._numbers import OptionValueError
+
+        # argparse calls error() while handling the ArgumentError it raised for the converter's error
+        if isinstance(getattr(sys.exc_info()[1], "__context__", None), OptionValueError):
+            raise _OptionError(message)
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print the result as one JSON document")
     common.add_argument("--quiet", action="store_true", help="no progress bars or status lines")
-    p = argparse.ArgumentParser(prog="lmscope", description="Look inside language models, edit them, and use "
+    p = _Parser(prog="lmscope", description="Look inside language models, edit them, and use "
                                 "them as parts of larger systems.")
     p.add_argument("--version", action="version", version=f"lmscope {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -64,7 +78,11 @@ def _quiet_libraries() -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = _prepare_argv([str(a) for a in (sys.argv[1:] if argv is None else argv)])
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except _OptionError as e:
+        print(f"lmscope: error: {e}", file=sys.stderr)
+        return 2
     _quiet_libraries()
     from lmscope.progress import set_quiet
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+from lmscope.cli._numbers import integer, positive_int, seed
 from lmscope.cli._output import add_force, check_out, command_line, emit
+from lmscope.data.tasks import MAX_ROWS
 from lmscope.errors import LmscopeError
 
 
@@ -59,8 +61,8 @@ def add_data(sub, common) -> None:
     dsub = d.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     dt = dsub.add_parser("task", parents=[common], help="list bundled fine-tuning tasks, or generate one as JSONL")
     dt.add_argument("name", nargs="?")
-    dt.add_argument("--n", type=int, default=2000)
-    dt.add_argument("--seed", type=int, default=0)
+    dt.add_argument("--n", type=integer(1, MAX_ROWS), default=2000)
+    dt.add_argument("--seed", type=seed, default=0)
     dt.add_argument("--out", help="JSONL file (default: stdout; an existing file of that name is replaced)")
     dt.set_defaults(func=cmd_data_task)
     dm = dsub.add_parser("make", parents=[common], help="list the synthetic suites, or write one (train/val/gen "
@@ -73,12 +75,12 @@ def add_data(sub, common) -> None:
     dm.add_argument("suite", nargs="?", help="question-formation, tense-inflection, dyck or arith")
     dm.add_argument("--out", help="output folder (replaced as a whole)")
     add_force(dm)
-    dm.add_argument("--n-train", type=int, default=10000, help="train rows (default 10000)")
-    dm.add_argument("--n-val", type=int, default=1000, help="in-distribution validation rows (default 1000)")
-    dm.add_argument("--n-gen", type=int, default=1000, help="generalization (gen / ood) rows (default 1000)")
-    dm.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    dm.add_argument("--k", type=int, help="dyck: number of bracket types (default 2)")
-    dm.add_argument("--max-depth", type=int, help="dyck: maximum nesting depth (default 10)")
+    dm.add_argument("--n-train", type=integer(1, MAX_ROWS), default=10000, help="train rows (default 10000)")
+    dm.add_argument("--n-val", type=integer(0, MAX_ROWS), default=1000, help="in-distribution validation rows (default 1000)")
+    dm.add_argument("--n-gen", type=integer(0, MAX_ROWS), default=1000, help="generalization (gen / ood) rows (default 1000)")
+    dm.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
+    dm.add_argument("--k", type=positive_int, help="dyck: number of bracket types (default 2)")
+    dm.add_argument("--max-depth", type=positive_int, help="dyck: maximum nesting depth (default 10)")
     dm.set_defaults(func=cmd_data_make)
 
 

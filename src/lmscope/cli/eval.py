@@ -7,6 +7,7 @@ from pathlib import Path
 
 from lmscope.cli._help import MODEL_HELP, TASK_HELP
 from lmscope.cli._lists import int_list, name_list
+from lmscope.cli._numbers import non_negative_int, positive_int, seed
 from lmscope.cli._output import add_force, check_out, command_line, emit, logger
 from lmscope.cli.lm import add_lm_arguments, lm_from_args, log_cache
 from lmscope.errors import LmscopeError
@@ -205,14 +206,14 @@ def cmd_eval_profile(args) -> None:
 
 
 def _game_options(p) -> None:
-    p.add_argument("--samples", type=int, default=16, help="ground-truth samples the evaluator learns from "
+    p.add_argument("--samples", type=positive_int, default=16, help="ground-truth samples the evaluator learns from "
                                                            "(the static benchmark's size) (default 16)")
-    p.add_argument("--rounds", type=int, default=4, help="interaction rounds (default 4)")
-    p.add_argument("--queries", type=int, default=2, help="queries per round (default 2)")
-    p.add_argument("--threshold", type=int, default=1,
+    p.add_argument("--rounds", type=positive_int, default=4, help="interaction rounds (default 4)")
+    p.add_argument("--queries", type=positive_int, default=2, help="queries per round (default 2)")
+    p.add_argument("--threshold", type=non_negative_int, default=1,
                    help="wrong (or judged wrong) answers at which an evaluator says 'model' (default 1)")
-    p.add_argument("--games", type=int, default=100, help="games, each with a hidden fair coin (default 100)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the coins and the evaluators (default 0)")
+    p.add_argument("--games", type=positive_int, default=100, help="games, each with a hidden fair coin (default 100)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the coins and the evaluators (default 0)")
     p.add_argument("--on-error", choices=["continue", "stop"], default="stop",
                    help="after a game in which the model failed: stop (default) or go on; either way the "
                         "game is recorded and not counted")
@@ -229,10 +230,10 @@ def add_eval(sub, common) -> None:
                                "`lmscope eval list` (each has its own --help).")
     ev.add_argument("model", help=MODEL_HELP)
     ev.add_argument("--task", required=True, help=TASK_HELP)
-    ev.add_argument("--limit", type=int, help="score a seeded sample of this many examples")
-    ev.add_argument("--seed", type=int, default=0)
-    ev.add_argument("--batch-size", type=int, default=32)
-    ev.add_argument("--top-k", type=int, default=5)
+    ev.add_argument("--limit", type=positive_int, help="score a seeded sample of this many examples")
+    ev.add_argument("--seed", type=seed, default=0)
+    ev.add_argument("--batch-size", type=positive_int, default=32)
+    ev.add_argument("--top-k", type=positive_int, default=5)
     ev.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     ev.add_argument("--out", help="folder for summary.json and examples.jsonl (per-example metrics)")
     add_force(ev)

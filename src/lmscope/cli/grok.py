@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lmscope.cli._lists import int_list
+from lmscope.cli._numbers import integer, number, positive_int
 from lmscope.cli._output import add_force, check_out, command_line, emit
 from lmscope.errors import LmscopeError
 from lmscope.grokking.run import SWEEP_OPTIONS, GrokConfig
@@ -29,8 +30,9 @@ def cmd_grok_train(args) -> None:
 def cmd_grok_sweep(args) -> None:
     from lmscope.grokking import grok_sweep_jobs, load_run
     from lmscope.report.grokking import plot_runs
-    from lmscope.train.sweep import run_step, run_sweep
+    from lmscope.train.sweep import check_ray_address, run_step, run_sweep
 
+    check_ray_address(args.ray)  # before any run folder is made
     layers = int_list(args.layers, "--layers")
     seeds = int_list(args.seeds, "--seeds")
     if args.seeds.strip().isdigit():  # one number N: seeds 0 .. N-1
@@ -78,12 +80,21 @@ def cmd_grok_plot(args) -> None:
     emit(args, res, [f"wrote {len(res['files'])} files to {res['out']}"])
 
 
+def _converter(f):
+    """The argparse type of a GrokConfig field: an integer at least its minimum, or a finite number."""
+    if f.metadata.get("minimum") is not None:
+        return integer(f.metadata["minimum"])
+    if f.metadata.get("number_above") is not None:
+        return number(above=f.metadata["number_above"])
+    return integer(0) if isinstance(f.default, int) else number()
+
+
 def _config_options(p, skip: tuple[str, ...] = (), sweep: bool = False) -> None:
     """The options of grok train and grok sweep made from the GrokConfig fields (name, type, default, help)."""
     for f in GrokConfig.options():
         if f.name not in skip:
             text = (sweep and f.metadata["sweep_help"]) or f.metadata["help"]
-            p.add_argument(GrokConfig.flag(f.name), type=type(f.default), default=f.default, help=text)
+            p.add_argument(GrokConfig.flag(f.name), type=_converter(f), default=f.default, help=text)
 
 
 def add_grok(sub, common) -> None:
@@ -111,8 +122,8 @@ def add_grok(sub, common) -> None:
     gw.add_argument("--layers", required=True, help="depths, comma-separated (e.g. 2,4,6,8)")
     gw.add_argument("--seeds", default="1", help="N (seeds 0..N-1) or a list such as 0,2 (default 1)")
     _config_options(gw, skip=("layers", "seed"), sweep=True)
-    gw.add_argument("--jobs", type=int, help="runs at a time (default: one per core; with --ray: as the cluster allows)")
-    gw.add_argument("--threads", type=int, help="threads per run (default: cores // jobs locally, 1 on Ray)")
+    gw.add_argument("--jobs", type=positive_int, help="runs at a time (default: one per core; with --ray: as the cluster allows)")
+    gw.add_argument("--threads", type=positive_int, help="threads per run (default: cores // jobs locally, 1 on Ray)")
     gw.add_argument("--ray", metavar="ADDRESS",
                     help="run on Ray: 'auto' (the cluster of this machine), HOST:PORT or ray://HOST:PORT, or "
                          "'local' (a private instance on this machine); needs pip install ray")

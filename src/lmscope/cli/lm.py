@@ -5,8 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lmscope.cli._numbers import (
+    integer,
+    non_negative_number,
+    positive_int,
+    positive_number,
+    probability,
+    seed,
+)
 from lmscope.cli._output import emit, logger
 from lmscope.errors import LmscopeError
+from lmscope.lm.base import MAX_COMPLETIONS, MAX_GENERATE_TOKENS
 
 
 def add_lm_arguments(parser) -> None:
@@ -21,8 +30,8 @@ def add_lm_arguments(parser) -> None:
     g.add_argument("--no-cache", action="store_true", help="neither read nor write the LM cache")
     g.add_argument("--lm-cache", metavar="PATH", help="the LM cache file (default: lm/lm.sqlite in the lmscope cache)")
     g.add_argument("--lm-device", default="auto", help="local models: auto (a GPU when there is one), cpu, cuda, cuda:N")
-    g.add_argument("--lm-timeout", type=float, metavar="SECONDS", help="HTTP servers: seconds to wait for a reply")
-    g.add_argument("--lm-concurrency", type=int, metavar="N", help="HTTP servers: requests in flight at once")
+    g.add_argument("--lm-timeout", type=positive_number, metavar="SECONDS", help="HTTP servers: seconds to wait for a reply")
+    g.add_argument("--lm-concurrency", type=positive_int, metavar="N", help="HTTP servers: requests in flight at once")
     g.add_argument("--api-key", help="HTTP servers: the API key")
 
 
@@ -85,9 +94,9 @@ def _generate_prompts(args) -> list:
                 else:
                     raise LmscopeError(f"{path}:{lineno}: expected {{\"prompt\": text}} or {{\"messages\": [...]}}")
         else:
-            if not path.is_file():
-                raise LmscopeError(f"no such file: {path}")
-            lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+            from lmscope._io import read_lines_numbered
+
+            lines = [ln for _, ln in read_lines_numbered(path) if ln.strip()]
             if not lines:
                 raise LmscopeError(f"{path}: the file holds no prompts")
             prompts += [as_chat(ln) for ln in lines]
@@ -239,13 +248,15 @@ def add_lm(sub, common) -> None:
                                    "or a text file with one prompt per line")
     lg.add_argument("--chat", action="store_true", help="send each text prompt as a user chat message (the "
                                                          "model's chat template)")
-    lg.add_argument("--max-tokens", type=int, help=f"tokens generated at most (default {MAX_TOKENS}; "
+    lg.add_argument("--max-tokens", type=integer(1, MAX_GENERATE_TOKENS),
+                    help=f"tokens generated at most (default {MAX_TOKENS}; "
                     f"{CHAT_MAX_TOKENS} for chat prompts, which end at the model's end of turn)")
-    lg.add_argument("--temperature", type=float, default=0.0, help="0 (default) is greedy")
-    lg.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default 1: off)")
-    lg.add_argument("--n", type=int, default=1, help="completions per prompt (default 1)")
+    lg.add_argument("--temperature", type=non_negative_number, default=0.0, help="0 (default) is greedy")
+    lg.add_argument("--top-p", type=probability, default=1.0, help="nucleus sampling mass (default 1: off)")
+    lg.add_argument("--n", type=integer(1, MAX_COMPLETIONS), default=1,
+                    help=f"completions per prompt (default 1, at most {MAX_COMPLETIONS})")
     lg.add_argument("--stop", action="append", metavar="TEXT", help="stop at this text, not included (repeatable)")
-    lg.add_argument("--seed", type=int, default=0, help="seed of the sampling (default 0)")
+    lg.add_argument("--seed", type=seed, default=0, help="seed of the sampling (default 0)")
     add_lm_arguments(lg)
     lg.set_defaults(func=cmd_lm_generate)
     lsc = lmsub.add_parser("score", parents=[common], help="log-probabilities of continuations after a prompt",
@@ -264,7 +275,7 @@ def add_lm(sub, common) -> None:
                                       "--older-than DAYS. clear: delete the cache file (also a damaged one).")
     lc.add_argument("action", choices=["info", "prune", "clear"], nargs="?", default="info")
     lc.add_argument("--model", help="prune: the model's spec as info lists it, e.g. local:smollm2-135m or 'http*'")
-    lc.add_argument("--older-than", type=float, metavar="DAYS", help="prune: entries older than this many days")
+    lc.add_argument("--older-than", type=non_negative_number, metavar="DAYS", help="prune: entries older than this many days")
     lc.add_argument("--lm-cache", metavar="PATH", help="the LM cache file (default: lm/lm.sqlite in the lmscope cache)")
     lc.set_defaults(func=cmd_lm_cache)
 

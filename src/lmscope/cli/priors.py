@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lmscope.cli._numbers import seed
 from lmscope.cli._output import add_force, check_out, command_line, emit, write_report
 from lmscope.cli.lm import add_lm_arguments, lm_from_args, log_cache
 from lmscope.errors import LmscopeError
@@ -96,7 +97,7 @@ def add_priors(sub, common) -> None:
                                        "out-of-distribution slices.")
     prun.add_argument("benchmark", help="labels, actions, search, or all (see `lmscope priors list`)")
     prun.add_argument("--no-lm", action="store_true", help="no language model: only the rows that need none")
-    prun.add_argument("--seed", type=int, default=0, help="seed of the generated benchmark (default 0)")
+    prun.add_argument("--seed", type=seed, default=0, help="seed of the generated benchmark (default 0)")
     prun.add_argument("--size", default="default", choices=["small", "default"],
                       help="benchmark size (default: default, about a minute with SmolLM2-135M on 2 CPU cores)")
     prun.add_argument("--out", help="report folder: tables (CSV, JSON), prior tables, plots, index.html")

@@ -8,6 +8,14 @@ from pathlib import Path
 
 from lmscope.cli._help import MODEL_HELP, TASK_HELP
 from lmscope.cli._lists import float_list, int_list, name_list
+from lmscope.cli._numbers import (
+    fraction,
+    non_negative_int,
+    number,
+    positive_int,
+    probability,
+    seed,
+)
 from lmscope.cli._output import add_force, check_out, command_line, emit, logger, write_report
 from lmscope.errors import LmscopeError
 
@@ -143,12 +151,12 @@ def add_intruders(sub, common) -> None:
                                    "new checkpoint to --out with every intruder's singular value multiplied.")
     i.add_argument("base", help=MODEL_HELP)
     i.add_argument("tuned", help=MODEL_HELP)
-    i.add_argument("--k", type=int, default=10, help="top-k singular vectors of the tuned matrix (default 10)")
-    i.add_argument("--eps", type=float, default=0.5, help="similarity threshold (default 0.5)")
+    i.add_argument("--k", type=positive_int, default=10, help="top-k singular vectors of the tuned matrix (default 10)")
+    i.add_argument("--eps", type=probability, default=0.5, help="similarity threshold (default 0.5)")
     i.add_argument("--roles", help="comma-separated roles")
     i.add_argument("--layers", help="layers, e.g. 0,1,5-8")
     i.add_argument("--matrix", help="matrix key for the similarity figure (default: the one with most intruders)")
-    i.add_argument("--scale", type=float, help="mitigation: multiply intruders' singular values by this (e.g. 0.75)")
+    i.add_argument("--scale", type=number(0.0, 1.0), help="mitigation: multiply intruders' singular values by this (e.g. 0.75)")
     i.add_argument("--out", help="report folder; with --scale, the mitigated checkpoint's folder")
     i.add_argument("--report", help="report folder when --out is the mitigated checkpoint")
     i.add_argument("--no-cache", action="store_true", help="do not read or write the SVD cache")
@@ -164,10 +172,10 @@ def add_laser(sub, common) -> None:
                                       "k = floor(keep * min(m, n)), and write a new checkpoint. The paper's rate r "
                                       "maps to keep = 1 - 0.1 r (rate 9.9 = keep 0.01).")
     lap.add_argument("model", help=MODEL_HELP)
-    lap.add_argument("--layer", type=int)
+    lap.add_argument("--layer", type=non_negative_int)
     lap.add_argument("--role", help="q, k, v, o, fc_in (gate), up, fc_out (down)")
-    lap.add_argument("--keep", type=float, help="kept fraction of the rank, in (0, 1]")
-    lap.add_argument("--rate", type=float, help="the paper's rate (0-10) instead of --keep")
+    lap.add_argument("--keep", type=probability, help="kept fraction of the rank, in (0, 1]")
+    lap.add_argument("--rate", type=number(0.0, below=10.0), help="the paper's rate (0-10) instead of --keep")
     lap.add_argument("--reduce", action="append", metavar="LAYER:ROLE:KEEP",
                      help="another reduction (repeatable), e.g. --reduce 27:fc_in:0.01")
     lap.add_argument("--out", required=True, help="folder of the new checkpoint")
@@ -187,11 +195,11 @@ def add_laser(sub, common) -> None:
     las.add_argument("--layers", help="layers to search, e.g. 20-29 (default: all)")
     las.add_argument("--roles", help="roles to search (default: fc_in,fc_out, the paper's MLP matrices)")
     las.add_argument("--keeps", help="kept fractions (default: 0.9,0.8,0.6,0.4,0.2,0.1,0.05,0.01,0.005)")
-    las.add_argument("--val-fraction", type=float, default=0.2, help="validation share of the examples (default 0.2)")
-    las.add_argument("--seed", type=int, default=0, help="seed of the validation/test split (default 0)")
-    las.add_argument("--limit", type=int, help="use a seeded sample of this many examples")
-    las.add_argument("--batch-size", type=int, default=32)
-    las.add_argument("--top-k", type=int, default=5, help="k of the top-k metric (default 5)")
+    las.add_argument("--val-fraction", type=fraction, default=0.2, help="validation share of the examples (default 0.2)")
+    las.add_argument("--seed", type=seed, default=0, help="seed of the validation/test split (default 0)")
+    las.add_argument("--limit", type=positive_int, help="use a seeded sample of this many examples")
+    las.add_argument("--batch-size", type=positive_int, default=32)
+    las.add_argument("--top-k", type=positive_int, default=5, help="k of the top-k metric (default 5)")
     las.add_argument("--no-compose", action="store_true", help="skip the greedy composition")
     las.add_argument("--no-resume", action="store_true", help="rescore every config even if a previous run did")
     las.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda, cuda:N")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from lmscope.cli._help import MODEL_HELP
+from lmscope.cli._numbers import fraction, integer, positive_int, positive_number, seed
 from lmscope.cli._output import add_force, check_out, emit
 from lmscope.errors import LmscopeError
 
@@ -46,19 +47,19 @@ def add_finetune(sub, common) -> None:
     f.add_argument("model", help=MODEL_HELP)
     f.add_argument("--data", help="JSONL training data")
     f.add_argument("--task", help="a bundled task instead of --data (see `lmscope data task`)")
-    f.add_argument("--n", type=int, default=2000, help="examples generated for a bundled task (default 2000)")
+    f.add_argument("--n", type=positive_int, default=2000, help="examples generated for a bundled task (default 2000)")
     f.add_argument("--method", default="lora", choices=["lora", "rslora", "full"])
-    f.add_argument("--rank", type=int, default=8)
-    f.add_argument("--alpha", type=float, help="LoRA alpha (default 2 * rank)")
+    f.add_argument("--rank", type=positive_int, default=8)
+    f.add_argument("--alpha", type=positive_number, help="LoRA alpha (default 2 * rank)")
     f.add_argument("--targets", default="all-linear", help="all-linear, or roles/module names: q,v,fc_out")
-    f.add_argument("--lr", type=float, help="learning rate (default: LoRA r=1 3e-4, LoRA/rsLoRA 1.5e-4, full 1e-5)")
-    f.add_argument("--epochs", type=float, default=1.0)
-    f.add_argument("--max-steps", type=int)
-    f.add_argument("--batch-size", type=int, default=16)
-    f.add_argument("--max-length", type=int, default=128)
-    f.add_argument("--test-fraction", type=float, default=0.2)
-    f.add_argument("--seed", type=int, default=0)
-    f.add_argument("--ckpt-every", type=int, default=100,
+    f.add_argument("--lr", type=positive_number, help="learning rate (default: LoRA r=1 3e-4, LoRA/rsLoRA 1.5e-4, full 1e-5)")
+    f.add_argument("--epochs", type=positive_number, default=1.0)
+    f.add_argument("--max-steps", type=positive_int)
+    f.add_argument("--batch-size", type=positive_int, default=16)
+    f.add_argument("--max-length", type=integer(2), default=128)
+    f.add_argument("--test-fraction", type=fraction, default=0.2)
+    f.add_argument("--seed", type=seed, default=0)
+    f.add_argument("--ckpt-every", type=positive_int, default=100,
                    help="steps between checkpoints in OUT.partial/, from which an interrupted run resumes")
     f.add_argument("--out", required=True, help="output folder (adapter or full model)")
     add_force(f)
@@ -70,7 +71,7 @@ def add_forgetting(sub, common) -> None:
                        description="LM loss for causal LMs; contrastive loss for sentence encoders.")
     g.add_argument("model", help=MODEL_HELP)
     g.add_argument("--base", help="base model of a LoRA adapter")
-    g.add_argument("--n", type=int, help="number of passages (default all)")
+    g.add_argument("--n", type=positive_int, help="number of passages (default all)")
     g.set_defaults(func=cmd_forgetting)
 
 

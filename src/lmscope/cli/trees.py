@@ -6,6 +6,7 @@ from pathlib import Path
 
 from lmscope.cli._help import MODEL_HELP
 from lmscope.cli._lists import layer_arg
+from lmscope.cli._numbers import non_negative_int, positive_int, seed
 from lmscope.cli._output import add_force, check_out, command_line, emit, write_report
 from lmscope.errors import LmscopeError
 
@@ -64,12 +65,12 @@ def add_trees(sub, common) -> None:
                          "start with a bracket, such as Dyck strings)")
     tr.add_argument("--layer", help="layer read: 1..L (L, the last, by default; negative counts from the end), "
                                     "or a list such as 2,4,6-8 for a per-layer table")
-    tr.add_argument("--threshold", type=int, default=0, help="first block under the span mask (default 0: all)")
+    tr.add_argument("--threshold", type=non_negative_int, default=0, help="first block under the span mask (default 0: all)")
     tr.add_argument("--distance", choices=["cosine", "euclidean"], default="cosine")
-    tr.add_argument("--limit", type=int, help="use only the first N sentences")
-    tr.add_argument("--seed", type=int, default=0, help="seed of the t-score's random splits and the random trees")
-    tr.add_argument("--sentence", type=int, default=0, help="sentence (0-based) drawn in the report and printed")
-    tr.add_argument("--batch-size", type=int, default=32, help="sequences per forward pass (default 32)")
+    tr.add_argument("--limit", type=positive_int, help="use only the first N sentences")
+    tr.add_argument("--seed", type=seed, default=0, help="seed of the t-score's random splits and the random trees")
+    tr.add_argument("--sentence", type=non_negative_int, default=0, help="sentence (0-based) drawn in the report and printed")
+    tr.add_argument("--batch-size", type=positive_int, default=32, help="sequences per forward pass (default 32)")
     tr.add_argument("--reference", action="store_true", help="the reference procedure: one masked pass per span, "
                                                               "one at a time (slow; the same charts)")
     tr.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, cuda:N")

@@ -58,9 +58,14 @@ def draw_rows(n: int, sample: Callable[[], dict | None], seen: set[str], what: s
     return rows
 
 
+MAX_COUNT = 10_000_000  # rows one split may have (a typo is an error, not a hang); as data.tasks.MAX_ROWS
+
+
 def check_count(name: str, n) -> int:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise LmscopeError(f"{name} must be a whole number >= 0, got {n!r}")
+    if n > MAX_COUNT:
+        raise LmscopeError(f"{name} must be a whole number <= {MAX_COUNT:,}, got {n!r}")
     return int(n)
 
 

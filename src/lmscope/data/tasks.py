@@ -15,7 +15,7 @@ import random
 from collections.abc import Callable
 
 from lmscope._io import read_jsonl
-from lmscope.errors import LmscopeError
+from lmscope.errors import LmscopeError, check_int
 
 TASKS: dict[str, str] = {
     "sentiment": "binary sentiment (negative/positive) of short product, restaurant and movie reviews, "
@@ -674,6 +674,9 @@ def task_kind(name: str) -> str:
     return _KINDS[name]
 
 
+MAX_ROWS = 10_000_000  # rows one generated task or suite split may have (a typo is an error, not a hang)
+
+
 def make_task(name: str, n: int, seed: int = 0) -> list[dict]:
     """Generate ``n`` rows of the built-in task ``name``, deterministically from ``seed``.
 
@@ -682,8 +685,7 @@ def make_task(name: str, n: int, seed: int = 0) -> list[dict]:
     where the templates allow it. Unknown names and ``n < 1`` raise :class:`LmscopeError`.
     """
     _check_name(name)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise LmscopeError(f"the number of examples must be a positive whole number, got {n!r}")
+    check_int("the number of examples", n, 1, MAX_ROWS)
     rng = random.Random(f"lmscope-task:{name}:{seed}")
     if name == "sentiment":
         labels: list[str] | None = ["negative", "positive"]

@@ -244,18 +244,17 @@ def parse_bracketed(text: str, labeled: bool | None = None) -> Tree:
 
 def read_tree_file(path: str | os.PathLike, labeled: bool | None = None) -> list[Tree]:
     """One bracketed tree per line (blank lines skipped); errors name the line: ``path:LINE: ...``."""
+    from lmscope._io import read_lines_numbered
+
     path = Path(path)
-    if not path.is_file():
-        raise LmscopeError(f"no such file: {path}")
     trees = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                trees.append(parse_bracketed(line, labeled=labeled))
-            except LmscopeError as e:
-                raise LmscopeError(f"{path}:{lineno}: {e}") from None
+    for lineno, line in read_lines_numbered(path):
+        if not line.strip():
+            continue
+        try:
+            trees.append(parse_bracketed(line, labeled=labeled))
+        except LmscopeError as e:
+            raise LmscopeError(f"{path}:{lineno}: {e}") from None
     if not trees:
         raise LmscopeError(f"{path}: the file holds no trees")
     return trees

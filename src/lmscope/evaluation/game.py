@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from lmscope import __version__
-from lmscope._io import dumps
+from lmscope._io import dumps, read_text
 from lmscope.errors import LmscopeError
 from lmscope.evaluation.capabilities import Capability, get_capability
 from lmscope.evaluation.evaluators import Channel, Evaluator, Resources, make_evaluator
@@ -267,10 +267,8 @@ _MATCH_KEYS = ("capability", "evaluator", "evaluator_options", "resources", "see
 def read_transcript(path: str | os.PathLike) -> tuple[dict, dict[int, dict]]:
     """(header, last record per game) of a transcript; a torn last line (an interrupted write) is ignored."""
     path = Path(path)
-    if not path.is_file():
-        raise LmscopeError(f"no such transcript: {path}")
     header, games = None, {}
-    lines = path.read_text(encoding="utf-8").split("\n")
+    lines = read_text(path, "transcript").split("\n")
     for i, line in enumerate(lines, 1):
         if not line.strip():
             continue

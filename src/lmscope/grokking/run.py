@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from lmscope._io import write_json
-from lmscope.errors import LmscopeError
+from lmscope.errors import LmscopeError, check_int, check_number
 
 # GrokConfig is read when the command line is built: the training stack (torch) is imported only by
 # the functions that train
@@ -27,11 +27,13 @@ def _int(name: str, value, minimum: int) -> int:
     return value
 
 
-def _setting(default, help: str | None = None, *, sweep_help: str | None = None, minimum: int | None = None):
+def _setting(default, help: str | None = None, *, sweep_help: str | None = None, minimum: int | None = None,
+             number_above: float | None = None):
     """A GrokConfig field. With ``help`` it is also an option of `lmscope grok train` and `grok sweep`
     (``--name-with-dashes``, its type that of the default; ``sweep_help`` replaces the help in grok
-    sweep); ``minimum``: an integer at least this."""
-    return field(default=default, metadata={"help": help, "sweep_help": sweep_help, "minimum": minimum})
+    sweep); ``minimum``: an integer at least this; ``number_above``: a finite number above this."""
+    return field(default=default, metadata={"help": help, "sweep_help": sweep_help, "minimum": minimum,
+                                            "number_above": number_above})
 
 
 @dataclass(frozen=True)
@@ -49,14 +51,15 @@ class GrokConfig:
     heads: int = _setting(4, "attention heads (default 4)", minimum=1)
     d_ff: int = _setting(256, "MLP width (default 256)", minimum=1)
     batch_size: int = _setting(8, "batch size (default 8)", minimum=1)
-    lr: float = _setting(1e-4, "peak learning rate (default 1e-4)")
+    lr: float = _setting(1e-4, "peak learning rate (default 1e-4)", number_above=0.0)
     eval_every: int = _setting(100, "steps between metric rows (default 100)", minimum=0)
     ckpt_every: int = _setting(500, "steps between checkpoints (default 500)", minimum=0)
     n_train: int = _setting(2000, "training rows (default 2000)", minimum=1)
     n_val: int = _setting(200, "in-distribution rows (default 200)", minimum=1)
     n_gen: int = _setting(200, "generalization rows (default 200)", minimum=1)
-    sample_size: int | None = _setting(200, "rows evaluated per split (default 200)")
-    tree_sample: int | None = _setting(50, "val sentences for the t-score and F1 (default 50; 0 turns them off)")
+    sample_size: int | None = _setting(200, "rows evaluated per split (default 200)", minimum=1)
+    tree_sample: int | None = _setting(50, "val sentences for the t-score and F1 (default 50; 0 turns them off)",
+                                       minimum=0)
     # Python-only settings (no help text: not command-line options)
     warmup: int | None = _setting(None)
     dropout: float = _setting(0.0)
@@ -64,8 +67,15 @@ class GrokConfig:
 
     def __post_init__(self):
         for f in fields(self):
-            if f.metadata["minimum"] is not None:
-                _int(f.name, getattr(self, f.name), f.metadata["minimum"])
+            value = getattr(self, f.name)
+            optional = value is None and "None" in str(f.type)  # e.g. sample_size: int | None (all rows)
+            if f.metadata["minimum"] is not None and not optional:
+                _int(f.name, value, f.metadata["minimum"])
+        check_number("lr", self.lr, above=0.0)
+        check_number("dropout", self.dropout, 0.0, below=1.0)
+        check_int("max_len", self.max_len, 1)
+        if self.warmup is not None:
+            check_int("warmup", self.warmup, 0)
         if self.d_model % self.heads:
             raise LmscopeError(f"d_model {self.d_model} is not divisible by heads {self.heads}")
 

@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-from lmscope.errors import LmscopeError
+from lmscope.errors import LmscopeError, check_int, check_number
 
 # A prompt is plain text or a list of chat messages [{"role": ..., "content": ...}, ...].
 Prompt = str | list[dict]
@@ -104,21 +104,23 @@ def check_prompt(prompt, where: str = "prompt") -> Prompt:
     raise LmscopeError(f"{where}: expected text or a non-empty list of chat messages, got {type(prompt).__name__}")
 
 
+# the most completions one generate call returns per prompt, and the most tokens of one completion: a
+# bound on the work (and the cache entry) one call can ask for; a local model's context length is
+# the tighter bound on max_tokens there
+MAX_COMPLETIONS = 128
+MAX_GENERATE_TOKENS = 32_768
+
+
 def check_generate_args(prompts, max_tokens, temperature, top_p, n, stop, seed) -> tuple[list, list[str]]:
     """Validate ``generate``'s arguments; returns the prompts as a list and the stop strings."""
     if isinstance(prompts, (str, dict)):
         raise LmscopeError("generate takes a list of prompts (wrap a single prompt in a list)")
     prompts = [check_prompt(p, f"prompt {i + 1}") for i, p in enumerate(prompts)]
-    if not isinstance(max_tokens, int) or max_tokens < 1:
-        raise LmscopeError(f"max_tokens must be a positive integer, got {max_tokens!r}")
-    if not temperature >= 0:
-        raise LmscopeError(f"temperature must be >= 0, got {temperature}")
-    if not 0 < top_p <= 1:
-        raise LmscopeError(f"top_p must be in (0, 1], got {top_p}")
-    if not isinstance(n, int) or n < 1:
-        raise LmscopeError(f"n must be a positive integer, got {n!r}")
-    if not isinstance(seed, int):
-        raise LmscopeError(f"seed must be an integer, got {seed!r}")
+    check_int("max_tokens", max_tokens, 1, MAX_GENERATE_TOKENS)
+    check_number("temperature", temperature, 0.0)
+    check_number("top_p", top_p, maximum=1.0, above=0.0)
+    check_int("n", n, 1, MAX_COMPLETIONS)
+    check_int("seed", seed)
     if isinstance(stop, str):
         stop = [stop]
     stop = list(stop or [])

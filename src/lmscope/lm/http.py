@@ -152,8 +152,11 @@ class HTTPLM(LanguageModel):
             base_url, _, named = base_url.partition("#")
             model = model or named or None
         self.base_url = base_url.rstrip("/")
-        parts = urllib.parse.urlsplit(self.base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            parts = urllib.parse.urlsplit(self.base_url)
+        except ValueError as e:  # e.g. an unclosed [IPv6 address
+            raise LmscopeError(f"bad server URL {base_url!r}: {e}; expected http(s)://host[:port]/path") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in self.base_url):
             raise LmscopeError(f"bad server URL {base_url!r}: expected http(s)://host[:port]/path")
         try:
             port = parts.port

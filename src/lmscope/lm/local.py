@@ -49,6 +49,15 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torc
 _HEAD_CHUNK = 1024  # positions projected onto the vocabulary at once
 
 
+def _config_context_length(config: dict) -> int | None:
+    """The positions a model's config says it holds, when it says so."""
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "max_len"):
+        v = config.get(key)
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+            return v
+    return None
+
+
 def _fingerprint(path: Path) -> list:
     """Name, size and modification time of a file, or of every visible file directly in a directory."""
     path = path.resolve()
@@ -110,6 +119,7 @@ class LocalLM(LanguageModel):
         self.source = open_model(self.name)
         if not hasattr(self.source, "path"):
             raise LmscopeError(f"{self.name} is not a model on disk")
+        self.source.require_lm_head("a local language model", causal=True)
         self._model = None
         self._tok = None
         self._identity: dict | None = None
@@ -370,6 +380,10 @@ class LocalLM(LanguageModel):
                  top_p: float = 1.0, n: int = 1, stop: Sequence[str] | None = None,
                  seed: int = 0) -> list[list[str]]:
         prompts, stop = check_generate_args(prompts, max_tokens, temperature, top_p, n, stop, seed)
+        context = _config_context_length(self.source.config)
+        if context is not None and max_tokens > context:  # refused before the model loads
+            raise LmscopeError(f"max_tokens must be an integer >= 1 and <= {context:,} (the context length of "
+                               f"{self.name}), got {max_tokens}")
         self._load()
         encoded = [self._encode_prompt(p, f"prompt {i + 1}") for i, p in enumerate(prompts)]
         greedy = temperature == 0

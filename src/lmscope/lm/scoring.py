@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from lmscope.data.evalsets import EvalTask
-from lmscope.errors import LmscopeError
+from lmscope.errors import LmscopeError, check_int
 from lmscope.models.hooks import (
     capture_blocks,
     find_body_head,
@@ -155,8 +155,8 @@ class TaskScorer:
                  max_length: int = 512, quiet: bool | None = None):
         if batch_size < 1:
             raise LmscopeError(f"batch size must be at least 1, got {batch_size}")
-        if top_k < 1:
-            raise LmscopeError(f"top-k must be at least 1, got {top_k}")
+        vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+        check_int("top-k", top_k, 1, vocab if isinstance(vocab, int) and vocab > 0 else None)
         self.model = model.eval()
         self.tok = tokenizer
         self.task = task
@@ -430,6 +430,17 @@ class TaskScorer:
         return Scores(kind, top1, topk, logprob, logloss, ntok, self.k)
 
 
+def check_top_k(src, top_k: int) -> int:
+    """``top_k`` when it is at least 1 and at most the vocabulary of ``src`` (from its config, before
+    loading); else an LmscopeError giving the allowed range."""
+    vocab = src.config.get("vocab_size")
+    vocab = vocab if isinstance(vocab, int) and not isinstance(vocab, bool) and vocab > 0 else None
+    try:
+        return check_int("top-k", top_k, 1, vocab)
+    except LmscopeError as e:
+        raise LmscopeError(f"{e}" + (f" (the vocabulary of {src.spec} has {vocab:,} tokens)" if vocab else "")) from None
+
+
 def evaluate_model(model, task, *, batch_size: int = 32, top_k: int = 5, device: str = "auto",
                    limit: int | None = None, seed: int = 0, quiet: bool | None = None) -> tuple[EvalTask, Scores]:
     """Score a model (anything :func:`lmscope.models.open_model` opens) on a task (file or bundled name).
@@ -441,6 +452,9 @@ def evaluate_model(model, task, *, batch_size: int = 32, top_k: int = 5, device:
 
     task = (task if isinstance(task, EvalTask) else load_eval_task(task)).sample(limit, seed)
     src = open_model(model)
+    src.require_lm_head("evaluation")
+    check_top_k(src, top_k)
+    check_int("batch_size", batch_size, 1)
     dev = resolve_device(device)
     m = src.load_model().to(dev).eval()
     scorer = TaskScorer(m, src.load_tokenizer(), task, batch_size=batch_size, top_k=top_k, quiet=quiet)

@@ -67,8 +67,8 @@ def read_note(path: str | Path) -> dict:
     if not p.is_file():
         return {}
     try:
-        return json.loads(p.read_text())
-    except json.JSONDecodeError:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except ValueError:  # malformed JSON or invalid UTF-8
         raise LmscopeError(f"corrupt {p}") from None
 
 

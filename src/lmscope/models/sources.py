@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lmscope._io import read_text
 from lmscope.errors import LmscopeError
 from lmscope.models import roles as R
 from lmscope.models.hf_logging import quiet_transformers
@@ -72,6 +73,36 @@ class ModelSource:
     @property
     def model_type(self) -> str | None:
         return self.config.get("model_type")
+
+    @property
+    def lm_head(self) -> str | None:
+        """What the checkpoint's head predicts, read from its config (nothing is loaded): "causal" (the
+        next token), "masked" (masked tokens) or None (no language-model head: a bare encoder or
+        decoder body, a classifier)."""
+        if self.model_type == "lmscope-small":
+            return "causal" if self.config.get("causal", True) else "masked"
+        archs = self.config.get("architectures") or []
+        if any(str(a).endswith(("ForCausalLM", "LMHeadModel")) for a in archs):
+            return "causal"
+        if any(str(a).endswith("ForMaskedLM") for a in archs):
+            return "masked"
+        return None
+
+    def require_lm_head(self, purpose: str, *, causal: bool = False) -> str:
+        """The kind of :attr:`lm_head` when it serves ``purpose`` (a causal LM; with ``causal=False`` a
+        masked LM too); else an LmscopeError naming the model and what it is, before anything loads
+        (a missing head would otherwise be initialised at random and its numbers look real)."""
+        head = self.lm_head
+        if head == "causal" or (head == "masked" and not causal):
+            return head
+        need = ("a causal language model (a ...ForCausalLM checkpoint)" if causal else
+                "a language model with its head (a causal LM, or a masked LM such as ...ForMaskedLM)")
+        if head == "masked":
+            what = "is a bidirectional encoder with a masked-LM head"
+        else:
+            archs = ", ".join(map(str, self.config.get("architectures") or [])) or "none named in config.json"
+            what = f"has no language-model head (architecture: {archs})"
+        raise LmscopeError(f"{purpose} needs {need}; {self.spec} {what}")
 
     @property
     def family(self) -> str | None:
@@ -260,9 +291,11 @@ class HFDirSource(ModelSource):
         config = {}
         if cfg_path.is_file():
             try:
-                config = json.loads(cfg_path.read_text())
+                config = json.loads(read_text(cfg_path))
             except json.JSONDecodeError as e:
                 raise LmscopeError(f"corrupt config.json in {self.path}: {e.msg}") from None
+            if not isinstance(config, dict):
+                raise LmscopeError(f"corrupt config.json in {self.path}: not a JSON object")
         super().__init__(spec or str(path), config)
         self._index: dict[str, Path] = {}
         self._files: dict[Path, object] = {}
@@ -286,8 +319,8 @@ class HFDirSource(ModelSource):
         if st_index.is_file() or bin_index.is_file():
             idx_path = st_index if st_index.is_file() else bin_index
             try:
-                weight_map = json.loads(idx_path.read_text())["weight_map"]
-            except (json.JSONDecodeError, KeyError):
+                weight_map = json.loads(read_text(idx_path))["weight_map"]
+            except (json.JSONDecodeError, KeyError, TypeError):
                 raise LmscopeError(f"corrupt shard index: {idx_path}") from None
             for name, fname in weight_map.items():
                 self._index[name] = p / fname
@@ -527,6 +560,10 @@ class GGUFSource(ModelSource):
                 arr = _unpermute(arr, self.config.get("num_key_value_heads") or nh)
         return torch.from_numpy(np.ascontiguousarray(arr))
 
+    @property
+    def lm_head(self) -> str | None:
+        return "causal"  # a GGUF file holds a language model with its output head
+
     def hf_dir(self) -> Path:
         """A Hugging Face directory converted from this file once, kept in the lmscope cache."""
         from lmscope.models.convert import gguf_to_hf_dir
@@ -565,16 +602,23 @@ class PeftSource(ModelSource):
 
         self.path = Path(path)
         try:
-            self.adapter_config = json.loads((self.path / "adapter_config.json").read_text())
+            self.adapter_config = json.loads(read_text(self.path / "adapter_config.json"))
         except json.JSONDecodeError as e:
             raise LmscopeError(f"corrupt adapter_config.json in {self.path}: {e.msg}") from None
         cfg = self.adapter_config
+        if not isinstance(cfg, dict):
+            raise LmscopeError(f"adapter {self.path}: adapter_config.json must hold a JSON object")
         if cfg.get("peft_type", "LORA") != "LORA":
             raise LmscopeError(f"only LoRA adapters are supported, {self.path} is {cfg.get('peft_type')}")
         if cfg.get("use_dora"):
             raise LmscopeError("DoRA adapters are not supported (their merge needs the magnitude vector)")
         meta_path = self.path / "lmscope.json"
-        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        try:
+            meta = json.loads(read_text(meta_path)) if meta_path.is_file() else {}
+        except json.JSONDecodeError as e:
+            raise LmscopeError(f"corrupt lmscope.json in {self.path}: {e.msg}") from None
+        if not isinstance(meta, dict):
+            raise LmscopeError(f"adapter {self.path}: lmscope.json must hold a JSON object")
         self.meta = meta
         base_spec = base if base is not None else meta.get("base") or cfg.get("base_model_name_or_path")
         if base_spec is None:
@@ -602,6 +646,7 @@ class PeftSource(ModelSource):
             raise LmscopeError(f"adapter {self.path} holds no LoRA weights")
         out = {}
         self.unmatched: list[str] = []
+        wrong: list[tuple[str, str]] = []  # modules whose weights disagree with adapter_config.json
         for mod, ab in modules.items():
             if set(ab) != {"A", "B"}:
                 raise LmscopeError(f"adapter {self.path}: module {mod} lacks lora_A or lora_B")
@@ -623,6 +668,9 @@ class PeftSource(ModelSource):
             a, b = ab["A"].float(), ab["B"].float()
             r = a.shape[0]
             rank = self._pattern(self.adapter_config.get("rank_pattern"), path, self.adapter_config.get("r", r))
+            if a.ndim != 2 or b.ndim != 2 or b.shape[1] != r or rank != r:
+                wrong.append((path, f"lora_A {tuple(a.shape)}, lora_B {tuple(b.shape)}, config r={rank}"))
+                continue
             alpha = self._pattern(self.adapter_config.get("alpha_pattern"), path,
                                   self.adapter_config.get("lora_alpha", rank))
             scale = alpha / math.sqrt(rank) if self.adapter_config.get("use_rslora") else alpha / rank
@@ -635,6 +683,9 @@ class PeftSource(ModelSource):
                     f"but the adapter's update is {(b.shape[0], a.shape[1])}"
                 )
             out[target] = (a, b, float(scale))
+        if wrong:
+            raise LmscopeError(f"adapter {self.path}: the weights of {len(wrong)} of {len(modules)} modules disagree "
+                               f"with adapter_config.json (first: {wrong[0][0]}: {wrong[0][1]})")
         return out
 
     @staticmethod
@@ -667,6 +718,12 @@ class PeftSource(ModelSource):
     def targeted(self) -> list[str]:
         return sorted(self._deltas)
 
+    @property
+    def lm_head(self) -> str | None:
+        if self.meta.get("task") == "classification":
+            return None  # a classifier's adapter (its head is a label layer)
+        return self.base.lm_head
+
     def load_model(self, task: str | None = None, **kwargs):
         from peft import PeftModel
 
@@ -679,7 +736,11 @@ class PeftSource(ModelSource):
         elif task is None and self.meta.get("task") == "lm":
             task = "causal-lm"
         model = self.base.load_model(task, **kwargs)
-        model = PeftModel.from_pretrained(model, str(self.path))
+        try:
+            model = PeftModel.from_pretrained(model, str(self.path))
+        except (OSError, ValueError, KeyError, RuntimeError, TypeError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise LmscopeError(f"PEFT cannot load the adapter {self.spec} on {self.base.spec}: {first}") from None
         return model.merge_and_unload()
 
     def load_tokenizer(self):

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lmscope._io import atomic_path, write_json
+from lmscope._io import atomic_path, read_text, write_json
 from lmscope.errors import LmscopeError
 
 ANSWER = "answer"  # the key of an example's class in its dict form
@@ -216,10 +216,9 @@ class PriorQuery:
 def read_queries(path: str | Path) -> list[PriorQuery]:
     """Prior queries from a JSON file: one query object, or a list of them."""
     path = Path(path)
-    if not path.is_file():
-        raise LmscopeError(f"no such file: {path}")
+    text = read_text(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(text)
     except json.JSONDecodeError as e:
         raise LmscopeError(f"{path}: malformed JSON ({e.msg}, line {e.lineno})") from None
     items = data if isinstance(data, list) else [data]
@@ -357,11 +356,10 @@ class PriorTable:
     @classmethod
     def load(cls, path: str | Path) -> PriorTable:
         path = Path(path)
-        if not path.is_file():
-            raise LmscopeError(f"no such file: {path}")
+        text = read_text(path)
         if path.suffix == ".json":
             try:
-                return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+                return cls.from_dict(json.loads(text))
             except json.JSONDecodeError as e:
                 raise LmscopeError(f"{path}: malformed JSON ({e.msg})") from None
             except LmscopeError as e:
@@ -372,7 +370,7 @@ class PriorTable:
 
     @classmethod
     def _from_csv(cls, path: Path) -> PriorTable:
-        rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
+        rows = list(csv.reader(io.StringIO(read_text(path))))
         if not rows or len(rows[0]) < 2 or rows[0][-1] != "p":
             raise LmscopeError(f"{path}: expected a header of axis names followed by p")
         axes = tuple(rows[0][:-1])

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from lmscope.errors import LmscopeError
+from lmscope.errors import LmscopeError, check_int, check_number
 from lmscope.models import ModelSource, open_model
 from lmscope.models.checkpoint import save_edited
 from lmscope.models.roles import canonical_role
@@ -24,7 +24,7 @@ from lmscope.spectral.svd import SVD, SVDCache
 
 def keep_from_rate(rate: float) -> float:
     """The paper's rate (0-10) as a kept fraction."""
-    return 1.0 - 0.1 * rate
+    return 1.0 - 0.1 * check_number("rate", rate, 0.0, below=10.0)
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,10 @@ class Reduction:
     layer: int
     role: str
     keep: float
+
+    def __post_init__(self):
+        check_int("layer", self.layer, 0)
+        check_number("keep", self.keep, maximum=1.0, above=0.0)
 
     @property
     def key(self) -> str:
@@ -50,8 +54,7 @@ class Reduction:
 
 
 def kept_rank(shape: tuple[int, int], keep: float) -> int:
-    if not (0.0 < keep <= 1.0):
-        raise LmscopeError(f"keep must be in (0, 1], got {keep}")
+    check_number("keep", keep, maximum=1.0, above=0.0)
     return max(1, math.floor(keep * min(shape) + 1e-9))
 
 

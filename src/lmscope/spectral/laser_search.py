@@ -28,8 +28,8 @@ import torch
 
 from lmscope.cache import cache_dir
 from lmscope.data.evalsets import EvalTask, load_eval_task
-from lmscope.errors import LmscopeError
-from lmscope.lm.scoring import Scores, TaskScorer, better, resolve_device
+from lmscope.errors import LmscopeError, check_int, check_number
+from lmscope.lm.scoring import Scores, TaskScorer, better, check_top_k, resolve_device
 from lmscope.models import ModelSource, open_model
 from lmscope.models.checkpoint import WeightEditor
 from lmscope.models.roles import canonical_role
@@ -56,6 +56,18 @@ class SearchConfig:
     compose: bool = True
     device: str = "auto"
     resume: bool = True
+
+    def __post_init__(self):
+        check_number("val_fraction", self.val_fraction, above=0.0, below=1.0)
+        check_int("seed", self.seed, 0)
+        if self.limit is not None:
+            check_int("limit", self.limit, 1)
+        check_int("batch_size", self.batch_size, 1)
+        check_int("top_k", self.top_k, 1)
+        for k in self.keeps:
+            check_number("keep", k, maximum=1.0, above=0.0)
+        for layer in self.layers or []:
+            check_int("layer", layer, 0)
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -145,7 +157,7 @@ class _Progress:
         self.enabled = enabled
         self.rows: dict[tuple, dict] = {}
         if enabled and self.path.is_file():
-            for line in self.path.read_text().splitlines():
+            for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
                 try:
                     row = json.loads(line)
                     self.rows[(row["layer"], row["role"], row["keep"])] = row
@@ -194,6 +206,8 @@ def laser_search(model: str | ModelSource, task: str | EvalTask, cfg: SearchConf
     cfg = cfg or SearchConfig()
     log = log or (lambda msg: None)
     src = open_model(model)
+    src.require_lm_head("a LASER search")
+    check_top_k(src, cfg.top_k)
     task = load_eval_task(task) if not isinstance(task, EvalTask) else task
     task = task.sample(cfg.limit, cfg.seed + 1, minimum=2)
     grid = plan_search(src, task, cfg)

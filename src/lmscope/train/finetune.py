@@ -32,7 +32,7 @@ import torch
 
 from lmscope._io import dumps, write_json
 from lmscope.data.tasks import infer_task_kind, load_task_file, split_rows
-from lmscope.errors import LmscopeError
+from lmscope.errors import LmscopeError, check_int, check_number
 from lmscope.models import ModelSource, open_model
 from lmscope.train.evaluate import classification_accuracy, forgetting_loss, lm_loss
 from lmscope.train.loop import RunDirMismatch, TrainConfig, check_run_dir, read_metrics, run_record, train
@@ -64,20 +64,24 @@ class FinetuneConfig:
     def validate(self) -> None:
         if self.method not in METHODS:
             raise LmscopeError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
-        if self.rank < 1:
-            raise LmscopeError(f"rank must be >= 1, got {self.rank}")
-        if self.epochs <= 0 and not self.max_steps:
-            raise LmscopeError("epochs must be > 0")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise LmscopeError(f"max-steps must be >= 1, got {self.max_steps}")
-        if self.batch_size < 1:
-            raise LmscopeError(f"batch size must be >= 1, got {self.batch_size}")
-        if self.ckpt_every < 1:
-            raise LmscopeError(f"ckpt-every must be >= 1, got {self.ckpt_every}")
-        if not (0 <= self.warmup <= 1):
-            raise LmscopeError(f"warmup must be a fraction of the steps in [0, 1], got {self.warmup}")
-        if not (0 < self.test_fraction < 1):
-            raise LmscopeError(f"test fraction must be in (0, 1), got {self.test_fraction}")
+        check_int("rank", self.rank, 1)
+        if self.alpha is not None:
+            check_number("alpha", self.alpha, above=0.0)
+        if self.lr is not None:
+            check_number("lr", self.lr, above=0.0)
+        if self.max_steps is not None:
+            check_int("max-steps", self.max_steps, 1)
+        else:
+            check_number("epochs", self.epochs, above=0.0)
+        check_int("batch size", self.batch_size, 1)
+        check_int("ckpt-every", self.ckpt_every, 1)
+        check_number("warmup (a fraction of the steps)", self.warmup, 0.0, 1.0)
+        check_number("weight decay", self.weight_decay, 0.0)
+        check_int("max-length", self.max_length, 2)
+        check_number("test fraction", self.test_fraction, above=0.0, below=1.0)
+        check_int("seed", self.seed, 0)
+        if self.general_texts is not None:
+            check_int("general_texts", self.general_texts, 1)
         if self.task not in ("auto", "classification", "lm"):
             raise LmscopeError(f"task must be auto, classification or lm, got {self.task!r}")
 

@@ -480,12 +480,18 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
     if not path.is_file():
         return []
     rows = []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for i, line in enumerate(lines):
-        if not line.strip():
+    lines = path.read_bytes().split(b"\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    for i, raw in enumerate(lines):
+        if not raw.strip():
             continue
         try:
-            row = json.loads(line)
+            row = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            if i == len(lines) - 1:  # a write cut short inside a character
+                break
+            raise LmscopeError(f"{path}:{i + 1}: not valid UTF-8") from None
         except json.JSONDecodeError:
             if i == len(lines) - 1:
                 break
@@ -499,7 +505,7 @@ def _truncate_metrics(run_dir: Path, step: int) -> None:
     if path.exists():
         rows = read_metrics(run_dir)
         kept = [r for r in rows if r.get("step", 0) <= step]
-        if len(kept) != len(rows) or path.read_text(encoding="utf-8").count("\n") != len(rows):
+        if len(kept) != len(rows) or path.read_bytes().count(b"\n") != len(rows):
             write_jsonl(path, kept)
 
 

@@ -281,6 +281,38 @@ def _run_ray(jobs: list[SweepJob], save, address: str, workers: int | None, thre
             ray.shutdown()
 
 
+RAY_CONNECT_TIMEOUT = 10.0  # seconds to wait for a Ray head's port to answer before giving up
+
+
+def check_ray_address(address: str | None, timeout: float = RAY_CONNECT_TIMEOUT) -> None:
+    """Refuse a ``--ray`` address that cannot work, within ``timeout`` seconds and before any run starts:
+    anything but ``auto``, ``local``, ``HOST:PORT`` or ``ray://HOST:PORT``, a port out of range, or a
+    HOST:PORT where nothing accepts a connection (Ray itself would retry it for minutes)."""
+    import socket
+    import urllib.parse
+
+    if address is None or address in ("auto", "local"):
+        return
+    text = str(address).strip()
+    try:
+        parts = urllib.parse.urlsplit(text if "://" in text else f"ray://{text}")
+        scheme, host, port, path = parts.scheme, parts.hostname, parts.port, parts.path
+    except ValueError:  # an unclosed [IPv6 address, a port that is not a number or out of range
+        scheme = host = port = path = None
+    if not text or scheme != "ray" or not host or port is None or path not in ("", "/") or any(
+            c.isspace() for c in text):
+        raise LmscopeError(f"bad Ray address {address!r}: give auto, local, HOST:PORT or ray://HOST:PORT")
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except TimeoutError:
+        raise LmscopeError(f"no Ray cluster at {address!r}: {host}:{port} did not answer within {timeout:g} s") from None
+    except OSError as e:
+        why = e.strerror or type(e).__name__
+        raise LmscopeError(f"no Ray cluster at {address!r}: cannot connect to {host}:{port} ({why}); start one "
+                           "with `ray start --head`, or use --ray local") from None
+
+
 def run_sweep(jobs: list[SweepJob], root: str | os.PathLike, *, workers: int | None = None,
               threads: int | None = None, ray: str | None = None, quiet: bool | None = None,
               poll: float = 2.0) -> dict:
@@ -295,6 +327,7 @@ def run_sweep(jobs: list[SweepJob], root: str | os.PathLike, *, workers: int | N
     for name, v in (("workers", workers), ("threads", threads)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
             raise LmscopeError(f"{name} must be a positive integer, got {v!r}")
+    check_ray_address(ray)
     root = Path(root)
     if root.exists() and not root.is_dir():
         raise LmscopeError(f"sweep folder path exists and is not a directory: {root}")

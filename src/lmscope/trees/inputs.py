@@ -50,11 +50,9 @@ class SentenceFile:
 
 
 def _lines(path: Path) -> list[tuple[int, str]]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return [(k, line.strip()) for k, line in enumerate(f, 1) if line.strip()]
-    except UnicodeDecodeError:
-        raise LmscopeError(f"{path} is not a UTF-8 text file") from None
+    from lmscope._io import read_lines_numbered
+
+    return [(k, line.strip()) for k, line in read_lines_numbered(path) if line.strip()]
 
 
 def _check_words(words: list[str], where: str) -> list[str]:
@@ -82,8 +80,6 @@ def read_sentence_file(path: str | os.PathLike, fmt: str = "auto") -> SentenceFi
     from lmscope.data.suites import load_suite_file
 
     p = Path(path)
-    if not p.is_file():
-        raise LmscopeError(f"no such file: {p}")
     lines = _lines(p)
     if not lines:
         raise LmscopeError(f"{p}: the file holds no sentences")
