@@ -26,21 +26,32 @@ from lmscope.train.evaluate import forgetting_loss
 from lmscope.train.finetune import FinetuneConfig, finetune
 
 
+def trees_sentences(n: int, seed: int) -> tuple[list[list[str]], list]:
+    """The check-up's tree-projection sentences and gold trees: those that `lmscope trees --data
+    qf/val.jsonl --limit n --seed SEED` takes from `lmscope data make question-formation --n-train 0
+    --n-val 4n --n-gen 0 --seed SEED` (a seeded sample of the 4n validation rows, in their order)."""
+    from lmscope.data.evalsets import sample_indices
+    from lmscope.data.suites import gold_sentences
+
+    words, golds = gold_sentences("question-formation", 4 * n, seed=seed, pool=4 * n)
+    keep = sample_indices(len(words), n, seed)
+    return [words[i] for i in keep], [golds[i] for i in keep]
+
+
 def _trees_step(src, report: Report, cfg, log, n_steps: int, quiet) -> dict:
     """Tree projections of the model's last layer on grammar sentences with gold trees."""
-    from lmscope.data.suites import gold_sentences
     from lmscope.report.sections import tree_section
     from lmscope.trees import tree_projection
 
     n = cfg.trees_sentences
-    words, golds = gold_sentences("question-formation", n, seed=cfg.seed)
+    words, golds = trees_sentences(n, cfg.seed)
     log(f"[{n_steps}/{n_steps}] tree projections of the last layer on {len(words)} grammar sentences")
     res = tree_projection(src.spec, words, gold_trees=golds, seed=cfg.seed, quiet=quiet)
     longest = max(range(len(words)), key=lambda i: (len(words[i]), -i))
     tree_section(report, res, sentence=longest,
                  command=f"lmscope data make question-formation --out qf --n-train 0 --n-val {4 * n} --n-gen 0 "
                          f"--seed {cfg.seed}\nlmscope trees {src.spec} --data qf/val.jsonl --limit {n} "
-                         f"--sentence {longest}")
+                         f"--seed {cfg.seed} --sentence {longest}")
     p = res.parsing or {}
     return {"sentences": len(words), "layer": res.layer, "t_score": res.t_score, "f1": p.get("f1"),
             "baseline_f1": res.baseline_f1}
