@@ -8,7 +8,6 @@ factual-recall set (models with an LM head). Later capabilities add their sectio
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,16 @@ from lmscope.spectral.intruders import find_intruders, mitigation_edits
 from lmscope.spectral.spectrum import analyze_spectrum
 from lmscope.train.evaluate import forgetting_loss
 from lmscope.train.finetune import FinetuneConfig, finetune
+
+
+def _task_metrics(metrics: dict, rank: int) -> dict:
+    """The fine-tuning task's own metric (test rows of the bundled task) as plain numbers: before the
+    fine-tune when measured (LM tasks), and after it."""
+    out = {}
+    for when, label in (("task_before", "base"), ("task_after", f"LoRA r={rank}")):
+        for name, value in (metrics.get(when) or {}).items():
+            out[f"{name.replace('_', ' ')} on the fine-tuning task ({label})"] = value
+    return out
 
 
 def trees_sentences(n: int, seed: int) -> tuple[list[list[str]], list]:
@@ -117,7 +126,7 @@ def run_checkup(model: str = DEFAULT_MODEL, out: str | Path = "lmscope-report", 
             f"{metric_name} (base)": m["general_before"]["value"],
             f"{metric_name} (LoRA r={cfg.rank})": m["general_after"]["value"],
             f"{metric_name} (intruders scaled by {cfg.scale})": after_mitigation["value"],
-            "task metric after fine-tuning": json.dumps(m["task_after"]),
+            **_task_metrics(m, cfg.rank),
             "fine-tune seconds": m["train_seconds"],
         }
         intruder_section(report, res, extra=forgetting)
@@ -139,7 +148,8 @@ def run_checkup(model: str = DEFAULT_MODEL, out: str | Path = "lmscope-report", 
         laser_section(report, ls, command=f"lmscope laser search {src.spec} --task factual_recall --layers "
                                           f"{layers[0]}-{layers[-1]} --keeps {','.join(f'{k:g}' for k in cfg.laser_keeps)}"
                                           f" --limit {cfg.laser_examples} --seed {cfg.seed}")
-        summary["laser"] = {"base_test": ls.base["test"], "best": ls.best,
+        summary["laser"] = {"base_val": ls.base["val"], "base_test": ls.base["test"], "improved": ls.improved,
+                            "best": ls.best,
                             "composed": {k: ls.composed[k] for k in ("reductions", "test")} if ls.composed else None}
     elif cfg.laser:
         report.heading("LASER")

@@ -96,9 +96,16 @@ class LaserSearchResult:
 
         return pd.DataFrame(self.table)
 
+    @property
+    def improved(self) -> bool:
+        """Whether some reduction beat the unmodified model on the validation split (the split the search
+        chooses on): higher accuracy, ties broken by lower log-loss."""
+        return self.best is not None and better(self.best["val"], self.base["val"])
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d.pop("per_example")
+        d["improved"] = self.improved
         return d
 
     def summary_lines(self) -> list[str]:
@@ -109,11 +116,16 @@ class LaserSearchResult:
 
         lines = [f"LASER search on {self.model}, task {self.task} ({self.kind}): {len(self.table)} configs, "
                  f"{self.n_val} validation / {self.n_test} test examples"]
+        lines.append(f"  unmodified     val  {fmt(self.base['val'])}")
         lines.append(f"  unmodified     test {fmt(self.base['test'])}")
         if self.best:
             b = self.best
-            lines.append(f"  best single    test {fmt(b['test'])}  <- layer {b['layer']} {b['role']} keep {b['keep']:g}"
+            lines.append(f"  best single    val  {fmt(b['val'])}  <- layer {b['layer']} {b['role']} keep {b['keep']:g}"
                          f" (rank {b['rank']})")
+            lines.append(f"  best single    test {fmt(b['test'])}")
+        if not self.improved:
+            lines.append("  no reduction beat the unmodified model on validation (the best single config is shown "
+                         "for reference)")
         if self.composed:
             c = self.composed
             what = ", ".join(f"{r['layer']}:{r['role']}:{r['keep']:g}" for r in c["reductions"]) or "none kept"
