@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lmscope.cache import cache_dir
+from lmscope.cache import cache_dir, entry_written, mark_used
 from lmscope.data.evalsets import EvalTask, load_eval_task
 from lmscope.errors import LmscopeError
 from lmscope.lm.scoring import Scores, TaskScorer, better, resolve_device
@@ -157,6 +157,7 @@ class _Progress:
         self.enabled = enabled
         self.rows: dict[tuple, dict] = {}
         if enabled and self.path.is_file():
+            mark_used(self.path)
             for line in self.path.read_text().splitlines():
                 try:
                     row = json.loads(line)
@@ -171,10 +172,13 @@ class _Progress:
         self.rows[(row["layer"], row["role"], row["keep"])] = row
         if self.enabled:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            new = not self.path.exists()
             with open(self.path, "a") as f:
                 f.write(json.dumps(row) + "\n")
                 f.flush()
                 os.fsync(f.fileno())
+            if new:  # a new entry of the capped cache
+                entry_written(self.path)
 
 
 # ------------------------------------------------------------------------------------------------
