@@ -151,7 +151,7 @@ def test_cli_cache_prune(_own_cache, monkeypatch, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert doc["max_bytes"] == 700 and doc["bytes_after"] == 450 and len(doc["removed"]) == 2
     assert main(["cache", "prune", "--max-size", "1GB"]) == 0
-    assert capsys.readouterr().out.startswith("nothing to prune: svd and laser-search hold 0.0 MB (max 1.00 GB)")
+    assert capsys.readouterr().out.startswith("nothing to prune: svd and laser-search hold 450 bytes (max 1.00 GB)")
     assert main(["cache", "prune", "--max-size", "0"]) == 0
     assert "pruned 3 entries" in capsys.readouterr().out and cache_entries() == []
     assert main(["cache"]) == 0
@@ -161,3 +161,22 @@ def test_cli_cache_prune(_own_cache, monkeypatch, capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and msg in err and err.startswith("lmscope: error:")
+
+
+def test_cli_prune_that_cannot_delete_says_so(_own_cache, monkeypatch, capsys):
+    """A cache lmscope may not write to: prune names the entry it could not delete, exit 2."""
+    files, _ = _plant(_own_cache, monkeypatch)
+    real_unlink = type(files["B"]).unlink
+
+    def refuse(self, missing_ok=False):
+        if self.name == "b-s.npy":
+            raise PermissionError(13, "Permission denied")
+        return real_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(type(files["B"]), "unlink", refuse)
+    assert main(["cache", "prune", "--max-size", "900B"]) == 0  # D went instead of B: it fits
+    assert files["B"].exists() and not files["D"].exists() and "pruned 1 entries" in capsys.readouterr().out
+    assert main(["cache", "prune", "--max-size", "100B"]) == 2  # only B is left, and it stays
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"could not delete 1 cache entries ({files['B']}: Permission denied)" in err
+    assert "still hold 200 bytes, more than 100 bytes" in err

@@ -218,13 +218,14 @@ def cache_entries(parts: tuple[str, ...] = PRUNED_PARTS) -> list[dict]:
 def prune(max_bytes: int | None = None, keep: tuple = ()) -> dict:
     """Delete the least recently used entries of ``svd`` and ``laser-search`` until they hold at most
     ``max_bytes`` (default :func:`max_size`); ``keep``: paths never deleted (an entry just written).
-    Stamps left without their entry go too. Returns what was removed and the sizes before and after."""
+    Stamps left without their entry go too. Returns what was removed, what could not be (``failed``:
+    path and reason) and the sizes before and after."""
     cap = max_size() if max_bytes is None else int(max_bytes)
     entries = cache_entries()
     total = sum(e["bytes"] for e in entries)
     before = total
     keep = {str(Path(k)) for k in keep}
-    removed = []
+    removed, failed = [], []
     if cap is not None:
         for e in entries:
             if total <= cap:
@@ -235,7 +236,8 @@ def prune(max_bytes: int | None = None, keep: tuple = ()) -> dict:
             try:
                 p.unlink(missing_ok=True)
                 _stamp(p).unlink(missing_ok=True)
-            except OSError:
+            except OSError as err:
+                failed.append({"path": e["path"], "error": err.strerror or str(err)})
                 continue
             total -= e["bytes"]
             removed.append(e)
@@ -244,9 +246,12 @@ def prune(max_bytes: int | None = None, keep: tuple = ()) -> dict:
         folder = root / part
         for stamp in folder.rglob("*" + USED_SUFFIX) if folder.is_dir() else ():
             if not stamp.with_name(stamp.name[:-len(USED_SUFFIX)]).exists():
-                stamp.unlink(missing_ok=True)
+                try:
+                    stamp.unlink(missing_ok=True)
+                except OSError:
+                    pass
     return {"max_bytes": cap, "bytes_before": before, "bytes_after": total, "removed": removed,
-            "removed_bytes": before - total, "parts": list(PRUNED_PARTS)}
+            "removed_bytes": before - total, "failed": failed, "parts": list(PRUNED_PARTS)}
 
 
 _held: dict[str, int] = {}  # per cache root: this process's running estimate of the capped parts' bytes

@@ -37,7 +37,9 @@ def cmd_models_show(args) -> None:
 
 
 def _mb(n: int) -> str:
-    return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
+    if n >= 1e9:
+        return f"{n / 1e9:.2f} GB"
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB" if n >= 1e3 else f"{n} bytes"
 
 
 def cmd_cache(args) -> None:
@@ -51,6 +53,10 @@ def cmd_cache(args) -> None:
             raise LmscopeError("give --max-size SIZE (such as 2GB): LMSCOPE_CACHE_MAX_SIZE turns the cap off")
         res = prune(cap)
         where = " and ".join(res["parts"])
+        if res["failed"] and res["bytes_after"] > cap:
+            f = res["failed"][0]
+            raise LmscopeError(f"could not delete {len(res['failed'])} cache entries ({f['path']}: {f['error']}); "
+                               f"{where} still hold {_mb(res['bytes_after'])}, more than {_mb(cap)}")
         if res["removed"]:
             line = (f"pruned {len(res['removed'])} entries ({_mb(res['removed_bytes'])}) of {where}, least recently "
                     f"used first: {_mb(res['bytes_before'])} -> {_mb(res['bytes_after'])} (max {_mb(cap)})")
