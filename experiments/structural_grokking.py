@@ -23,6 +23,9 @@ from pathlib import Path
 
 from _doc import write_keeping_reading
 
+from lmscope.cli._lists import int_list
+from lmscope.cli.grok import sweep_seeds
+from lmscope.errors import LmscopeError
 from lmscope.grokking import grok_sweep_jobs, load_run, sweep_run_name
 from lmscope.report.grokking import plot_runs
 from lmscope.train.sweep import run_sweep
@@ -50,6 +53,11 @@ def train_all(args, runs: Path) -> None:
     res = run_sweep(jobs, runs, workers=args.jobs, threads=1)
     if res["failed"]:
         raise SystemExit(f"{len(res['failed'])} run(s) failed: {', '.join(res['failed'])}")
+
+
+def seeds_arg(seeds: list[int]) -> str:
+    """``--seeds`` of a command line (a list; one seed as ``3-3``, since a bare number is refused)."""
+    return f"{seeds[0]}-{seeds[0]}" if len(seeds) == 1 else ",".join(map(str, seeds))
 
 
 def at_step(rows: list[dict], step: int, key: str):
@@ -121,7 +129,8 @@ def depth_table(runs_info: list[dict], step: int, png: Path) -> list[str]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--layers", default="2,4", help="depths (default 2,4)")
-    ap.add_argument("--seeds", default="0", help="seeds (default 0)")
+    ap.add_argument("--seeds", metavar="LIST", help="seeds, a list such as 0,1,2 or 0-2 (default: seed 0)")
+    ap.add_argument("--n-seeds", metavar="N", help="seeds 0..N-1 (not with --seeds)")
     ap.add_argument("--steps", type=int, default=100000)
     ap.add_argument("--long-seeds", default="", help="seeds trained to --long-steps instead (default none)")
     ap.add_argument("--long-steps", type=int, default=0)
@@ -130,9 +139,12 @@ def main(argv=None) -> int:
     ap.add_argument("--doc", default="docs/results/structural-grokking.md")
     ap.add_argument("--report-only", action="store_true", help="only the page, from the runs so far")
     args = ap.parse_args(argv)
-    args.layers = [int(x) for x in args.layers.split(",")]
-    args.seeds = [int(x) for x in args.seeds.split(",")]
-    args.long_seeds = [int(x) for x in args.long_seeds.split(",") if x]
+    try:  # the seed rules of `lmscope grok sweep`
+        args.layers = int_list(args.layers, "--layers")
+        args.seeds = sweep_seeds(args.seeds, args.n_seeds)
+        args.long_seeds = int_list(args.long_seeds, "--long-seeds") if args.long_seeds.strip() else []
+    except LmscopeError as e:
+        ap.error(str(e))
     if args.long_seeds and args.long_steps < 1:
         ap.error("--long-seeds needs --long-steps")
     runs, doc = Path(args.runs), Path(args.doc)
@@ -149,7 +161,7 @@ def main(argv=None) -> int:
     runs_info = [load_run(d) for d in dirs]
     common = args.steps  # every run reaches this step; the depth comparison is made there
     cmd = ("PYTHONPATH=src .venv/bin/python experiments/structural_grokking.py"
-           + f" --layers {','.join(map(str, args.layers))} --seeds {','.join(map(str, args.seeds))}"
+           + f" --layers {','.join(map(str, args.layers))} --seeds {seeds_arg(args.seeds)}"
            + f" --steps {args.steps}"
            + (f" --long-seeds {','.join(map(str, args.long_seeds))} --long-steps {args.long_steps}"
               if args.long_seeds else ""))
@@ -170,7 +182,7 @@ def main(argv=None) -> int:
         "```",
         "",
         "The same runs with the CLI: `lmscope grok sweep --task question-formation --layers "
-        f"{','.join(map(str, args.layers))} --seeds {len(args.seeds)} --steps {args.steps} --eval-every 1000 "
+        f"{','.join(map(str, args.layers))} --seeds {seeds_arg(args.seeds)} --steps {args.steps} --eval-every 1000 "
         "--ckpt-every 5000 --n-train 10000 --out runs/grok` (add `--ray auto` to run them on a Ray cluster).",
         "",
         "Our scale: d_model 64, 4 heads, FFN 256, post-LN, sinusoidal positions, AdamW lr 1e-4 (constant after "

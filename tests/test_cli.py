@@ -630,7 +630,7 @@ def test_checkup_writes_one_report_folder(capsys, bert_dir, tmp_path):
     html = (rep / "index.html").read_text()
     assert "Weight spectrum" in html and "Intruder dimensions" in html
     for name in ("spectrum.csv", "intruders.csv", "summary.json", "spectrum_singular_values.png",
-                 "intruders_heatmap.png", "finetune_loss.png"):
+                 "intruders_by_eps.png", "intruders_by_eps.csv", "intruders_max_cos.png", "finetune_loss.png"):
         assert (rep / name).is_file(), name
     summary = json.loads((rep / "summary.json").read_text())
     # built in a temporary sibling, renamed when complete: nothing names the temporary folder
@@ -639,6 +639,14 @@ def test_checkup_writes_one_report_folder(capsys, bert_dir, tmp_path):
     assert summary["spectrum"]["matrices"] == 12
     assert summary["intruders"]["matrices"] == 12
     assert any("general_contrastive_loss" in k for k in summary["forgetting"])
+    # the intruder section says what its count means; a heatmap only where there is something to show
+    assert "An intruder is one of a tuned matrix&#x27;s top-10 left singular vectors" in html
+    assert (rep / "intruders_heatmap.png").is_file() == (summary["intruders"]["total_intruders"] > 0)
+    # every figure of the forgetting table is a number, the task metric included (no JSON inside JSON)
+    task = {k: v for k, v in summary["forgetting"].items() if "fine-tuning task" in k}
+    assert list(task) == ["task accuracy on the fine-tuning task (LoRA r=8)"]
+    assert all(isinstance(v, (int, float)) for v in summary["forgetting"].values())
+    assert "task accuracy on the fine-tuning task (LoRA r=8)</th><td>" in html and "{&quot;" not in html
     assert "LASER" in html and "no LM head" in html and "laser" not in summary  # a bare encoder: skipped
     assert "Tree projections" in html and summary["trees"]["sentences"] == 40
     assert 0.0 <= summary["trees"]["f1"] <= 1.0

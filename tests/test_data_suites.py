@@ -345,7 +345,7 @@ def test_cli_make_lists_suites(capsys):
     (["nope", "--out", "X"], "unknown suite 'nope'"),
     (["arith", "--out", "X", "--k", "3"], "--k applies only to the dyck suite"),
     (["dyck"], "give --out DIR"),
-    (["arith", "--out", "X", "--n-train", "-3"], "argument --n-train: must be an integer >= 1"),
+    (["arith", "--out", "X", "--n-train", "-3"], "argument --n-train: must be an integer >= 0"),
     (["dyck", "--out", "X", "--max-depth", "0"], "argument --max-depth: must be an integer >= 1"),
 ])
 def test_cli_make_errors(capsys, tmp_path, argv, msg):

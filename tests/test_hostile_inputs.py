@@ -103,7 +103,7 @@ NUMERIC = [
     ("eval game --capability reverse --model truth --evaluator static --out {out}", "--seed", ["-1"]),
     ("data task sentiment --out {out}/t.jsonl", "--n", ["0", "-1", "1e3", "1000000000000"]),
     ("data task sentiment --out {out}/t.jsonl", "--seed", ["-1"]),
-    ("data make dyck --out {out}", "--n-train", ["0", "-1", "99999999999"]),
+    ("data make dyck --out {out}", "--n-train", ["-1", "99999999999"]),
     ("data make dyck --out {out}", "--n-val", ["-1"]),
     ("data make dyck --out {out}", "--n-gen", ["-5", "x"]),
     ("data make dyck --out {out}", "--k", ["0"]),

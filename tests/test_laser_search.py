@@ -16,9 +16,16 @@ from lmscope.lm.scoring import TaskScorer
 from lmscope.models import open_model
 from lmscope.models.checkpoint import WeightEditor
 from lmscope.models.lowrank import LowRankLinear, factors
+from lmscope.report.sections import laser_verdict
 from lmscope.spectral import SVDCache
 from lmscope.spectral.laser import Reduction, apply_laser, kept_rank, low_rank
-from lmscope.spectral.laser_search import SearchConfig, compose, laser_search, split_indices
+from lmscope.spectral.laser_search import (
+    LaserSearchResult,
+    SearchConfig,
+    compose,
+    laser_search,
+    split_indices,
+)
 
 COUNTRIES = [f"c{i}" for i in range(40)]
 ANSWERS = [f"w{i}" for i in range(12)]
@@ -247,10 +254,37 @@ def test_search_finds_the_planted_best_config(word_models, tmp_path):
         {k: r[k] for k in ("layer", "role", "keep")} for r in res.composed["reductions"]]
     row = next(r for r in res.table if (r["layer"], r["role"], r["keep"]) == (2, "fc_out", 0.1))
     assert row["d_accuracy"] == pytest.approx(1.0 - res.base["val"]["accuracy"])
+    assert res.improved and res.to_dict()["improved"] is True
+    verdict = laser_verdict(res)
+    assert f"validation accuracy {100 * res.base['val']['accuracy']:.1f}%" in verdict
+    assert "layer 2 fc_out keep 0.1, beat it on validation with accuracy 100.0%" in verdict
     # a second run resumes from the progress file and gives the same table
     again = laser_search(word_models["llama"], task, cfg, quiet=True)
     assert again.timing["scored_now"] == 0
     assert [r["logloss"] for r in again.table] == [r["logloss"] for r in res.table]
+
+
+def test_laser_says_plainly_when_no_reduction_beat_the_unmodified_model():
+    """A result whose best config is worse on validation than the unmodified model (accuracy, then
+    log-loss on a tie) is reported as no improvement, with the unmodified validation accuracy."""
+    def result(best_val):
+        base = {"val": {"accuracy": 0.5, "logloss": 1.0}, "test": {"accuracy": 0.4, "logloss": 1.1}}
+        best = {"layer": 3, "role": "fc_in", "keep": 0.2, "rank": 4, "val": best_val,
+                "test": {"accuracy": 0.3, "logloss": 1.3}}
+        table = [{"layer": 3, "role": "fc_in", "keep": 0.2, "rank": 4, **best_val}]
+        return LaserSearchResult("m", "t", "recall", {}, 20, 30, base, table, best, None)
+
+    for worse in ({"accuracy": 0.45, "logloss": 0.9}, {"accuracy": 0.5, "logloss": 1.0}):
+        res = result(worse)
+        assert not res.improved
+        text = laser_verdict(res)
+        assert text.startswith("The unmodified model's validation accuracy 50.0% (20 examples; test accuracy "
+                               "40.0% on 30).")
+        assert "No reduction of the 1 tried beat it on validation: LASER did not help here" in text
+        assert "no reduction beat the unmodified model on validation" in "\n".join(res.summary_lines())
+        assert "unmodified     val  accuracy 50.0%" in "\n".join(res.summary_lines())
+    tie_better = result({"accuracy": 0.5, "logloss": 0.8})  # same accuracy, lower log-loss: an improvement
+    assert tie_better.improved and "beat it on validation" in laser_verdict(tie_better)
 
 
 def test_composition_accepts_improvements_and_reverts_the_rest(word_models):
@@ -377,6 +411,10 @@ def test_checkup_has_a_laser_section(word_models, tmp_path, capsys):
     assert "LASER on" in html and "laser_heatmap.png" in html
     summary = json.loads((rep / "summary.json").read_text())
     assert summary["laser"]["best"]["layer"] in (0, 1, 2)
+    base_val = summary["laser"]["base_val"]["accuracy"]
+    assert 0 <= base_val <= 1 and isinstance(summary["laser"]["improved"], bool)
+    assert f"The unmodified model&#x27;s validation accuracy {100 * base_val:.1f}%" in html
+    assert ("No reduction of the" in html) == (not summary["laser"]["improved"])
     assert (rep / "laser_configs.csv").is_file()
 
 

@@ -637,3 +637,54 @@ def test_analyze_spectrum_filters(planted):
         analyze_spectrum(planted["base"], layers=[5], quiet=True)
     with pytest.raises(LmscopeError):
         analyze_spectrum(planted["base"], roles=["nope"], quiet=True)
+
+
+# ----------------------------------------------------------------------------- intruders against eps
+def test_counts_by_eps_follow_the_planted_rotation(planted):
+    """A 30-degree rotation in the plane of u_1, u_2: both rotated vectors have best match cos 30 = 0.866
+    and the other 8 top vectors (and every other matrix's) match exactly; so 0 intruders below 0.866,
+    exactly 2 (both in 0.q) from there to just below 1, and the count at the run's eps is its total."""
+    res = find_intruders(planted["base"], planted["rotated"](0, 1, 30), k=10, eps=0.5)
+    t = res.counts_by_eps([0.3, 0.5, 0.86, 0.87, 0.9, 0.99])
+    assert t["n_intruders"].tolist() == [0, 0, 0, 2, 2, 2]
+    assert t["matrices_with_intruders"].tolist() == [0, 0, 0, 1, 1, 1]
+    assert t["q"].tolist() == [0, 0, 0, 2, 2, 2] and (t["fc_out"] == 0).all()
+    roles = [c for c in t.columns if c not in ("eps", "n_intruders", "matrices_with_intruders")]
+    assert (t[roles].sum(axis=1) == t["n_intruders"]).all()
+    full = res.counts_by_eps()  # the default grid and the run's own eps, in order, never decreasing
+    assert res.eps in full["eps"].tolist() and full["eps"].is_monotonic_increasing
+    assert full["n_intruders"].is_monotonic_increasing
+    assert int(full.loc[full["eps"] == res.eps, "n_intruders"].iloc[0]) == res.total == 0
+    vals = res.max_cos_values()
+    assert len(vals) == 10 * len(res.table)
+    assert sorted(vals)[:2] == pytest.approx([math.cos(math.radians(30))] * 2, abs=1e-4)
+    with pytest.raises(LmscopeError, match="eps must be in"):
+        res.counts_by_eps([0.5, 1.5])
+    one = find_intruders(planted["base"], planted["rank1"], k=10, eps=0.5)
+    at = one.counts_by_eps([0.5])
+    assert at["n_intruders"].tolist() == [one.total] == [1]
+
+
+def test_intruder_report_section_shows_the_count_against_eps_and_the_match_distribution(planted, tmp_path):
+    from lmscope.report.html import Report
+    from lmscope.report.sections import intruder_section
+
+    zero = find_intruders(planted["base"], planted["rotated"](0, 1, 30), k=10, eps=0.5)
+    rep = Report(tmp_path / "zero", "t")
+    intruder_section(rep, zero, extra={"task loss (base)": 1.25})
+    html = rep.write().read_text()
+    d = tmp_path / "zero"
+    assert (d / "intruders_by_eps.png").is_file() and (d / "intruders_max_cos.png").is_file()
+    assert not (d / "intruders_heatmap.png").exists() and "every cell would be 0" in html
+    assert "zero means that each of the 140 top-10 directions" in html and "0.866" in html
+    assert "<th>task loss (base)</th><td>1.25</td>" in html
+    by_eps = (d / "intruders_by_eps.csv").read_text().splitlines()
+    assert by_eps[0].startswith("eps,n_intruders,matrices_with_intruders,")
+    assert by_eps[1].startswith("0.05,0,0,")
+
+    one = find_intruders(planted["base"], planted["rank1"], k=10, eps=0.5)
+    rep = Report(tmp_path / "one", "t")
+    intruder_section(rep, one)
+    html = rep.write().read_text()
+    assert (tmp_path / "one" / "intruders_heatmap.png").is_file()
+    assert "1 of the 140 top-10 directions checked here do (in 1 of 14 matrices)" in html

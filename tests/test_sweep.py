@@ -46,7 +46,7 @@ def test_local_sweep_cli_matches_direct_runs_and_isolates_failures(tmp_path, cap
     bad = root / "qf-l2-s0"  # not a run folder: this run must fail, the other must finish
     bad.mkdir(parents=True)
     (bad / "junk.txt").write_text("x")
-    rc = main(["grok", "sweep", "--task", "question-formation", "--layers", "1,2", "--seeds", "1",
+    rc = main(["grok", "sweep", "--task", "question-formation", "--layers", "1,2", "--n-seeds", "1",
                "--steps", "10", *TINY_ARGS, "--out", str(root), "--jobs", "2", "--quiet"])
     out, err = capsys.readouterr()
     assert rc == 2
@@ -61,7 +61,7 @@ def test_local_sweep_cli_matches_direct_runs_and_isolates_failures(tmp_path, cap
     assert (root / "plots" / "index.html").is_file()
 
     # started again: the finished run resumes at its end (same metrics), a longer run is not shortened
-    rc = main(["grok", "sweep", "--task", "question-formation", "--layers", "1", "--seeds", "1",
+    rc = main(["grok", "sweep", "--task", "question-formation", "--layers", "1", "--seeds", "0-0",
                "--steps", "10", *TINY_ARGS, "--out", str(root), "--quiet", "--no-plot"])
     assert rc == 0 and _strip(read_metrics(root / "qf-l1-s0")) == reference
     jobs = grok_sweep_jobs("question-formation", root, [1], [0], 5, **TINY)
@@ -98,7 +98,12 @@ def test_sweep_refuses_to_resume_into_other_configuration(tmp_path, capsys):
     (["--task", "nope", "--layers", "2"], "unknown task"),
     (["--task", "question-formation", "--layers", "0"], "layers must be an integer >= 1"),
     (["--task", "question-formation", "--layers", "2,x"], "--layers must be integers"),
-    (["--task", "question-formation", "--layers", "2", "--seeds", "0"], "--seeds N needs N >= 1"),
+    (["--task", "question-formation", "--layers", "2", "--seeds", "3"], "--seeds takes a list of seeds such as 0,1,2"),
+    (["--task", "question-formation", "--layers", "2", "--seeds", "0"], "use --n-seeds N; got --seeds 0"),
+    (["--task", "question-formation", "--layers", "2", "--seeds", "0,1", "--n-seeds", "2"], "not both"),
+    (["--task", "question-formation", "--layers", "2", "--n-seeds", "0"], "--n-seeds must be an integer from 1"),
+    (["--task", "question-formation", "--layers", "2", "--n-seeds", "2.5"], "--n-seeds must be an integer"),
+    (["--task", "question-formation", "--layers", "2", "--seeds", "2-1"], "the range 2-1 is empty"),
     (["--task", "question-formation", "--layers", "2", "--steps", "-5"], "argument --steps: must be an integer >= 1"),
     (["--task", "question-formation", "--layers", "2", "--jobs", "0"], "argument --jobs: must be an integer >= 1"),
 ])
@@ -106,6 +111,28 @@ def test_sweep_bad_input_one_line(tmp_path, capsys, argv, msg):
     rc = main(["grok", "sweep", *argv, "--out", str(tmp_path / "o"), "--quiet"])
     err = capsys.readouterr().err
     assert rc == 2 and msg in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("seeds, n_seeds, expect", [
+    (None, None, [0]), ("0,1,2", None, [0, 1, 2]), ("0-2", None, [0, 1, 2]), ("3-3", None, [3]),
+    ("5,7", None, [5, 7]), ("1-2,9", None, [1, 2, 9]), (None, "3", [0, 1, 2]), (None, "1", [0]),
+])
+def test_sweep_seeds_list_or_count(seeds, n_seeds, expect):
+    from lmscope.cli.grok import sweep_seeds
+
+    assert sweep_seeds(seeds, n_seeds) == expect
+
+
+def test_sweep_seeds_name_the_runs(tmp_path, capsys):
+    """--seeds 2,5 trains seeds 2 and 5 (not 0..4 nor 0..1); --n-seeds 2 trains seeds 0 and 1."""
+    from lmscope.cli import build_parser
+    from lmscope.cli.grok import sweep_seeds
+
+    for argv, names in ((["--seeds", "2,5"], ["qf-l1-s2", "qf-l1-s5"]), (["--n-seeds", "2"], ["qf-l1-s0", "qf-l1-s1"])):
+        args = build_parser().parse_args(["grok", "sweep", "--task", "question-formation", "--layers", "1",
+                                          *argv, "--out", str(tmp_path)])
+        jobs = grok_sweep_jobs(args.task, args.out, [1], sweep_seeds(args.seeds, args.n_seeds), 5)
+        assert [j.name for j in jobs] == names
 
 
 def test_run_sweep_bad_jobs(tmp_path):
@@ -135,7 +162,7 @@ def test_ray_cluster_auto_address(tmp_path, reference):
                     "--disable-usage-stats"], check=True, env=env, capture_output=True)
     try:
         root = tmp_path / "cluster"
-        rc = main(["grok", "sweep", "--task", "question-formation", "--layers", "1", "--seeds", "1",
+        rc = main(["grok", "sweep", "--task", "question-formation", "--layers", "1", "--n-seeds", "1",
                    "--steps", "10", *TINY_ARGS, "--out", str(root), "--ray", "auto", "--quiet", "--no-plot"])
         assert rc == 0
         assert _strip(read_metrics(root / "qf-l1-s0")) == reference

@@ -503,3 +503,46 @@ def test_sentence_file_format_override(tmp_path):
         read_sentence_file(p)  # auto reads brackets as trees: these lines are not trees of words
     with pytest.raises(LmscopeError, match="unknown sentence-file format"):
         read_sentence_file(p, "csv")
+
+
+def test_limit_takes_a_seeded_sample_in_file_order(tmp_path, capsys, small_dir):
+    """--limit N draws N sentences with --seed (the choice EvalTask.sample makes), kept in file order,
+    not the first N; the same seed gives the same sample."""
+    from lmscope.data.evalsets import EvalTask, sample_indices
+
+    text = tmp_path / "many.txt"
+    lines = [f"the dog {'big ' * (i % 3)}barks" if i % 2 else f"a cat{' sleeps' * (1 + i % 4)}" for i in range(20)]
+    text.write_text("\n".join(lines) + "\n")
+    full = read_sentence_file(text)
+    for seed in (0, 1, 2):
+        part = full.sample(5, seed)
+        keep = sample_indices(20, 5, seed)
+        assert keep == sorted(keep) and len(set(keep)) == 5
+        assert part.where == [f"{text}:{i + 1}" for i in keep] and part.sentences == [lines[i].split() for i in keep]
+        # the same choice as the evaluation sets' --limit
+        task = EvalTask("t", "text", [{"text": s} for s in lines])
+        assert [r["text"] for r in task.sample(5, seed).rows] == [lines[i] for i in keep]
+    assert {tuple(full.sample(5, s).where) for s in range(5)} != {tuple(full.where[:5])}  # not the first N
+    assert full.sample(5, 3).where == full.sample(5, 3).where and full.sample(50, 0).where == full.where
+    assert full.sample(None).where == full.where
+    with pytest.raises(LmscopeError, match="--limit must be at least 1"):
+        full.sample(0)
+
+    assert main(["trees", str(small_dir), "--data", str(text), "--limit", "4", "--seed", "3", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [s["where"] for s in doc["per_sentence"]] == [f"{text}:{i + 1}" for i in sample_indices(20, 4, 3)]
+    assert "argument --limit: must be an integer >= 1" in _one_error_line(capsys, ["trees", small_dir, "--data", text, "--limit", 0])
+
+
+def test_checkup_tree_sentences_are_those_of_its_printed_command(tmp_path, capsys):
+    """The check-up's trees step names `data make ... --n-val 4n` and `trees --limit n --seed S`: that
+    command reads exactly the sentences the check-up used."""
+    from lmscope.checkup import trees_sentences
+
+    words, golds = trees_sentences(10, 2)
+    assert main(["data", "make", "question-formation", "--out", str(tmp_path / "qf"), "--n-train", "0",
+                 "--n-val", "40", "--n-gen", "0", "--seed", "2", "--quiet"]) == 0
+    capsys.readouterr()
+    read = read_sentence_file(tmp_path / "qf" / "val.jsonl").sample(10, 2)
+    assert read.sentences == words and read.gold_trees == golds
+    assert read.where != read_sentence_file(tmp_path / "qf" / "val.jsonl").where[:10]

@@ -8,7 +8,6 @@ factual-recall set (models with an LM head). Later capabilities add their sectio
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,21 +25,42 @@ from lmscope.train.evaluate import forgetting_loss
 from lmscope.train.finetune import FinetuneConfig, finetune
 
 
+def _task_metrics(metrics: dict, rank: int) -> dict:
+    """The fine-tuning task's own metric (test rows of the bundled task) as plain numbers: before the
+    fine-tune when measured (LM tasks), and after it."""
+    out = {}
+    for when, label in (("task_before", "base"), ("task_after", f"LoRA r={rank}")):
+        for name, value in (metrics.get(when) or {}).items():
+            out[f"{name.replace('_', ' ')} on the fine-tuning task ({label})"] = value
+    return out
+
+
+def trees_sentences(n: int, seed: int) -> tuple[list[list[str]], list]:
+    """The check-up's tree-projection sentences and gold trees: those that `lmscope trees --data
+    qf/val.jsonl --limit n --seed SEED` takes from `lmscope data make question-formation --n-train 0
+    --n-val 4n --n-gen 0 --seed SEED` (a seeded sample of the 4n validation rows, in their order)."""
+    from lmscope.data.evalsets import sample_indices
+    from lmscope.data.suites import gold_sentences
+
+    words, golds = gold_sentences("question-formation", 4 * n, seed=seed, pool=4 * n)
+    keep = sample_indices(len(words), n, seed)
+    return [words[i] for i in keep], [golds[i] for i in keep]
+
+
 def _trees_step(src, report: Report, cfg, log, n_steps: int, quiet) -> dict:
     """Tree projections of the model's last layer on grammar sentences with gold trees."""
-    from lmscope.data.suites import gold_sentences
     from lmscope.report.sections import tree_section
     from lmscope.trees import tree_projection
 
     n = cfg.trees_sentences
-    words, golds = gold_sentences("question-formation", n, seed=cfg.seed)
+    words, golds = trees_sentences(n, cfg.seed)
     log(f"[{n_steps}/{n_steps}] tree projections of the last layer on {len(words)} grammar sentences")
     res = tree_projection(src.spec, words, gold_trees=golds, seed=cfg.seed, quiet=quiet)
     longest = max(range(len(words)), key=lambda i: (len(words[i]), -i))
     tree_section(report, res, sentence=longest,
                  command=f"lmscope data make question-formation --out qf --n-train 0 --n-val {4 * n} --n-gen 0 "
                          f"--seed {cfg.seed}\nlmscope trees {src.spec} --data qf/val.jsonl --limit {n} "
-                         f"--sentence {longest}")
+                         f"--seed {cfg.seed} --sentence {longest}")
     p = res.parsing or {}
     return {"sentences": len(words), "layer": res.layer, "t_score": res.t_score, "f1": p.get("f1"),
             "baseline_f1": res.baseline_f1}
@@ -132,7 +152,7 @@ def _write_checkup(src, out: Path, cfg: CheckupConfig, quiet, log) -> Path:
             f"{metric_name} (base)": m["general_before"]["value"],
             f"{metric_name} (LoRA r={cfg.rank})": m["general_after"]["value"],
             f"{metric_name} (intruders scaled by {cfg.scale})": after_mitigation["value"],
-            "task metric after fine-tuning": json.dumps(m["task_after"]),
+            **_task_metrics(m, cfg.rank),
             "fine-tune seconds": m["train_seconds"],
         }
         intruder_section(report, res, extra=forgetting)
@@ -154,7 +174,8 @@ def _write_checkup(src, out: Path, cfg: CheckupConfig, quiet, log) -> Path:
         laser_section(report, ls, command=f"lmscope laser search {src.spec} --task factual_recall --layers "
                                           f"{layers[0]}-{layers[-1]} --keeps {','.join(f'{k:g}' for k in cfg.laser_keeps)}"
                                           f" --limit {cfg.laser_examples} --seed {cfg.seed}")
-        summary["laser"] = {"base_test": ls.base["test"], "best": ls.best,
+        summary["laser"] = {"base_val": ls.base["val"], "base_test": ls.base["test"], "improved": ls.improved,
+                            "best": ls.best,
                             "composed": {k: ls.composed[k] for k in ("reductions", "test")} if ls.composed else None}
     elif cfg.laser:
         report.heading("LASER")

@@ -75,7 +75,7 @@ def add_data(sub, common) -> None:
     dm.add_argument("suite", nargs="?", help="question-formation, tense-inflection, dyck or arith")
     dm.add_argument("--out", help="output folder (replaced as a whole)")
     add_force(dm)
-    dm.add_argument("--n-train", type=integer(1, MAX_ROWS), default=10000, help="train rows (default 10000)")
+    dm.add_argument("--n-train", type=integer(0, MAX_ROWS), default=10000, help="train rows (default 10000)")
     dm.add_argument("--n-val", type=integer(0, MAX_ROWS), default=1000, help="in-distribution validation rows (default 1000)")
     dm.add_argument("--n-gen", type=integer(0, MAX_ROWS), default=1000, help="generalization (gen / ood) rows (default 1000)")
     dm.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")

@@ -3,9 +3,10 @@ generalization and tree-structuredness are tracked."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from lmscope.cli._lists import int_list
+from lmscope.cli._lists import MAX_RANGE, int_list
 from lmscope.cli._numbers import integer, number, positive_int
 from lmscope.cli._output import add_force, check_out, command_line, emit
 from lmscope.errors import LmscopeError
@@ -27,6 +28,28 @@ def cmd_grok_train(args) -> None:
     emit(args, res, lines)
 
 
+SEEDS_HELP = ("--seeds takes a list of seeds such as 0,1,2 or 0-2 (one seed: 3-3); "
+              "for the first N seeds (0..N-1) use --n-seeds N")
+
+
+def sweep_seeds(seeds: str | None, n_seeds: str | int | None) -> list[int]:
+    """The seeds of a sweep from ``--seeds LIST`` (``0,1,2``, ``0-2``, one seed as ``3-3``) or
+    ``--n-seeds N`` (seeds 0..N-1); neither: seed 0. A bare number for ``--seeds`` is refused (it could
+    mean that seed or that many seeds), as is giving both."""
+    if seeds is not None and n_seeds is not None:
+        raise LmscopeError(f"give --seeds LIST or --n-seeds N, not both ({SEEDS_HELP})")
+    if seeds is not None:
+        if re.fullmatch(r"\s*[-+]?\d+\s*", str(seeds)):
+            raise LmscopeError(f"{SEEDS_HELP}; got --seeds {seeds.strip()}")
+        return int_list(seeds, "--seeds")
+    if n_seeds is None:
+        return [0]
+    text = str(n_seeds).strip()
+    if not text.isdigit() or not 1 <= int(text) <= MAX_RANGE:
+        raise LmscopeError(f"--n-seeds must be an integer from 1 to {MAX_RANGE:,}, got {n_seeds!r}")
+    return list(range(int(text)))
+
+
 def cmd_grok_sweep(args) -> None:
     from lmscope.grokking import grok_sweep_jobs, load_run
     from lmscope.report.grokking import plot_runs
@@ -34,11 +57,7 @@ def cmd_grok_sweep(args) -> None:
 
     check_ray_address(args.ray)  # before any run folder is made
     layers = int_list(args.layers, "--layers")
-    seeds = int_list(args.seeds, "--seeds")
-    if args.seeds.strip().isdigit():  # one number N: seeds 0 .. N-1
-        if seeds[0] < 1:
-            raise LmscopeError(f"--seeds N needs N >= 1 (or a list such as 0,1,2), got {args.seeds}")
-        seeds = list(range(seeds[0]))
+    seeds = sweep_seeds(args.seeds, args.n_seeds)
     options = {k: getattr(args, k) for k in SWEEP_OPTIONS}
     jobs = grok_sweep_jobs(args.task, args.out, layers, seeds, args.steps, **options)
     from lmscope.train.sweep import SWEEP_FILE
@@ -120,7 +139,9 @@ def add_grok(sub, common) -> None:
     gw.add_argument("--task", required=True, help="question-formation, tense-inflection or dyck")
     gw.add_argument("--out", required=True, help="the sweep folder (existing runs in it are resumed)")
     gw.add_argument("--layers", required=True, help="depths, comma-separated (e.g. 2,4,6,8)")
-    gw.add_argument("--seeds", default="1", help="N (seeds 0..N-1) or a list such as 0,2 (default 1)")
+    gw.add_argument("--seeds", metavar="LIST", help="the seeds, a list such as 0,1,2 or 0-2 (one seed: 3-3); "
+                                                    "a bare number is refused, use --n-seeds for a count")
+    gw.add_argument("--n-seeds", metavar="N", help="seeds 0..N-1 (default: seed 0 only); not with --seeds")
     _config_options(gw, skip=("layers", "seed"), sweep=True)
     gw.add_argument("--jobs", type=positive_int, help="runs at a time (default: one per core; with --ray: as the cluster allows)")
     gw.add_argument("--threads", type=positive_int, help="threads per run (default: cores // jobs locally, 1 on Ray)")

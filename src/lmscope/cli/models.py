@@ -36,9 +36,34 @@ def cmd_models_show(args) -> None:
     emit(args, {**info, "matrices_list": [r.to_dict() for r in refs]}, lines)
 
 
-def cmd_cache(args) -> None:
-    from lmscope.cache import cache_info, cache_lines, cache_root, clear
+def _mb(n: int) -> str:
+    if n >= 1e9:
+        return f"{n / 1e9:.2f} GB"
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB" if n >= 1e3 else f"{n} bytes"
 
+
+def cmd_cache(args) -> None:
+    from lmscope.cache import cache_info, cache_lines, cache_root, clear, max_size, parse_size, prune
+
+    if args.max_size is not None and args.action != "prune":
+        raise LmscopeError("--max-size goes with `lmscope cache prune`")
+    if args.action == "prune":
+        cap = parse_size(args.max_size) if args.max_size is not None else max_size()
+        if cap is None:
+            raise LmscopeError("give --max-size SIZE (such as 2GB): LMSCOPE_CACHE_MAX_SIZE turns the cap off")
+        res = prune(cap)
+        where = " and ".join(res["parts"])
+        if res["failed"] and res["bytes_after"] > cap:
+            f = res["failed"][0]
+            raise LmscopeError(f"could not delete {len(res['failed'])} cache entries ({f['path']}: {f['error']}); "
+                               f"{where} still hold {_mb(res['bytes_after'])}, more than {_mb(cap)}")
+        if res["removed"]:
+            line = (f"pruned {len(res['removed'])} entries ({_mb(res['removed_bytes'])}) of {where}, least recently "
+                    f"used first: {_mb(res['bytes_before'])} -> {_mb(res['bytes_after'])} (max {_mb(cap)})")
+        else:
+            line = f"nothing to prune: {where} hold {_mb(res['bytes_after'])} (max {_mb(cap)}) in {cache_root()}"
+        emit(args, res, [line])
+        return
     if args.action == "clear":
         what = clear(args.what)
         emit(args, {"cleared": what}, [f"cleared {', '.join(what)} in {cache_root()}"])
@@ -66,9 +91,15 @@ def add_models(sub, common) -> None:
 
 def add_cache(sub, common) -> None:
     k = sub.add_parser("cache", parents=[common],
-                       help="inspect or clear lmscope's caches (SVDs, converted models, LASER search progress, "
-                            "LM answers)")
-    k.add_argument("action", choices=["info", "clear"], nargs="?", default="info")
+                       help="inspect, prune or clear lmscope's caches (SVDs, converted models, LASER search "
+                            "progress, LM answers)")
+    k.add_argument("action", choices=["info", "clear", "prune"], nargs="?", default="info",
+                   help="info (default): what is where and its size; clear: delete parts (--what); prune: delete "
+                        "the least recently used SVD and LASER-search entries until they fit --max-size")
+    k.add_argument("--max-size", metavar="SIZE",
+                   help="prune: the size to keep svd + laser-search under, such as 500MB, 2GB or 1.5G (default: "
+                        "the cap, $LMSCOPE_CACHE_MAX_SIZE or 5GB, which is also applied automatically after each "
+                        "new entry)")
     k.add_argument("--what", action="append", choices=["svd", "models", "laser-search", "lm"],
                    help="what to clear (default svd); models holds the converted models and the assembled bundled "
                         "models (both made again on next use), laser-search holds the progress of LASER searches, "

@@ -18,7 +18,7 @@ TREES_DATA_HELP = ("--data: JSONL rows {text, tree?} (a row's tree gives the sen
 def cmd_trees(args) -> None:
     from lmscope.trees import LayerSweepResult, read_sentence_file, tree_projection
 
-    data = read_sentence_file(args.data, args.format).head(args.limit)
+    data = read_sentence_file(args.data, args.format).sample(args.limit, args.seed)
     if not 0 <= args.sentence < len(data):
         raise LmscopeError(f"--sentence {args.sentence} is out of range: {len(data)} sentences (0..{len(data) - 1})")
     check_out(args)
@@ -67,9 +67,12 @@ def add_trees(sub, common) -> None:
                                     "or a list such as 2,4,6-8 for a per-layer table")
     tr.add_argument("--threshold", type=non_negative_int, default=0, help="first block under the span mask (default 0: all)")
     tr.add_argument("--distance", choices=["cosine", "euclidean"], default="cosine")
-    tr.add_argument("--limit", type=positive_int, help="use only the first N sentences")
-    tr.add_argument("--seed", type=seed, default=0, help="seed of the t-score's random splits and the random trees")
-    tr.add_argument("--sentence", type=non_negative_int, default=0, help="sentence (0-based) drawn in the report and printed")
+    tr.add_argument("--limit", type=positive_int, help="use a seeded sample of N sentences (--seed; kept in file "
+                                                       "order)")
+    tr.add_argument("--seed", type=seed, default=0, help="seed of the --limit sample, the t-score's random splits "
+                                                         "and the random trees (default 0)")
+    tr.add_argument("--sentence", type=non_negative_int, default=0, help="sentence (0-based, of the sample with "
+                                                                         "--limit) drawn in the report and printed")
     tr.add_argument("--batch-size", type=positive_int, default=32, help="sequences per forward pass (default 32)")
     tr.add_argument("--reference", action="store_true", help="the reference procedure: one masked pass per span, "
                                                               "one at a time (slow; the same charts)")

@@ -101,6 +101,16 @@ EVAL_SCHEMA_DOC = "one JSON object per line, every line of the same kind: " + ";
     f"{k}: {v}" for k, v in EVAL_KINDS.items())
 
 
+def sample_indices(total: int, n: int, seed: int) -> list[int]:
+    """The seeded choice of ``n`` of ``total`` items that every ``--limit N`` makes: distinct indices in
+    increasing order (so a sample keeps the file's order); all of them when ``n >= total``."""
+    if n >= total:
+        return list(range(total))
+    import numpy as np
+
+    return sorted(np.random.default_rng(seed).choice(total, n, replace=False).tolist())
+
+
 @dataclass
 class EvalTask:
     """Rows of one kind (``recall``, ``choice`` or ``text``), normalized to the documented schema."""
@@ -129,10 +139,7 @@ class EvalTask:
             raise LmscopeError(f"--limit must be at least {minimum}")
         if n >= len(self):
             return self
-        import numpy as np
-
-        pick = np.random.default_rng(seed).choice(len(self), n, replace=False)
-        return self.subset(sorted(pick.tolist()))
+        return self.subset(sample_indices(len(self), n, seed))
 
 
 def _row_kind(row: dict) -> str | None:

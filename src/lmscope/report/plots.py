@@ -105,6 +105,62 @@ def plot_intruder_heatmap(table: pd.DataFrame, path: str | Path, title: str = ""
                     annotate=True)
 
 
+def plot_intruders_by_eps(counts: pd.DataFrame, eps: float, n_vectors: int, path: str | Path,
+                          title: str = "") -> Path:
+    """Intruder count against the threshold eps (``counts``: IntruderResult.counts_by_eps), all matrices
+    in bold and one thin line per role; the threshold used is marked. The y axis is linear up to 1 and
+    logarithmic above, so zeros and a handful of intruders stay visible next to large counts."""
+    fixed = {"eps", "n_intruders", "matrices_with_intruders"}
+    roles = [c for c in counts.columns if c not in fixed]
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    cmap = plt.get_cmap("tab10")
+    for i, role in enumerate(_role_order(roles)):
+        ax.plot(counts["eps"], counts[role], lw=0.9, marker=".", ms=3, color=cmap(i % 10), label=role)
+    ax.plot(counts["eps"], counts["n_intruders"], lw=2.2, color="black", marker="o", ms=3, label="all matrices")
+    ax.set_yscale("symlog", linthresh=1)
+    ax.set_ylim(bottom=0, top=max(2.0, n_vectors * 1.5))
+    ax.axhline(n_vectors, color="grey", lw=0.8, ls=":")
+    ax.text(0.99, n_vectors, f"all {n_vectors} top-k vectors ", ha="right", va="bottom", fontsize=7, color="grey")
+    at = counts.loc[(counts["eps"] - eps).abs().idxmin(), "n_intruders"] if len(counts) else 0
+    ax.axvline(eps, color="crimson", lw=1, ls="--")
+    ax.text(eps, 0.5, f" eps={eps:g}: {int(at)}", color="crimson", fontsize=8, va="center")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("eps (a tuned vector is an intruder when its best |cos| with the base is below eps)", fontsize=8)
+    ax.set_ylabel("intruder dimensions")
+    ax.legend(fontsize=7, ncol=2, loc="center left", frameon=False)
+    ax.set_title(title or "Intruder dimensions against eps", fontsize=10)
+    return save_figure(fig, path)
+
+
+def plot_max_cos_histogram(values: np.ndarray, eps: float, path: str | Path, title: str = "") -> Path:
+    """Histogram of every tuned top-k vector's best |cos| with the base, eps marked (the vectors left of
+    the line are the intruders); on the right the same values as 1 - |cos| on a log axis, which
+    separates matches that all look like 1 on the left (a short fine-tune)."""
+    values = np.clip(np.asarray(values, dtype=float), 0.0, 1.0)
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.4), layout="constrained")
+    ax.hist(values, bins=np.linspace(0.0, 1.0, 51), color="steelblue", edgecolor="white", lw=0.4)
+    ax.set_yscale("log")
+    ax.set_ylim(bottom=0.7)
+    ax.set_xlim(0, 1)
+    ax.axvline(eps, color="crimson", lw=1, ls="--", label=f"eps = {eps:g}")
+    n_below = int((values < eps).sum())
+    low = float(values.min()) if len(values) else float("nan")
+    ax.set_xlabel("largest |cos| with a base singular vector (1: kept)", fontsize=9)
+    ax.set_ylabel("top-k vectors (log)")
+    ax.legend(fontsize=8, loc="upper left", frameon=False,
+              title=f"{len(values)} vectors, {n_below} below eps\nlowest {low:.3f}", title_fontsize=8)
+    gap = np.maximum(1.0 - values, 1e-7)
+    lo = min(1e-6, float(gap.min()) if len(gap) else 1e-6)
+    ax2.hist(gap, bins=np.logspace(np.log10(lo), 0, 41), color="slategray", edgecolor="white", lw=0.4)
+    ax2.set_xscale("log")
+    ax2.set_yscale("log")
+    ax2.set_ylim(bottom=0.7)
+    ax2.axvline(1.0 - eps, color="crimson", lw=1, ls="--")
+    ax2.set_xlabel("1 - largest |cos| (log; right of the dashed line: intruders)", fontsize=9)
+    fig.suptitle(title or "How closely the tuned top-k directions match the base", fontsize=10)
+    return save_figure(fig, path)
+
+
 def plot_similarity(sim: np.ndarray, key: str, eps: float, path: str | Path, max_base: int | None = None,
                     title: str = "") -> Path:
     """|cos| between the tuned matrix's top-k left singular vectors and the base's (the paper's figure).

@@ -8,6 +8,8 @@ from lmscope._io import atomic_path, write_json
 from lmscope.report.html import Report
 from lmscope.report.plots import (
     plot_intruder_heatmap,
+    plot_intruders_by_eps,
+    plot_max_cos_histogram,
     plot_metric_heatmap,
     plot_similarity,
     plot_singular_values,
@@ -41,27 +43,78 @@ def spectrum_section(report: Report, result, metric: str = "alpha", prefix: str 
     report.link(out / f"{prefix}.csv", f"{prefix}.csv (all matrices)")
 
 
+def intruder_meaning(result) -> str:
+    """One sentence saying what the count means, and what zero means, for this result."""
+    vals = result.max_cos_values()
+    n, low = len(vals), (float(vals.min()) if len(vals) else float("nan"))
+    what = (f"An intruder is one of a tuned matrix's top-{result.k} left singular vectors whose largest |cosine| "
+            f"with any base singular vector stays below eps = {result.eps:g}")
+    if result.total == 0:
+        return (f"{what}; zero means that each of the {n} top-{result.k} directions checked here still has a base "
+                f"singular vector with |cos| of at least eps (the worst match is {low:.3f}): at this eps the "
+                "fine-tune brought in no new leading direction (the curve below shows from which eps on some "
+                "would count).")
+    return (f"{what}: {result.total} of the {n} top-{result.k} directions checked here do (in "
+            f"{int((result.table['n_intruders'] > 0).sum())} of {len(result.table)} matrices); the lowest match "
+            f"is |cos| = {low:.3f}.")
+
+
 def intruder_section(report: Report, result, matrix: str | None = None, prefix: str = "intruders",
                      extra: dict | None = None) -> None:
-    """Intruder counts per matrix, per layer, per role, the heatmap and the similarity figure."""
+    """Intruder counts: what the count means, the count against eps, the distribution of best matches,
+    the layer x role heatmap (only when there are intruders), the similarity figure and the tables."""
     out = report.out
     _csv(result.table, out / f"{prefix}.csv")
     write_json(out / f"{prefix}.json", result.to_dict())
+    by_eps = result.counts_by_eps()
+    _csv(by_eps, out / f"{prefix}_by_eps.csv")
     report.heading(f"Intruder dimensions: {result.tuned} vs {result.base}")
+    report.text(intruder_meaning(result))
     report.kv({**result.summary(), **(extra or {})})
-    heat = plot_intruder_heatmap(result.table, out / f"{prefix}_heatmap.png",
-                                 title=f"Intruders among the top-{result.k} (eps={result.eps})")
-    report.image(heat, "Number of intruder dimensions per layer and role.")
+    vals = result.max_cos_values()
+    curve = plot_intruders_by_eps(by_eps, result.eps, len(vals), out / f"{prefix}_by_eps.png",
+                                  title=f"Intruders among the top-{result.k} against eps ({len(result.table)} matrices)")
+    report.image(curve, f"Number of intruder dimensions at each eps (all matrices, and per role); the dashed line "
+                        f"is the eps of this run ({result.eps:g}). Values: {prefix}_by_eps.csv.")
+    hist = plot_max_cos_histogram(vals, result.eps, out / f"{prefix}_max_cos.png")
+    report.image(hist, f"Distribution of the best |cos| match of every tuned top-{result.k} vector with the base's "
+                       "singular vectors; intruders are those left of the dashed line.")
+    if result.total > 0:
+        heat = plot_intruder_heatmap(result.table, out / f"{prefix}_heatmap.png",
+                                     title=f"Intruders among the top-{result.k} (eps={result.eps})")
+        report.image(heat, "Number of intruder dimensions per layer and role.")
+    else:
+        report.text(f"No layer x role heatmap: every cell would be 0 at eps = {result.eps:g}.", note=True)
     key = matrix or result.signature_matrix()
     if key in result.similarity:
         sim_png = plot_similarity(result.similarity[key], key, result.eps, out / f"{prefix}_similarity_{key}.png")
-        report.image(sim_png, f"{key}: cosine similarity between the tuned matrix's top-{result.k} left singular "
-                              "vectors (rows) and the base's (columns). A row with no dark cell is an intruder.")
+        chosen = "" if matrix else " (the matrix with the most intruders, or else the lowest best match)"
+        report.image(sim_png, f"{key}{chosen}: cosine similarity between the tuned matrix's top-{result.k} left "
+                              "singular vectors (rows) and the base's (columns). A row with no dark cell is an "
+                              "intruder.")
     by_layer = result.by_layer()
     report.table(by_layer, max_rows=80)
     cols = ["key", "layer", "role", "n_intruders", "min_max_cos", "intruder_singular_values", "delta_fro"]
     report.table(result.table[cols], max_rows=40)
     report.link(out / f"{prefix}.csv", f"{prefix}.csv (all matrices, with the k max-cosine values)")
+
+
+def laser_verdict(result) -> str:
+    """One plain sentence: the unmodified model's validation score and whether any reduction beat it."""
+    def score(s: dict) -> str:
+        if s.get("accuracy") is not None:
+            return f"accuracy {100 * s['accuracy']:.1f}%"
+        return f"log-loss {s['logloss']:.4f}"
+
+    base = (f"The unmodified model's validation {score(result.base['val'])} ({result.n_val} examples; test "
+            f"{score(result.base['test'])} on {result.n_test}).")
+    b = result.best
+    if not result.improved:
+        return (base + f" No reduction of the {len(result.table)} tried beat it on validation: LASER did not help "
+                       "here" + (f" (the best, layer {b['layer']} {b['role']} keep {b['keep']:g}, reached "
+                                 f"{score(b['val'])})." if b else "."))
+    return (base + f" The best reduction, layer {b['layer']} {b['role']} keep {b['keep']:g}, beat it on validation "
+                   f"with {score(b['val'])}; on the held-out test split it scored {score(b['test'])}.")
 
 
 def laser_section(report: Report, result, prefix: str = "laser", command: str | None = None) -> None:
@@ -80,20 +133,23 @@ def laser_section(report: Report, result, prefix: str = "laser", command: str | 
     report.heading(f"LASER on {result.model}: {result.task}")
     if command:
         report.code(command)
+    report.text(laser_verdict(result))
     report.code("\n".join(result.summary_lines()))
     metric = "d_accuracy" if result.kind != "text" else "d_logloss"
     heat = plot_laser_heatmaps(df, out / f"{prefix}_heatmap.png", metric=metric)
     report.image(heat, "Change against the unmodified model on the validation split, per layer and kept fraction "
                        "(one panel per role).")
-    rows = [{"model": "unmodified", **{f"test_{k}": v for k, v in result.base["test"].items()}}]
+    def cells(entry: dict) -> dict:
+        return {**{f"val_{k}": v for k, v in entry["val"].items()}, **{f"test_{k}": v for k, v in entry["test"].items()}}
+
+    rows = [{"model": "unmodified", **cells(result.base)}]
     if result.best:
         b = result.best
-        rows.append({"model": f"best single: {b['layer']}:{b['role']}:{b['keep']:g}",
-                     **{f"test_{k}": v for k, v in b["test"].items()}})
+        rows.append({"model": f"best single: {b['layer']}:{b['role']}:{b['keep']:g}", **cells(b)})
     if result.composed:
         c = result.composed
         what = ", ".join(f"{r['layer']}:{r['role']}:{r['keep']:g}" for r in c["reductions"]) or "none kept"
-        rows.append({"model": f"composed: {what}", **{f"test_{k}": v for k, v in c["test"].items()}})
+        rows.append({"model": f"composed: {what}", **cells(c)})
     report.table(pd.DataFrame(rows))
     if result.composed and result.composed["trials"]:
         trials = pd.DataFrame([{"layer": t["layer"], "role": t["role"], "keep": t["keep"], "kept": t["kept"],

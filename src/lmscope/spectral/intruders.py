@@ -35,6 +35,11 @@ def check_k_eps(k: int, eps: float) -> None:
         raise LmscopeError(f"eps must be in (0, 1], got {eps}")
 
 
+# the thresholds of IntruderResult.counts_by_eps: 0.05 .. 0.95, then finer towards 1 (where the matches of a
+# short fine-tune sit)
+EPS_GRID = tuple(round(0.05 * i, 2) for i in range(1, 20)) + (0.97, 0.99, 0.995, 0.999)
+
+
 @dataclass
 class IntruderResult:
     base: str
@@ -59,6 +64,31 @@ class IntruderResult:
         """The matrix with the most intruders (ties: the one whose worst match is lowest)."""
         t = self.table.sort_values(["n_intruders", "min_max_cos"], ascending=[False, True], kind="stable")
         return str(t.iloc[0]["key"])
+
+    def max_cos_values(self) -> np.ndarray:
+        """Every tuned top-k vector's largest |cosine| with a base singular vector, all matrices together."""
+        vals = [np.asarray(mc, dtype=float) for mc in self.table["max_cos"]] if len(self.table) else []
+        return np.concatenate(vals) if vals else np.zeros(0)
+
+    def counts_by_eps(self, eps: list[float] | tuple[float, ...] | None = None) -> pd.DataFrame:
+        """The intruder count at other thresholds, from the same similarities (no new SVDs): one row per
+        eps (default :data:`EPS_GRID` and this result's eps) with ``n_intruders`` (all matrices),
+        ``matrices_with_intruders`` and one column of counts per role. At ``self.eps`` the count is
+        :attr:`total`."""
+        grid = sorted({float(e) for e in (EPS_GRID if eps is None else eps)} | ({self.eps} if eps is None else set()))
+        for e in grid:
+            if not 0.0 < e <= 1.0:
+                raise LmscopeError(f"eps must be in (0, 1], got {e}")
+        per_matrix = [np.asarray(mc, dtype=float) for mc in self.table["max_cos"]] if len(self.table) else []
+        roles = list(dict.fromkeys(self.table["role"])) if len(self.table) else []
+        rows = []
+        for e in grid:
+            counts = np.array([int((mc < e).sum()) for mc in per_matrix], dtype=int)
+            row = {"eps": e, "n_intruders": int(counts.sum()), "matrices_with_intruders": int((counts > 0).sum())}
+            for role in roles:
+                row[role] = int(counts[(self.table["role"] == role).to_numpy()].sum())
+            rows.append(row)
+        return pd.DataFrame(rows)
 
     def summary(self) -> dict:
         return {"base": self.base, "tuned": self.tuned, "k": self.k, "eps": self.eps, "total_intruders": self.total,
@@ -128,7 +158,7 @@ def find_intruders(base: str | ModelSource, tuned: str | ModelSource, k: int = 1
             "intruder_ranks": [int(i) for i in intr],
             "intruder_singular_values": [float(top.S[i]) for i in intr],
             "min_max_cos": float(best.min()),
-            "max_cos": [round(float(x), 5) for x in best],
+            "max_cos": [float(x) for x in best],
             "delta_fro": float((wt - w0).norm()),
         })
     return IntruderResult(base_src.spec, tuned_src.spec, k, eps, pd.DataFrame(rows), sims, dirs)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lmscope.cache import cache_dir
+from lmscope.cache import cache_dir, entry_written, mark_used
 from lmscope.data.evalsets import EvalTask, load_eval_task
 from lmscope.errors import LmscopeError, check_int, check_number
 from lmscope.lm.scoring import Scores, TaskScorer, better, check_top_k, resolve_device
@@ -108,9 +108,16 @@ class LaserSearchResult:
 
         return pd.DataFrame(self.table)
 
+    @property
+    def improved(self) -> bool:
+        """Whether some reduction beat the unmodified model on the validation split (the split the search
+        chooses on): higher accuracy, ties broken by lower log-loss."""
+        return self.best is not None and better(self.best["val"], self.base["val"])
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d.pop("per_example")
+        d["improved"] = self.improved
         return d
 
     def summary_lines(self) -> list[str]:
@@ -121,11 +128,16 @@ class LaserSearchResult:
 
         lines = [f"LASER search on {self.model}, task {self.task} ({self.kind}): {len(self.table)} configs, "
                  f"{self.n_val} validation / {self.n_test} test examples"]
+        lines.append(f"  unmodified     val  {fmt(self.base['val'])}")
         lines.append(f"  unmodified     test {fmt(self.base['test'])}")
         if self.best:
             b = self.best
-            lines.append(f"  best single    test {fmt(b['test'])}  <- layer {b['layer']} {b['role']} keep {b['keep']:g}"
+            lines.append(f"  best single    val  {fmt(b['val'])}  <- layer {b['layer']} {b['role']} keep {b['keep']:g}"
                          f" (rank {b['rank']})")
+            lines.append(f"  best single    test {fmt(b['test'])}")
+        if not self.improved:
+            lines.append("  no reduction beat the unmodified model on validation (the best single config is shown "
+                         "for reference)")
         if self.composed:
             c = self.composed
             what = ", ".join(f"{r['layer']}:{r['role']}:{r['keep']:g}" for r in c["reductions"]) or "none kept"
@@ -157,6 +169,7 @@ class _Progress:
         self.enabled = enabled
         self.rows: dict[tuple, dict] = {}
         if enabled and self.path.is_file():
+            mark_used(self.path)
             for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
                 try:
                     row = json.loads(line)
@@ -171,10 +184,13 @@ class _Progress:
         self.rows[(row["layer"], row["role"], row["keep"])] = row
         if self.enabled:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            new = not self.path.exists()
             with open(self.path, "a") as f:
                 f.write(json.dumps(row) + "\n")
                 f.flush()
                 os.fsync(f.fileno())
+            if new:  # a new entry of the capped cache
+                entry_written(self.path)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from lmscope._io import atomic_path
-from lmscope.cache import cache_dir
+from lmscope.cache import cache_dir, entry_written, mark_used
 
 
 def content_key(w: torch.Tensor) -> str:
@@ -36,13 +36,22 @@ class SVD:
 
 
 class SVDCache:
-    """Disk cache of SVDs. ``root=None`` uses ``$LMSCOPE_CACHE/svd``; ``enabled=False`` computes only."""
+    """Disk cache of SVDs. ``root=None`` uses ``$LMSCOPE_CACHE/svd``; ``enabled=False`` computes only.
+
+    Every hit records the entry's use (:func:`lmscope.cache.mark_used`); in the default folder a new
+    entry may prune the least recently used ones to keep the cache under its cap (:mod:`lmscope.cache`).
+    """
 
     def __init__(self, root: str | os.PathLike | None = None, enabled: bool = True):
         self.enabled = enabled
+        self.capped = root is None  # the lmscope cache's own folder: kept under the size cap
         self.root = Path(root) if root is not None else (cache_dir("svd") if enabled else None)
         self.hits = 0
         self.misses = 0
+
+    def _written(self, path: Path) -> None:
+        if self.capped:
+            entry_written(path)
 
     def _paths(self, key: str) -> tuple[Path, Path]:
         d = self.root / key[:2]
@@ -59,12 +68,14 @@ class SVDCache:
             try:
                 s = np.load(vals)
                 self.hits += 1
+                mark_used(vals)
                 return s
             except Exception:  # noqa: BLE001 - a damaged entry is recomputed
                 pass
         svd = self._try_load_full(full)
         if svd is not None:
             self.hits += 1
+            mark_used(full)
             return svd.S.double().numpy()
         self.misses += 1
         s = _svdvals(w)
@@ -72,6 +83,7 @@ class SVDCache:
         with atomic_path(vals) as tmp:
             with open(tmp, "wb") as f:
                 np.save(f, s)
+        self._written(vals)
         return s
 
     def full(self, w: torch.Tensor, key: str | None = None) -> SVD:
@@ -84,6 +96,7 @@ class SVDCache:
         svd = self._try_load_full(full)
         if svd is not None:
             self.hits += 1
+            mark_used(full)
             return svd
         self.misses += 1
         svd = _svd(w)
@@ -92,13 +105,18 @@ class SVDCache:
         full.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(full) as tmp:
             save_file({"U": svd.U.contiguous(), "S": svd.S.contiguous(), "Vh": svd.Vh.contiguous()}, str(tmp))
+        self._written(full)
         return svd
 
     def cached_full(self, w: torch.Tensor, key: str | None = None) -> SVD | None:
         """The cached thin SVD if present, without computing anything."""
         if not self.enabled:
             return None
-        return self._try_load_full(self._paths(key or content_key(w))[0])
+        path = self._paths(key or content_key(w))[0]
+        svd = self._try_load_full(path)
+        if svd is not None:
+            mark_used(path)
+        return svd
 
     @staticmethod
     def _try_load_full(path: Path) -> SVD | None:

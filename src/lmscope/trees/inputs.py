@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from lmscope.data.evalsets import sample_indices
 from lmscope.data.trees import Tree, leaves, parse_bracketed, to_bracketed
 from lmscope.errors import LmscopeError
 
@@ -40,13 +41,17 @@ class SentenceFile:
     def has_gold(self) -> bool:
         return any(t is not None for t in self.gold_trees)
 
-    def head(self, n: int | None) -> SentenceFile:
-        """The first ``n`` sentences (all when ``n`` is None)."""
+    def sample(self, n: int | None, seed: int = 0) -> SentenceFile:
+        """A seeded sample of ``n`` sentences in their file order, the choice every ``--limit N`` makes
+        (:func:`lmscope.data.evalsets.sample_indices`); all of them when ``n`` is None or not smaller
+        than the file."""
         if n is None:
             return self
-        if n < 1:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise LmscopeError(f"--limit must be at least 1, got {n}")
-        return SentenceFile(self.path, self.kind, self.sentences[:n], self.gold_trees[:n], self.where[:n])
+        keep = sample_indices(len(self), n, seed)
+        return SentenceFile(self.path, self.kind, [self.sentences[i] for i in keep],
+                            [self.gold_trees[i] for i in keep], [self.where[i] for i in keep])
 
 
 def _lines(path: Path) -> list[tuple[int, str]]:
