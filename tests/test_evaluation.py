@@ -122,7 +122,8 @@ def test_abs_advantage_interval_planted():
     assert np.isnan(abs_advantage_interval([])[0]) and abs_advantage_interval([])[1:] == (0.0, 1.0)
     assert abs_advantage_interval([1] * 30) == (1.0, 1.0, 1.0)
     assert abs_advantage_interval([-1] * 30) == (1.0, 1.0, 1.0)  # inverted guesses: |d| = 1 all the same
-    assert abs_advantage_interval([0] * 30) == (0.0, 0.0, 0.0)
+    d0, lo0, hi0 = abs_advantage_interval([0] * 30)
+    assert (d0, lo0, hi0) == (0.0, 0.0, 0.0) and str(hi0) == "0.0"  # no negative zero in the output
     x = [1] * 12 + [0] * 6 + [-1] * 2
     assert abs_advantage_interval(x, seed=4) == abs_advantage_interval(x, seed=4)  # seeded
     d, lo, hi = abs_advantage_interval(x, seed=4)

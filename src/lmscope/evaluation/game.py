@@ -97,7 +97,7 @@ def abs_advantage_interval(diffs, seed: int = 0, resamples: int = BOOTSTRAP_RESA
     lo, hi = (float(v) for v in np.quantile(boot, [alpha, 1 - alpha]))
     lo, hi = min(lo, d), max(hi, d)  # the estimate itself always lies inside
     if lo <= 0 <= hi:
-        return abs(d), 0.0, max(-lo, hi)
+        return abs(d), 0.0, max(abs(lo), abs(hi))
     return abs(d), min(abs(lo), abs(hi)), max(abs(lo), abs(hi))
 
 
