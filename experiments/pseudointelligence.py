@@ -30,7 +30,14 @@ warnings.filterwarnings("ignore")
 import pandas as pd  # noqa: E402
 from _doc import md_table, write_keeping_reading  # noqa: E402
 
-from lmscope.evaluation import Resources, get_capability, make_oracle, play_games, profile  # noqa: E402
+from lmscope.evaluation import (  # noqa: E402
+    BOOTSTRAP_RESAMPLES,
+    Resources,
+    get_capability,
+    make_oracle,
+    play_games,
+    profile,
+)
 from lmscope.evaluation.oracles import Memo  # noqa: E402
 from lmscope.report.plots import plot_profile  # noqa: E402
 
@@ -40,7 +47,8 @@ CASE1_EVALUATORS = ["static", "fresh", "adaptive", "discriminator", "self"]
 
 
 def fmt(s: dict) -> list[str]:
-    return [f"{s['advantage']:+.2f}", f"[{s['ci_low']:+.2f}, {s['ci_high']:+.2f}]",
+    return [f"{s['advantage']:.2f}", f"[{s['ci_low']:.2f}, {s['ci_high']:.2f}]",
+            f"{s['signed_advantage']:+.2f}", f"[{s['signed_ci_low']:+.2f}, {s['signed_ci_high']:+.2f}]",
             f"{s['p_model_given_model']:.2f}", f"{s['p_model_given_truth']:.2f}", str(s["n"])]
 
 
@@ -83,7 +91,7 @@ def main(argv=None) -> int:
         r = play_games(cap, mem, ev, base, args.games, seed=0,
                        transcript=runs / "case1" / f"memorizer__{ev}__s32-r2-q2.jsonl", quiet=True)
         case1[ev] = r.stats()
-        log(f"case 1: {ev}: {case1[ev]['advantage']:+.3f}")
+        log(f"case 1: {ev}: {case1[ev]['advantage']:.3f} (signed {case1[ev]['signed_advantage']:+.3f})")
     prof1 = profile(cap, {"memorizer": mem}, ["static", "fresh", "adaptive", "discriminator"], "samples",
                     [4, 8, 16, 32, 64, 128], Resources(4, 2, 2), args.games, seed=0,
                     transcripts=runs / "case1-profile", quiet=True, log=log)
@@ -142,14 +150,19 @@ def main(argv=None) -> int:
 
 def write_doc(doc, args, case1, prof1, small, smol, acc, small_train, timings, cache, example, runs) -> None:
     def piv(table):
-        t = table.pivot_table(index=["model", "evaluator"], columns="value", values="advantage", sort=False)
-        lo = table.pivot_table(index=["model", "evaluator"], columns="value", values="ci_low", sort=False)
-        hi = table.pivot_table(index=["model", "evaluator"], columns="value", values="ci_high", sort=False)
-        rows = []
-        for idx in t.index:
-            rows.append([idx[0], idx[1]] + ["–" if pd.isna(t.loc[idx, c]) else
-                                            f"{t.loc[idx, c]:+.2f} [{lo.loc[idx, c]:+.2f}, {hi.loc[idx, c]:+.2f}]"
-                                            for c in t.columns])
+        """Per cell: the advantage [its bootstrap interval], and the signed value when it is negative."""
+        def get(col):
+            return table.pivot_table(index=["model", "evaluator"], columns="value", values=col, sort=False)
+
+        t, lo, hi, sg = get("advantage"), get("ci_low"), get("ci_high"), get("signed_advantage")
+
+        def cell(idx, c):
+            if pd.isna(t.loc[idx, c]):
+                return "–"
+            text = f"{t.loc[idx, c]:.2f} [{lo.loc[idx, c]:.2f}, {hi.loc[idx, c]:.2f}]"
+            return text + (f" (signed {sg.loc[idx, c]:+.2f})" if sg.loc[idx, c] < 0 else "")
+
+        rows = [[idx[0], idx[1]] + [cell(idx, c) for c in t.columns] for idx in t.index]
         return md_table(["model", "evaluator"] + [f"samples {c}" for c in t.columns], rows)
 
     cmd = "PYTHONPATH=src .venv/bin/python experiments/pseudointelligence.py"
@@ -160,8 +173,10 @@ def write_doc(doc, args, case1, prof1, small, smol, acc, small_train, timings, c
         "Evaluation* (Findings of EMNLP 2023). A model g is compared with a capability μ (here: question "
         "formation, with its ground truth computed from the grammar) by an evaluator learner with bounded "
         "resources. A hidden fair coin picks g or μ; the evaluator asks its queries, sees the answers and "
-        "guesses which it faced. Advantage = 2 P(correct) − 1 (0: cannot tell them apart; 1: always can). The "
-        "paper is conceptual (no experiments); the two case studies below are the ones its framework reasons "
+        "guesses which it faced. Advantage = |P(says model | g) − P(says model | μ)|, as the paper defines it "
+        "(0: cannot tell them apart; 1: always can, whichever way round it guesses); the signed value "
+        "P(says model | g) − P(says model | μ) = 2 P(correct) − 1 is shown beside it (negative: the evaluator "
+        "takes μ for the model). The paper is conceptual (no experiments); the two case studies below are the ones its framework reasons "
         "about, run as software (`lmscope.evaluation`).",
         "",
         f"Regenerate everything (~{sum(timings.values()) / 60:.0f} min on 2 CPU cores): `{cmd}`. "
@@ -169,7 +184,13 @@ def write_doc(doc, args, case1, prof1, small, smol, acc, small_train, timings, c
         f"e.g. `lmscope eval game --replay {runs}/case1/memorizer__static__s32-r2-q2.jsonl`.",
         "",
         "Games come in pairs with opposite coins (seeded order), so an evaluator that always gives the same "
-        "answer scores exactly 0. Intervals are Wilson 95 % intervals of P(correct), mapped to the advantage.",
+        "answer scores exactly 0. The interval of the advantage is a 95 % percentile bootstrap over whole coin "
+        f"pairs ({BOOTSTRAP_RESAMPLES} resamples, seeded by the game seed) of the signed difference, folded "
+        "through |·| (it starts at 0 when the signed interval holds 0; `lmscope.evaluation.abs_advantage_interval`); "
+        "when every pair gave the same result it has width 0, and the Wilson 95 % interval of P(correct), mapped "
+        "to the signed value, shows the sampling uncertainty. Profile tables show the advantage [its interval] "
+        "and the signed value where it is negative; `profile.csv` of `lmscope eval profile` has both with "
+        "their intervals.",
         "",
         "## Case 1: a model that memorized the static benchmark",
         "",
@@ -182,7 +203,8 @@ def write_doc(doc, args, case1, prof1, small, smol, acc, small_train, timings, c
         "    lmscope eval game --capability question-formation --model memorizer --evaluator static \\",
         "        --samples 32 --rounds 2 --queries 2 --games 200",
         "",
-        md_table(["evaluator", "advantage", "95% CI", "P(says model, facing g)", "P(says model, facing μ)", "games"],
+        md_table(["evaluator", "advantage", "95% CI (bootstrap)", "signed", "95% CI (Wilson)",
+                  "P(says model, facing g)", "P(says model, facing μ)", "games"],
                  [[ev] + fmt(s) for ev, s in case1.items()]),
         "",
         "Advantage against the sample budget (2 rounds × 2 queries; the static benchmark's size is its "

@@ -1,7 +1,8 @@
 """Pseudointelligence (lmscope.evaluation): capabilities, oracles, evaluators, the game, transcripts.
 
 Ground truth is planted: the truth oracle must be indistinguishable (advantage exactly 0 with the
-paired coin schedule), a model wrong on known kinds must be caught exactly when a query hits them,
+paired coin schedule), an evaluator whose guesses are relabelled must score |advantage| 1 with a
+signed value of -1, a model wrong on known kinds must be caught exactly when a query hits them,
 and a memorizer of the public benchmark must pass the static evaluator and fail the others.
 """
 
@@ -18,8 +19,10 @@ from lmscope.data.suites import make_suite
 from lmscope.data.trees import parse_bracketed
 from lmscope.errors import LmscopeError
 from lmscope.evaluation import (
+    BOOTSTRAP_RESAMPLES,
     CAPABILITIES,
     Resources,
+    abs_advantage_interval,
     advantage_interval,
     get_capability,
     make_evaluator,
@@ -30,7 +33,8 @@ from lmscope.evaluation import (
     wilson,
 )
 from lmscope.evaluation.capabilities import parse_declarative
-from lmscope.evaluation.game import coin
+from lmscope.evaluation.evaluators import FreshEvaluator
+from lmscope.evaluation.game import GameResult, coin
 from lmscope.evaluation.oracles import Oracle, TruthOracle
 
 NON_LM = ("static", "fresh", "adaptive", "discriminator", "self")
@@ -79,6 +83,28 @@ def test_capability_bad_input():
         get_capability("arithmetic").sample_queries(np.random.default_rng(0), 1, "id", exclude=every_id)
 
 
+@pytest.mark.parametrize("response,right", [
+    ("83", True), (" 83 ", True), ("83.", True), ("83!", True), ("+83", True), ("083", True), ("83\nmore", True),
+    ("83.9", False), ("83 or 84", False), ("38 + 45 = 83", False), ("= 83", False), ("=83", False),
+    ("83 apples", False), ("8 3", False), ("8,3", False), ("-83", False), ("83..", False), ("", False),
+    ("answer: 83", False), ("83/1", False),
+])
+def test_arithmetic_answers_are_whole_numbers_only(response, right):
+    """Strict parsing: the (first) line must be the number itself, not merely start with it."""
+    cap = get_capability("arithmetic")
+    assert cap.is_correct("38 + 45", response) is right
+    assert cap.normalize(response) == "83" if right else cap.normalize(response) != "83"
+
+
+def test_arithmetic_signs_and_thousands():
+    cap = get_capability("arithmetic")
+    assert cap.is_correct("99 * 99", "9,801") and cap.is_correct("99 * 99", "9801")
+    assert not cap.is_correct("99 * 99", "98,01") and not cap.is_correct("99 * 99", "9,8,0,1")
+    assert cap.normalize("-0") == "0" and cap.normalize("-12") == "-12" and cap.normalize("+0012") == "12"
+    # the cheap checks of the discriminator see the same strict parse
+    assert cap.checks("38 + 45", "83.9")["number"] == 0.0 and cap.checks("38 + 45", "83")["number"] == 1.0
+
+
 # ------------------------------------------------------------------------------------------ statistics
 def test_wilson_and_advantage_interval():
     assert wilson(0, 0) == (0.0, 1.0)
@@ -90,6 +116,38 @@ def test_wilson_and_advantage_interval():
     assert adv == 1.0 and hi == 1.0 and lo == pytest.approx(2 * 0.7225 - 1, abs=1e-3)
     adv, lo, hi = advantage_interval(50, 100)
     assert adv == 0.0 and lo < 0 < hi and lo == pytest.approx(-hi)
+
+
+def test_abs_advantage_interval_planted():
+    assert np.isnan(abs_advantage_interval([])[0]) and abs_advantage_interval([])[1:] == (0.0, 1.0)
+    assert abs_advantage_interval([1] * 30) == (1.0, 1.0, 1.0)
+    assert abs_advantage_interval([-1] * 30) == (1.0, 1.0, 1.0)  # inverted guesses: |d| = 1 all the same
+    d0, lo0, hi0 = abs_advantage_interval([0] * 30)
+    assert (d0, lo0, hi0) == (0.0, 0.0, 0.0) and str(hi0) == "0.0"  # no negative zero in the output
+    x = [1] * 12 + [0] * 6 + [-1] * 2
+    assert abs_advantage_interval(x, seed=4) == abs_advantage_interval(x, seed=4)  # seeded
+    d, lo, hi = abs_advantage_interval(x, seed=4)
+    assert d == pytest.approx(0.5) and 0 < lo < d < hi <= 1
+    d2, lo2, hi2 = abs_advantage_interval([-v for v in x], seed=4)  # the mirror image: the same interval
+    assert (d2, lo2, hi2) == pytest.approx((d, lo, hi))
+    with pytest.raises(LmscopeError, match="resamples"):
+        abs_advantage_interval(x, resamples=0)
+
+
+@pytest.mark.parametrize("p_g,p_mu", [(0.7, 0.2), (0.3, 0.8), (0.5, 0.5)])
+def test_abs_advantage_interval_covers_the_planted_advantage(p_g, p_mu):
+    """Simulated games with known P(model | g) and P(model | μ): the 95% interval holds |p_g - p_mu| in
+    about 95% of runs, and holds 0 when the evaluator's guesses are pure noise (percentiles of |d*|
+    themselves would almost never reach 0 there)."""
+    rng = np.random.default_rng(0)
+    truth = abs(p_g - p_mu)
+    covered = 0
+    runs = 200
+    for r in range(runs):
+        x = (rng.random(60) < p_g).astype(int) - (rng.random(60) < p_mu).astype(int)
+        _, lo, hi = abs_advantage_interval(x, seed=r, resamples=500)
+        covered += lo <= truth <= hi
+    assert covered / runs >= 0.88
 
 
 def test_coin_schedule_is_fair_paired_and_prefix_stable():
@@ -107,7 +165,8 @@ def test_truth_is_indistinguishable(evaluator):
     res = play_games(cap, TruthOracle(cap), evaluator, Resources(16, 4, 2), 40, seed=1)
     s = res.stats()
     assert s["n"] == 40 and s["errors"] == 0
-    assert s["advantage"] == 0.0 and s["ci_low"] < 0 < s["ci_high"]
+    assert s["advantage"] == 0.0 and s["ci_low"] == 0.0 <= s["ci_high"]
+    assert s["signed_advantage"] == 0.0 and s["signed_ci_low"] < 0 < s["signed_ci_high"]
 
 
 def test_wrong_on_is_caught_exactly_when_a_query_hits_its_kinds():
@@ -152,8 +211,72 @@ def test_memorizer_passes_the_static_benchmark_but_not_fresh_or_adaptive_evaluat
 def test_self_evaluation_is_blind_to_its_own_errors():
     cap = get_capability("arithmetic")
     res = play_games(cap, make_oracle("heuristic", cap), "self", Resources(0, 2, 2), 40, seed=0)
-    assert res.stats()["p_model_given_model"] == 0.0  # it never doubts its own answers
-    assert res.stats()["advantage"] < 0  # and it takes the truth for the model
+    s = res.stats()
+    assert s["p_model_given_model"] == 0.0  # it never doubts its own answers
+    assert s["signed_advantage"] < 0  # and it takes the truth for the model: inverted guesses
+    assert s["advantage"] == pytest.approx(-s["signed_advantage"]) and 0 < s["ci_low"] <= s["advantage"]
+    assert s["advantage"] == pytest.approx(s["p_model_given_truth"] - s["p_model_given_model"])
+
+
+class Relabelled(FreshEvaluator):
+    """The fresh evaluator with its two answers swapped: it says "truth" whenever it catches an error."""
+
+    name = "relabelled"
+
+    def play(self, cap, res, rng, ch):
+        return {"model": "truth", "truth": "model"}[super().play(cap, res, rng, ch)]
+
+
+def test_an_always_wrong_evaluator_has_advantage_one():
+    """A model wrong on every kind is caught by every fresh game; swapping the evaluator's labels makes it
+    wrong in every game: signed advantage -1, and the advantage as defined, |P(m|g) - P(m|μ)|, is 1."""
+    cap = get_capability("arithmetic")
+    model = make_oracle("wrong-on:" + ",".join(cap.kinds), cap)
+    right = play_games(cap, model, "fresh", Resources(8, 2, 2), 40, seed=1).stats()
+    assert right["advantage"] == right["signed_advantage"] == 1.0
+    res = play_games(cap, model, Relabelled(), Resources(8, 2, 2), 40, seed=1)
+    s = res.stats()
+    assert s["correct"] == 0 and s["p_model_given_model"] == 0.0 and s["p_model_given_truth"] == 1.0
+    assert s["signed_advantage"] == -1.0 and s["advantage"] == 1.0 and (s["ci_low"], s["ci_high"]) == (1.0, 1.0)
+    assert s["signed_ci_high"] < -0.8 and s["ci_method"] == "bootstrap" and s["ci_resamples"] == BOOTSTRAP_RESAMPLES
+    text = "\n".join(res.summary_lines())
+    assert "advantage |P(model|g) - P(model|truth)| 1.000" in text and "signed" in text and "-1.000" in text
+    assert "inverted" in text
+    d = res.to_dict()
+    assert d["advantage"] == 1.0 and d["signed_advantage"] == -1.0
+
+
+def test_noise_guesses_against_the_truth_keep_zero_in_the_interval():
+    """An evaluator guessing by its seeded coin, facing the truth or the truth: the interval holds 0."""
+    class Coin(FreshEvaluator):
+        name = "coin"
+
+        def play(self, cap, res, rng, ch):
+            super().play(cap, res, rng, ch)
+            return "model" if rng.random() < 0.5 else "truth"
+
+    cap = get_capability("arithmetic")
+    s = play_games(cap, TruthOracle(cap), Coin(), Resources(8, 2, 2), 100, seed=3).stats()
+    assert 0 < s["p_model_given_model"] < 1 and 0 < s["p_model_given_truth"] < 1
+    assert s["ci_low"] == 0.0 <= s["advantage"] <= s["ci_high"] < 0.5
+    assert s["signed_ci_low"] < 0 < s["signed_ci_high"]
+
+
+def test_stats_bootstrap_over_pairs():
+    """The advantage is the mean of per-pair differences; pairs with an error are left out whole."""
+    games = []
+    for j, (gm, tm) in enumerate([(1, 0), (1, 0), (1, 1), (0, 0), (0, 1), (1, 0)]):
+        games += [{"game": 2 * j, "coin": "model", "guess": "model" if gm else "truth", "error": None},
+                  {"game": 2 * j + 1, "coin": "truth", "guess": "model" if tm else "truth", "error": None}]
+    for g in games:
+        g["correct"] = g["guess"] == g["coin"]
+    games.append({"game": 12, "coin": "model", "guess": "model", "correct": True, "error": None})  # unpaired
+    r = GameResult("arithmetic", "m", "e", {}, seed=5, games=games)
+    assert r.pair_diffs() == [1, 1, 0, 0, -1, 1]
+    s = r.stats()
+    assert s["n"] == 12 and s["unpaired"] == 1
+    assert s["advantage"] == pytest.approx(abs(4 / 6 - 2 / 6)) == pytest.approx(s["signed_advantage"])
+    assert (s["advantage"], s["ci_low"], s["ci_high"]) == abs_advantage_interval([1, 1, 0, 0, -1, 1], seed=5)
 
 
 def test_seeded_reproducibility():
@@ -227,6 +350,32 @@ def test_replay_detects_a_transcript_that_does_not_replay(tmp_path):
         replay(tmp_path / "bad.jsonl")
 
 
+def test_replay_refuses_recorded_calls_left_over_or_missing(tmp_path, capsys):
+    cap = get_capability("arithmetic")
+    path = tmp_path / "t.jsonl"
+    play_games(cap, make_oracle("heuristic", cap), "fresh", Resources(8, 2, 2), 6, seed=0, transcript=path)
+    assert replay(path).stats()["n"] == 6
+    lines = path.read_text().splitlines()
+    rec = json.loads(lines[1])
+    asks = [e for e in rec["events"] if e["call"] == "ask"]
+
+    def write(events, to):
+        to.write_text("\n".join([lines[0], json.dumps({**rec, "events": events})] + lines[2:]) + "\n")
+        return to
+
+    extra = write(rec["events"] + [dict(asks[-1], round=9)], tmp_path / "extra.jsonl")
+    with pytest.raises(LmscopeError, match=r"records \d+ calls, the evaluator made \d+ .*left over"):
+        replay(extra)
+    code, _, err = run_cli(capsys, "eval", "game", "--replay", extra)
+    one_error_line(code, err, "left over")
+    # a note is not a call: an extra note still replays
+    assert replay(write(rec["events"] + [{"call": "note", "x": 1}], tmp_path / "note.jsonl")).stats()["n"] == 6
+    last_ask = max(i for i, e in enumerate(rec["events"]) if e["call"] == "ask")
+    short = write(rec["events"][:last_ask], tmp_path / "short.jsonl")
+    with pytest.raises(LmscopeError, match="ends before"):
+        replay(short)
+
+
 @pytest.mark.parametrize("on_error", ["continue", "stop"])
 def test_model_error_mid_game_is_recorded(tmp_path, on_error):
     cap = get_capability("question-formation")
@@ -251,6 +400,52 @@ def test_model_error_mid_game_is_recorded(tmp_path, on_error):
     assert healed.games == play_games(cap, make_oracle("memorizer", cap), "adaptive", Resources(20, 2, 2), 12,
                                       seed=0).games
     assert replay(path).games == healed.games
+
+
+def test_discriminator_honours_its_threshold(tmp_path):
+    """Without a threshold the discriminator compares its summed log-odds with 0; with one it says "model"
+    as soon as that many responses have positive log-odds, checked here against every game's record."""
+    cap = get_capability("question-formation")
+    mem = make_oracle("memorizer", cap)
+    assert make_evaluator("discriminator").options() == {"l2": 1.0}
+    assert make_evaluator("discriminator", threshold=2).options() == {"l2": 1.0, "threshold": 2}
+    res = Resources(32, 2, 2)
+    said = {}
+    for t in (None, 1, 2, 3, 5):
+        path = tmp_path / f"t{t}.jsonl"
+        r = play_games(cap, mem, make_evaluator("discriminator", threshold=t), res, 30, seed=2, transcript=path)
+        said[t] = [g["guess"] == "model" for g in r.games]
+        header, games = read_transcript(path)
+        assert header["evaluator_options"].get("threshold") == t
+        for rec in games.values():
+            logits = [v for e in rec["events"] if e["call"] == "note" and "logits" in e for v in e["logits"]]
+            positive = sum(v > 0 for v in logits)
+            expect = sum(logits) > 0 if t is None else positive >= t
+            assert (rec["guess"] == "model") == expect
+        assert replay(path).games == r.games  # the threshold is in the header, so it replays
+    assert not any(said[5])  # 4 responses can never reach 5
+    for lo, hi in ((1, 2), (2, 3)):  # a higher threshold says "model" in a subset of the games
+        assert all(a or not b for a, b in zip(said[lo], said[hi]))
+    assert said[1] != said[3]
+    with pytest.raises(LmscopeError, match="threshold .* >= 1"):
+        make_evaluator("discriminator", threshold=0)
+
+
+def test_cli_discriminator_threshold(capsys, tmp_path):
+    base = ["eval", "game", "--capability", "question-formation", "--model", "memorizer", "--evaluator",
+            "discriminator", "--samples", "16", "--rounds", "2", "--queries", "2", "--games", "10", "--json"]
+    runs = {}
+    for t in (None, "1", "5"):
+        extra = [] if t is None else ["--threshold", t]
+        code, out, _ = run_cli(capsys, *base, *extra, "--transcript", tmp_path / f"t{t}.jsonl")
+        assert code == 0
+        runs[t] = json.loads(out)
+        assert read_transcript(tmp_path / f"t{t}.jsonl")[0]["evaluator_options"].get("threshold") == \
+            (None if t is None else int(t))
+    assert runs["5"]["p_model_given_model"] == runs["5"]["p_model_given_truth"] == 0.0
+    assert runs["1"]["p_model_given_model"] >= runs[None]["p_model_given_model"] > 0
+    code, _, err = run_cli(capsys, *base, "--threshold", "0", "--transcript", tmp_path / "t0.jsonl")
+    one_error_line(code, err, "threshold (--threshold) must be a whole number >= 1, got 0")
 
 
 def test_budgets_and_bad_input():
@@ -292,6 +487,8 @@ def test_profile_table_and_plot(tmp_path):
     t = res.table
     assert len(t) == 8 and set(t["evaluator"]) == {"static", "adaptive"}
     assert (t[t["model"] == "truth"]["advantage"] == 0).all()
+    assert np.allclose(t["advantage"], t["signed_advantage"].abs()) and (t["ci_low"] >= 0).all()
+    assert (t["ci_low"] <= t["advantage"]).all() and (t["advantage"] <= t["ci_high"]).all()
     mem = t[t["model"] == "memorizer"].set_index(["evaluator", "value"])["advantage"]
     assert mem[("static", 8)] == 0 and mem[("static", 24)] == 0 and mem[("adaptive", 24)] > 0.5
     assert len(list((tmp_path / "tr").glob("*.jsonl"))) == 8
@@ -328,7 +525,8 @@ def test_cli_game_replay_and_list(capsys, tmp_path):
     assert code == 0 and json.loads(out)["advantage"] == payload["advantage"]
     code, out, _ = run_cli(capsys, "eval", "game", "--capability", "arithmetic", "--model", "truth",
                            "--evaluator", "static", "--games", "10", "--transcript", tmp_path / "t.jsonl")
-    assert code == 0 and "advantage +0.000" in out and "--replay" in out
+    assert code == 0 and "advantage |P(model|g) - P(model|truth)| 0.000" in out and "--replay" in out
+    assert "signed P(model|g) - P(model|truth) +0.000" in out
     code, out, _ = run_cli(capsys, "eval", "list", "--json")
     assert code == 0 and set(json.loads(out)["capabilities"]) == set(CAPABILITIES)
 
@@ -340,6 +538,11 @@ def test_cli_profile(capsys, tmp_path):
     assert code == 0 and "samples=16" in out
     for f in ("profile.csv", "profile.json", "profile.png", "index.html"):
         assert (tmp_path / "p" / f).is_file()
+    import pandas as pd
+
+    csv = pd.read_csv(tmp_path / "p" / "profile.csv")
+    assert {"advantage", "ci_low", "ci_high", "signed_advantage", "signed_ci_low", "signed_ci_high"} <= set(csv)
+    assert np.allclose(csv["advantage"], csv["signed_advantage"].abs())
     assert len(list((tmp_path / "p" / "transcripts").glob("*.jsonl"))) == 8
 
 

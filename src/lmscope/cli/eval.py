@@ -102,7 +102,7 @@ def _resources(args, **override):
 def _evaluator(args, name):
     from lmscope.evaluation import make_evaluator
 
-    return make_evaluator(name, threshold=args.threshold)
+    return make_evaluator(name, threshold=args.threshold)  # None: the evaluator's own default
 
 
 def cmd_eval_game(args) -> None:
@@ -198,7 +198,9 @@ def cmd_eval_profile(args) -> None:
     png = plot_profile_result(res, out / "profile.png")
     rep = Report(out, f"Pseudointelligence profile: {cap.name}")
     rep.text(res.summary_lines()[0])
-    rep.image(png, "Advantage 2 P(correct) - 1 with its 95% Wilson interval, per model and evaluator.")
+    rep.image(png, "Advantage |P(model | g) - P(model | truth)| with its 95% interval (percentile bootstrap over "
+                   "coin pairs, folded), per model and evaluator; open markers: inverted guesses (the signed "
+                   "value, column signed_advantage, is negative).")
     rep.table(res.table)
     rep.write()
     emit(args, res.to_dict(), res.summary_lines() + [f"report: {out / 'index.html'} (transcripts in "
@@ -210,8 +212,10 @@ def _game_options(p) -> None:
                                                            "(the static benchmark's size) (default 16)")
     p.add_argument("--rounds", type=positive_int, default=4, help="interaction rounds (default 4)")
     p.add_argument("--queries", type=positive_int, default=2, help="queries per round (default 2)")
-    p.add_argument("--threshold", type=non_negative_int, default=1,
-                   help="wrong (or judged wrong) answers at which an evaluator says 'model' (default 1)")
+    p.add_argument("--threshold", type=non_negative_int, default=None,
+                   help="wrong (or judged wrong) answers at which an evaluator says 'model' (default 1); for the "
+                        "discriminator, responses it classifies as the model's (positive log-odds); without "
+                        "--threshold it says 'model' when the summed log-odds of all its responses are positive")
     p.add_argument("--games", type=positive_int, default=100, help="games, each with a hidden fair coin (default 100)")
     p.add_argument("--seed", type=seed, default=0, help="seed of the coins and the evaluators (default 0)")
     p.add_argument("--on-error", choices=["continue", "stop"], default="stop",
@@ -243,8 +247,9 @@ def add_eval(sub, common) -> None:
                         description="Pseudointelligence game: a hidden fair coin picks the model or the ground "
                                     "truth of a capability; the evaluator, limited to --samples ground-truth "
                                     "samples and --rounds x --queries queries, interacts and guesses which. "
-                                    "Prints the advantage 2 P(correct) - 1 with a 95% interval over --games "
-                                    "games. Every game is appended to a JSONL transcript (resumed when it "
+                                    "Prints the advantage |P(says model | model) - P(says model | truth)| "
+                                    "with a 95% bootstrap interval over --games games, and its signed value "
+                                    "2 P(correct) - 1. Every game is appended to a JSONL transcript (resumed when it "
                                     "exists); --replay recomputes the result from a transcript without the "
                                     "model. `lmscope eval list` lists capabilities, models and evaluators.")
     eg.add_argument("--capability", help="a capability with ground truth (see `lmscope eval list`)")

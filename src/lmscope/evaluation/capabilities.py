@@ -166,10 +166,22 @@ class Arithmetic(Capability):
                for i in range(max(len(sa), len(sb)))]
         return str(int("".join(reversed(out))))
 
+    _NUMBER = re.compile(r"[+-]?(\d+|\d{1,3}(,\d{3})+)")
+
     def normalize(self, response):
-        text = super().normalize(response).replace(",", "")
-        m = re.match(r"^[=:\s]*(-?\d+)", text)
-        return m.group(1).lstrip("0") or "0" if m else text
+        """A whole-number answer as its canonical digits (``" 083."``, ``"+83"`` and ``"83!"`` -> ``"83"``;
+        thousands separators in groups of three are accepted). Strict: like every capability it reads
+        the first non-empty line, and that whole line (surrounding whitespace and one final ``.``, ``!``
+        or ``?`` aside) must be the number, so ``"83.9"``, ``"83 or 84"``, ``"= 83"`` and
+        ``"38 + 45 = 83"`` are not the answer 83; any other line is returned as written (stripped), and
+        is wrong."""
+        lines = [ln for ln in str(response).strip().splitlines() if ln.strip()]
+        text = lines[0].strip() if lines else ""
+        m = self._NUMBER.fullmatch(re.sub(r"\s*[.!?]$", "", text))
+        if not m:
+            return text
+        digits = m.group(0).lstrip("+-").replace(",", "").lstrip("0") or "0"
+        return "-" + digits if m.group(0).startswith("-") and digits != "0" else digits
 
     def corrupt(self, query, answer, rng):
         value = int(self.normalize(answer))

@@ -35,7 +35,9 @@ The evaluators (:data:`EVALUATORS`):
     poses its ``samples`` queries to g and fits a logistic regression (L2) that tells g's responses
     from μ's by cheap checks of the response (:meth:`Capability.checks`, crossed with the query
     kind); in the game it asks fresh queries, whose answers it does not know, and says "model" when
-    the summed log-odds of the responses are positive.
+    the summed log-odds of the responses are positive. Given a ``threshold``, it instead says
+    "model" as soon as ``threshold`` responses have positive log-odds (each classified as the
+    model's), like the counting evaluators.
 ``lm-judge``
     a language model judges each response (log p(" yes") - log p(" no") after a question); two
     samples are shown as solved examples and the rest calibrate the decision threshold on μ's answers
@@ -113,15 +115,21 @@ def judge_prompt(cap: Capability, query: str, response: str, shots: list[tuple[s
     return "\n".join(lines + block(query, response))
 
 
+def _check_threshold(threshold) -> None:
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, np.integer)) or threshold < 1:
+        raise LmscopeError(f"threshold (--threshold) must be a whole number >= 1, got {threshold!r}")
+
+
 class Evaluator:
     name = ""
     description = ""
     uses = ()  # "probe" and/or "judge"
 
-    def __init__(self, threshold: int = 1):
-        if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
-            raise LmscopeError(f"threshold must be a whole number >= 1, got {threshold!r}")
-        self.threshold = threshold
+    def __init__(self, threshold: int | None = 1):
+        if threshold is None:
+            threshold = 1
+        _check_threshold(threshold)
+        self.threshold = int(threshold)
 
     def options(self) -> dict:
         return {"threshold": self.threshold}
@@ -266,12 +274,17 @@ class DiscriminatorEvaluator(Evaluator):
     description = "a logistic regression on cheap checks of responses, trained on μ's and the model's answers"
     uses = ("probe",)
 
-    def __init__(self, threshold: int = 1, l2: float = 1.0):
-        super().__init__(threshold)
-        self.l2 = float(l2)
+    def __init__(self, threshold: int | None = None, l2: float = 1.0):
+        if threshold is not None:
+            _check_threshold(threshold)
+        self.threshold = None if threshold is None else int(threshold)
+        l2 = float(l2)
+        if not np.isfinite(l2) or l2 <= 0:
+            raise LmscopeError(f"the discriminator's l2 penalty must be a finite number > 0, got {l2!r}")
+        self.l2 = l2
 
     def options(self):
-        return {"l2": self.l2}
+        return {"l2": self.l2} if self.threshold is None else {"l2": self.l2, "threshold": int(self.threshold)}
 
     def check(self, cap, res):
         if res.samples < 2:
@@ -286,14 +299,19 @@ class DiscriminatorEvaluator(Evaluator):
         w = fit_logistic(X, y, self.l2)
         ch.note(weights={n: round(float(v), 4) for n, v in zip(names, w) if abs(v) > 1e-3})
         queries = cap.sample_queries(rng, res.queries, "mix")
-        total = 0.0
+        total, flagged = 0.0, 0
         Q = res.queries_per_round
         for r in range(res.rounds):
             qs = queries[r * Q:(r + 1) * Q]
             answers = ch.ask(qs, r)
             logits = _design(cap, list(zip(qs, answers)))[0] @ w
             total += float(logits.sum())
-            ch.note(round=r, logits=[round(float(v), 4) for v in logits])
+            flagged += int((logits > 0).sum())
+            ch.note(round=r, logits=[float(v) for v in logits])  # exact: their signs decide
+            if self.threshold is not None and flagged >= self.threshold:
+                return "model"
+        if self.threshold is not None:
+            return "truth"
         return "model" if total > 0 else "truth"
 
 
@@ -381,7 +399,10 @@ EVALUATORS: dict[str, type[Evaluator]] = {
 
 
 def make_evaluator(name: str, **options) -> Evaluator:
-    """The evaluator called ``name`` with its options (``threshold``; ``l2`` for the discriminator)."""
+    """The evaluator called ``name`` with its options (``threshold``; ``l2`` for the discriminator).
+
+    ``threshold=None`` is each evaluator's default: 1 for the counting evaluators, the summed
+    log-odds rule for the discriminator."""
     if name not in EVALUATORS:
         raise LmscopeError(f"unknown evaluator {name!r}; choose one of {', '.join(EVALUATORS)}")
     cls = EVALUATORS[name]

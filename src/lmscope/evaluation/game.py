@@ -1,9 +1,13 @@
 """The distinguishing game: a hidden fair coin picks the model g or the ground truth μ, the evaluator
 interacts with that oracle and guesses which it was. Repeated N times on a seeded schedule.
 
-Advantage = 2 P(correct guess) - 1 = P(says "model" | g) - P(says "model" | μ), with a Wilson 95%
-interval on P(correct) mapped to the advantage. Near 0: the evaluator cannot tell g from μ (g is
-pseudointelligent to it); near 1: it always can; negative: its guesses are inverted.
+Advantage = |P(says "model" | g) - P(says "model" | μ)|, as the framework defines it: near 0 the
+evaluator cannot tell g from μ (g is pseudointelligent to it); near 1 it always can, whichever way
+round its guesses are. Its 95% interval is a seeded percentile bootstrap over whole coin pairs
+(:data:`BOOTSTRAP_RESAMPLES` resamples, see :func:`abs_advantage_interval`). The signed value
+P(says "model" | g) - P(says "model" | μ) = 2 P(correct) - 1 (the games are balanced, see
+:func:`coin`) is kept beside it with a Wilson 95% interval on P(correct) mapped to it; a negative
+signed value means inverted guesses (the evaluator takes μ for the model).
 
 Game i uses its own seeds (the coin from ``[seed, i // 2, 0]``, see :func:`coin`; the evaluator from
 ``[seed, i, 1]``), so a longer run repeats the games of a shorter one.
@@ -45,6 +49,7 @@ from lmscope.progress import progress
 
 TRANSCRIPT_FORMAT = 1
 Z95 = 1.959963984540054
+BOOTSTRAP_RESAMPLES = 2000
 
 
 def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
@@ -64,6 +69,36 @@ def advantage_interval(correct: int, n: int) -> tuple[float, float, float]:
         return float("nan"), -1.0, 1.0
     lo, hi = wilson(correct, n)
     return 2 * correct / n - 1, 2 * lo - 1, 2 * hi - 1
+
+
+def abs_advantage_interval(diffs, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES,
+                           level: float = 0.95) -> tuple[float, float, float]:
+    """(|d|, low, high): the absolute advantage of paired games and its bootstrap interval.
+
+    ``diffs`` holds one value per whole coin pair: 1[says "model" facing g] - 1[says "model" facing
+    μ], each in {-1, 0, 1}; their mean d is the signed advantage. The pairs are resampled with
+    replacement ``resamples`` times (``numpy.random.default_rng([seed, 2])``), the percentile
+    interval [lo, hi] of the resampled d taken, and folded through |.|: [min |lo|, |hi|, max] when it
+    lies on one side of 0, [0, max(|lo|, |hi|)] when it contains 0. Folding the interval of d, not
+    taking percentiles of |d*|, keeps 0 inside it when the evaluator's guesses are noise (the
+    percentiles of |d*| never reach 0 then). When every pair has the same value the interval has
+    width 0 (the resamples cannot vary); the Wilson interval of the signed value shows the sampling
+    uncertainty there. No pairs: (nan, 0, 1).
+    """
+    x = np.asarray(diffs, dtype=float).ravel()
+    if x.size == 0:
+        return float("nan"), 0.0, 1.0
+    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 1:
+        raise LmscopeError(f"resamples must be a whole number >= 1, got {resamples!r}")
+    d = float(x.mean())
+    rng = np.random.default_rng([seed, 2])
+    boot = x[rng.integers(x.size, size=(resamples, x.size))].mean(axis=1)
+    alpha = (1 - level) / 2
+    lo, hi = (float(v) for v in np.quantile(boot, [alpha, 1 - alpha]))
+    lo, hi = min(lo, d), max(hi, d)  # the estimate itself always lies inside
+    if lo <= 0 <= hi:
+        return abs(d), 0.0, max(abs(lo), abs(hi))
+    return abs(d), min(abs(lo), abs(hi)), max(abs(lo), abs(hi))
 
 
 def coin(seed: int, game: int) -> str:
@@ -109,10 +144,18 @@ class GameResult:
         ok = {g["game"] for g in self.played}
         return [g for g in self.played if g["game"] ^ 1 in ok]
 
+    def pair_diffs(self) -> list[int]:
+        """Per whole coin pair (in game order): 1[says "model" facing g] - 1[says "model" facing μ]."""
+        pairs: dict[int, dict[str, bool]] = {}
+        for g in self.paired:
+            pairs.setdefault(g["game"] // 2, {})[g["coin"]] = g["guess"] == "model"
+        return [int(p["model"]) - int(p["truth"]) for _, p in sorted(pairs.items())]
+
     def stats(self) -> dict:
         played = self.paired
         n, k = len(played), sum(bool(g["correct"]) for g in played)
-        adv, lo, hi = advantage_interval(k, n)
+        signed, slo, shi = advantage_interval(k, n)
+        adv, lo, hi = abs_advantage_interval(self.pair_diffs(), seed=self.seed)
         on_model = [g for g in played if g["coin"] == "model"]
         on_truth = [g for g in played if g["coin"] == "truth"]
 
@@ -120,7 +163,9 @@ class GameResult:
             return sum(g["guess"] == "model" for g in rows) / len(rows) if rows else None
 
         return {"n": n, "correct": k, "errors": self.errors, "unpaired": len(self.played) - n,
-                "advantage": adv, "ci_low": lo, "ci_high": hi,
+                "advantage": adv, "ci_low": lo, "ci_high": hi, "ci_method": "bootstrap",
+                "ci_resamples": BOOTSTRAP_RESAMPLES,
+                "signed_advantage": signed, "signed_ci_low": slo, "signed_ci_high": shi,
                 "p_model_given_model": rate(on_model), "p_model_given_truth": rate(on_truth)}
 
     def to_dict(self) -> dict:
@@ -136,7 +181,12 @@ class GameResult:
                  f"  games {s['n']} ({s['correct']} guessed right), errors {s['errors']}"]
         if s["n"]:
             pm, pt = s["p_model_given_model"], s["p_model_given_truth"]
-            lines.append(f"  advantage {s['advantage']:+.3f}  (95% CI {s['ci_low']:+.3f} .. {s['ci_high']:+.3f})")
+            lines.append(f"  advantage |P(model|g) - P(model|truth)| {s['advantage']:.3f}  (95% CI {s['ci_low']:.3f} "
+                         f".. {s['ci_high']:.3f}, bootstrap over {s['n'] // 2} coin pairs, {s['ci_resamples']} "
+                         "resamples)")
+            lines.append(f"  signed P(model|g) - P(model|truth) {s['signed_advantage']:+.3f}  (95% Wilson CI "
+                         f"{s['signed_ci_low']:+.3f} .. {s['signed_ci_high']:+.3f})"
+                         + ("; negative: its guesses are inverted" if s["signed_advantage"] < 0 else ""))
             lines.append("  says 'model': " + (f"{pm:.3f} when it faced the model" if pm is not None else "-") + ", "
                          + (f"{pt:.3f} when it faced the truth" if pt is not None else "-"))
         if s["errors"] or s["unpaired"]:
@@ -236,6 +286,14 @@ class _ReplayChannel(Channel):
 
     def note(self, **info):
         pass
+
+    def finish(self) -> None:
+        """LmscopeError when the game ended with recorded calls that the evaluator did not make."""
+        if self.pos < len(self.events):
+            left = len(self.events) - self.pos
+            raise LmscopeError(f"{self.where}: the transcript records {len(self.events)} calls, the evaluator made "
+                               f"{self.pos} ({left} recorded call(s) left over, the first a "
+                               f"{self.events[self.pos].get('call')!r} call); it does not replay")
 
 
 def play_game(cap: Capability, evaluator: Evaluator, res: Resources, model: Oracle, seed: int, index: int,
@@ -378,8 +436,9 @@ def replay(transcript: str | os.PathLike) -> GameResult:
     """Recompute every game of a transcript from its recorded calls, without the model or the judge.
 
     The evaluator is rebuilt from the header and plays each game again on the recorded answers; a
-    transcript whose calls differ from what the evaluator asks (edited, or from another version)
-    raises LmscopeError. Games that ended in an error stay errors.
+    transcript whose calls differ from what the evaluator asks (edited, or from another version),
+    including a game with fewer recorded calls than the evaluator makes or with recorded calls left
+    over when it has guessed, raises LmscopeError. Games that ended in an error stay errors.
     """
     header, games = read_transcript(transcript)
     try:
@@ -400,11 +459,13 @@ def replay(transcript: str | os.PathLike) -> GameResult:
             result.games.append(_row(rec))
             continue
         rng = np.random.default_rng([seed, i, 1])
+        ch = _ReplayChannel(rec.get("events") or [], where)
         try:
-            guess = ev.play(cap, res, rng, _ReplayChannel(rec.get("events") or [], where))
+            guess = ev.play(cap, res, rng, ch)
         except (KeyError, TypeError, IndexError, ValueError) as e:
             raise LmscopeError(f"{where}: a recorded call is malformed ({type(e).__name__}: {e}); "
                                "it does not replay") from None
+        ch.finish()
         if guess != rec.get("guess"):
             raise LmscopeError(f"{where}: replaying gives the guess {guess!r}, the transcript {rec.get('guess')!r}")
         result.games.append({**_row(rec), "guess": guess, "correct": guess == rec["coin"]})

@@ -1,5 +1,6 @@
-"""Pseudointelligence profiles: the advantage of evaluators as a function of one of their resources
-(ground-truth samples, rounds, or queries per round), for one or several models.
+"""Pseudointelligence profiles: the advantage |P(says "model" | g) - P(says "model" | μ)| of
+evaluators (and its signed value) as a function of one of their resources (ground-truth samples,
+rounds, or queries per round), for one or several models.
 
 Every point is :func:`lmscope.evaluation.game.play_games` with its own transcript
 ``<model>__<evaluator>__<resource><value>.jsonl`` in the transcripts folder, so a profile resumes
@@ -22,8 +23,10 @@ from lmscope.evaluation.game import play_games
 from lmscope.evaluation.oracles import Memo, Oracle
 
 RESOURCES = ("samples", "rounds", "queries_per_round")
-COLUMNS = ["model", "evaluator", "resource", "value", "advantage", "ci_low", "ci_high", "n", "errors",
-           "p_model_given_model", "p_model_given_truth", "transcript"]
+COLUMNS = ["model", "evaluator", "resource", "value", "advantage", "ci_low", "ci_high", "signed_advantage",
+           "signed_ci_low", "signed_ci_high", "n", "errors", "p_model_given_model", "p_model_given_truth",
+           "transcript"]
+STAT_COLUMNS = COLUMNS[4:-1]
 
 
 def model_label(spec: str) -> str:
@@ -48,20 +51,25 @@ class ProfileResult:
                 "base_resources": self.base, "games": self.games, "seed": self.seed,
                 "points": self.table.to_dict(orient="records")}
 
-    def pivot(self) -> pd.DataFrame:
-        """Advantage per (model, evaluator) row and resource value column."""
-        return self.table.pivot_table(index=["model", "evaluator"], columns="value", values="advantage",
-                                      sort=False)
+    def pivot(self, values: str = "advantage") -> pd.DataFrame:
+        """``values`` (the absolute advantage by default) per (model, evaluator) row and resource value column."""
+        return self.table.pivot_table(index=["model", "evaluator"], columns="value", values=values, sort=False)
 
     def summary_lines(self) -> list[str]:
         b = self.base
         fixed = ", ".join(f"{k} {v}" for k, v in b.items() if k != self.resource)
-        lines = [f"pseudointelligence profile on {self.capability}: advantage vs {self.resource} "
-                 f"({fixed}; {self.games} games per point, seed {self.seed})"]
+        lines = [f"pseudointelligence profile on {self.capability}: advantage |P(model|g) - P(model|truth)| vs "
+                 f"{self.resource} ({fixed}; {self.games} games per point, seed {self.seed})"]
         if not self.table.empty:
             piv = self.pivot()
             piv.columns = [f"{self.resource}={c}" for c in piv.columns]
-            lines.append(piv.to_string(float_format=lambda v: f"{v:+.2f}"))
+            lines.append(piv.to_string(float_format=lambda v: f"{v:.2f}"))
+            signed = self.table["signed_advantage"].astype(float)
+            if (signed < 0).any():
+                bad = self.table[signed < 0]
+                lines.append("inverted guesses (signed advantage < 0): " + ", ".join(
+                    f"{m} / {e} at {self.resource}={v} ({s:+.2f})"
+                    for m, e, v, s in zip(bad["model"], bad["evaluator"], bad["value"], bad["signed_advantage"])))
         errors = int(self.table["errors"].sum()) if not self.table.empty else 0
         if errors:
             lines.append(f"model errors: {errors} games (not counted; see the transcripts)")
@@ -105,12 +113,12 @@ def profile(capability: Capability | str, models: dict[str, Oracle], evaluators:
                            on_error=on_error, quiet=quiet)
             s = r.stats()
             rows.append({"model": label, "evaluator": ev.name, "resource": resource, "value": v,
-                         **{k: s[k] for k in ("advantage", "ci_low", "ci_high", "n", "errors",
-                                              "p_model_given_model", "p_model_given_truth")},
+                         **{k: s[k] for k in STAT_COLUMNS},
                          "transcript": str(path) if path else None})
             if log is not None:
-                log(f"{label} / {ev.name} / {resource} {v}: advantage {s['advantage']:+.3f} "
-                    f"[{s['ci_low']:+.2f}, {s['ci_high']:+.2f}] over {s['n']} games")
+                log(f"{label} / {ev.name} / {resource} {v}: advantage {s['advantage']:.3f} "
+                    f"[{s['ci_low']:.2f}, {s['ci_high']:.2f}], signed {s['signed_advantage']:+.3f}, "
+                    f"over {s['n']} games")
             if r.stopped:
                 raise LmscopeError(f"stopped: {label} / {ev.name} / {resource} {v}: {r.stopped}; the transcripts "
                                    "keep every finished game, and running the profile again resumes")

@@ -391,24 +391,34 @@ def plot_prior_table(values: np.ndarray, rows: list[str], cols: list[str], path:
 # Pseudointelligence
 # ------------------------------------------------------------------------------------------------
 def plot_profile(table: pd.DataFrame, path: str | Path, resource: str, title: str = "") -> Path:
-    """Advantage (with its 95% interval as a band) against an evaluator resource, one line per
-    (model, evaluator); a log-2 x axis when the values span more than a factor of 4."""
+    """Advantage |P(model | g) - P(model | truth)| (with its 95% bootstrap interval as a band) against an
+    evaluator resource, one line per (model, evaluator); points whose signed advantage is negative
+    (inverted guesses) are drawn as open markers. A log-2 x axis when the values span more than a
+    factor of 4."""
     fig, ax = plt.subplots(figsize=(6.2, 3.6))
+    inverted = False
     for (model, evaluator), g in table.groupby(["model", "evaluator"], sort=False):
         g = g.sort_values("value")
         x = g["value"].astype(float).to_numpy()
-        (line,) = ax.plot(x, g["advantage"], marker="o", lw=1.4, label=f"{model} / {evaluator}")
+        y = g["advantage"].astype(float).to_numpy()
+        (line,) = ax.plot(x, y, marker="o", lw=1.4, label=f"{model} / {evaluator}")
         ax.fill_between(x, g["ci_low"].astype(float), g["ci_high"].astype(float), color=line.get_color(),
                         alpha=0.15, lw=0)
+        if "signed_advantage" in g:
+            neg = g["signed_advantage"].astype(float).to_numpy() < 0
+            if neg.any():
+                inverted = True
+                ax.plot(x[neg], y[neg], ls="none", marker="o", mfc="white", mec=line.get_color(), zorder=3)
     values = table["value"].astype(float)
     if len(values) and values.min() > 0 and values.max() / values.min() > 4:
         ax.set_xscale("log", base=2)
         ticks = sorted(set(values))
         ax.set_xticks(ticks, [f"{int(v)}" for v in ticks])
-    ax.axhline(0, color="0.6", lw=0.8, ls=":")
-    ax.set_ylim(-1.05, 1.05)
+    ax.set_ylim(-0.03, 1.05)
     ax.set_xlabel(resource.replace("_", " "))
-    ax.set_ylabel("advantage (2 P(correct) - 1)")
+    ax.set_ylabel("advantage |P(model|g) - P(model|truth)|", fontsize=8)
+    if inverted:
+        ax.plot([], [], ls="none", marker="o", mfc="white", mec="0.3", label="open: inverted guesses (signed < 0)")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_title(title, fontsize=10)
     return save_figure(fig, path)
