@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import torch
 
+from lmscope.errors import LmscopeError
 from lmscope.models import ModelSource, open_model
 from lmscope.progress import progress
 from lmscope.spectral.metrics import spectrum_metrics
@@ -38,17 +43,56 @@ class SpectrumResult:
         }
 
 
-def analyze_spectrum(model: str | ModelSource, roles=None, layers=None, cache: SVDCache | None = None,
-                     quiet: bool | None = None) -> SpectrumResult:
-    """Singular values and summaries of each (layer, role) matrix, one matrix in memory at a time."""
-    src = open_model(model)
+def analyze_spectrum(model: str | os.PathLike | ModelSource | torch.nn.Module, roles=None, layers=None,
+                     cache: SVDCache | None = None, quiet: bool | None = None,
+                     workers: int | None = None) -> SpectrumResult:
+    """Singular values and summaries of each (layer, role) matrix.
+
+    ``model``: a bundled name, a path, an opened source, or a model already in memory (a torch module,
+    read through :class:`lmscope.models.module_source.ModuleSource`). ``workers``: matrices analyzed at
+    once, each with single-threaded BLAS (default ``torch.get_num_threads()``, so the process uses the
+    thread count it was given either way); one matrix per worker is in memory at a time. The result does
+    not depend on ``workers``.
+    """
+    if isinstance(model, torch.nn.Module):
+        from lmscope.models.module_source import ModuleSource
+
+        src = ModuleSource(model)
+    else:
+        src = open_model(model)
     cache = cache if cache is not None else SVDCache()
-    rows, values = [], {}
     refs = src.matrices(roles=roles, layers=layers)
-    for ref in progress(refs, desc="spectrum", quiet=quiet):
+    workers = max(1, int(workers if workers is not None else torch.get_num_threads()))
+    workers = min(workers, len(refs)) or 1
+
+    def one(ref):
         w = src.load(ref)
-        s = cache.values(w)
+        try:
+            s = cache.values(w)
+        except ValueError as e:  # non-finite weights
+            raise LmscopeError(f"cannot take the spectrum of {ref.name} in {src.spec}: {e}") from None
         del w
-        values[ref.key] = s
-        rows.append({**ref.to_dict(), **spectrum_metrics(s, ref.shape)})
-    return SpectrumResult(src.spec, pd.DataFrame(rows), values)
+        return s, {**ref.to_dict(), **spectrum_metrics(s, ref.shape)}
+
+    # single-threaded BLAS in every case: the workers fill the cores, and the sums in the Gram products
+    # are then always added in one order, so the numbers do not depend on ``workers``
+    with _single_threaded_blas():
+        if workers == 1:
+            results = [one(ref) for ref in progress(refs, desc="spectrum", quiet=quiet)]
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                results = list(progress(pool.map(one, refs), total=len(refs), desc="spectrum", quiet=quiet))
+    values = {ref.key: s for ref, (s, _) in zip(refs, results, strict=True)}
+    return SpectrumResult(src.spec, pd.DataFrame([row for _, row in results]), values)
+
+
+@contextlib.contextmanager
+def _single_threaded_blas():
+    """One BLAS thread per call while the matrices are analyzed."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # without it the BLAS pools stay as they are: still correct, maybe oversubscribed
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +44,14 @@ class SVDCache:
         self.root = Path(root) if root is not None else (cache_dir("svd") if enabled else None)
         self.hits = 0
         self.misses = 0
+        self._lock = threading.Lock()  # the counters are shared by analyze_spectrum's worker threads
+
+    def _count(self, hit: bool) -> None:
+        with self._lock:
+            if hit:
+                self.hits += 1
+            else:
+                self.misses += 1
 
     def _paths(self, key: str) -> tuple[Path, Path]:
         d = self.root / key[:2]
@@ -51,22 +60,22 @@ class SVDCache:
     def values(self, w: torch.Tensor, key: str | None = None) -> np.ndarray:
         """Singular values (descending, float64 array)."""
         if not self.enabled:
-            self.misses += 1
+            self._count(False)
             return _svdvals(w)
         key = key or content_key(w)
         full, vals = self._paths(key)
         if vals.is_file():
             try:
                 s = np.load(vals)
-                self.hits += 1
+                self._count(True)
                 return s
             except Exception:  # noqa: BLE001 - a damaged entry is recomputed
                 pass
         svd = self._try_load_full(full)
         if svd is not None:
-            self.hits += 1
+            self._count(True)
             return svd.S.double().numpy()
-        self.misses += 1
+        self._count(False)
         s = _svdvals(w)
         vals.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(vals) as tmp:
@@ -77,15 +86,15 @@ class SVDCache:
     def full(self, w: torch.Tensor, key: str | None = None) -> SVD:
         """Thin SVD W = U diag(S) Vh in float32."""
         if not self.enabled:
-            self.misses += 1
+            self._count(False)
             return _svd(w)
         key = key or content_key(w)
         full, _ = self._paths(key)
         svd = self._try_load_full(full)
         if svd is not None:
-            self.hits += 1
+            self._count(True)
             return svd
-        self.misses += 1
+        self._count(False)
         svd = _svd(w)
         from safetensors.torch import save_file
 
@@ -119,7 +128,32 @@ class SVDCache:
 
 
 def _svdvals(w: torch.Tensor) -> np.ndarray:
-    return torch.linalg.svdvals(w.to(torch.float32)).double().numpy()
+    return singular_values(w)
+
+
+def singular_values(w: torch.Tensor | np.ndarray) -> np.ndarray:
+    """All singular values of a matrix (descending, float64), without singular vectors.
+
+    Computed as the square roots of the eigenvalues of the Gram matrix of the short side, ``W^T W``
+    (or ``W W^T``), formed and diagonalized in float64. For float32 (or lower precision) weights every
+    product in the Gram matrix is exact in float64, and the symmetric eigensolver is backward stable, so
+    each eigenvalue is off by at most about ``n * 1e-16 * s_1^2``: singular values above ``1e-4 * s_1``
+    come out to about 1e-9 relative, and the smallest (zero) ones to within ``sqrt(n) * 1.5e-8 * s_1`` --
+    as close as a float32 SVD gets, at a fraction of the cost of a float64 SVD (a Gram product and a
+    symmetric eigensolve instead of a bidiagonalization).
+    """
+    if isinstance(w, torch.Tensor):
+        w = w.detach().to("cpu", torch.float64).numpy()
+    a = np.asarray(w, dtype=np.float64)
+    if a.ndim != 2:
+        raise ValueError(f"singular_values needs a matrix, not shape {a.shape}")
+    if a.size == 0:
+        return np.zeros(0)
+    if not np.isfinite(a).all():
+        raise ValueError("the matrix has non-finite entries (inf or NaN)")
+    g = a.T @ a if a.shape[0] >= a.shape[1] else a @ a.T
+    lam = np.linalg.eigvalsh(g)                     # ascending
+    return np.sqrt(np.clip(lam[::-1], 0.0, None))
 
 
 def _svd(w: torch.Tensor) -> SVD:
