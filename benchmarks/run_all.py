@@ -161,6 +161,12 @@ def section(r: dict) -> str:
         lines += ["Per matrix (a few rows):", "", md_table(r["per_matrix_table"]["header"],
                                                            r["per_matrix_table"]["rows"]), ""]
     if name == "bench_weightwatcher":
+        cpus = r["machine"].get("cpu_count") or 1
+        if r.get("threads", 1) > 1 and max(r["load_avg_before"][0], r["load_avg_after"][0]) > cpus:
+            lines += [f"*Caveat: {r['threads']} threads on {cpus} CPUs already busy with other work (load above "
+                      "the CPU count): WeightWatcher's BLAS threads spend most of the time waiting for each other "
+                      "(its one-thread runs are many times faster), so these ratios measure that contention, not "
+                      "the two methods. The one-thread figures are the fair comparison here.*", ""]
         lines += [f"WeightWatcher's ESD: {r['ww_esd']}.", ""]
     lines += [f"Run: {machine_line(r['machine'])}.", ""]
     return "\n".join(lines)
