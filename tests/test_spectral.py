@@ -713,8 +713,9 @@ def test_analyze_spectrum_on_the_tiny_model(planted):
 def test_analyze_spectrum_is_the_same_with_any_number_of_workers(planted):
     one = analyze_spectrum(planted["base"], cache=SVDCache(enabled=False), quiet=True, workers=1)
     three = analyze_spectrum(planted["base"], cache=SVDCache(enabled=False), quiet=True, workers=3)
-    assert one.table.equals(three.table)
-    assert all(np.array_equal(one.values[k], three.values[k]) for k in one.values)
+    pd.testing.assert_frame_equal(one.table, three.table, rtol=1e-12)
+    for k in one.values:
+        np.testing.assert_allclose(one.values[k], three.values[k], rtol=1e-12)
 
 
 def test_analyze_spectrum_of_a_model_in_memory_equals_its_files(planted):

@@ -50,9 +50,10 @@ def analyze_spectrum(model: str | os.PathLike | ModelSource | torch.nn.Module, r
 
     ``model``: a bundled name, a path, an opened source, or a model already in memory (a torch module,
     read through :class:`lmscope.models.module_source.ModuleSource`). ``workers``: matrices analyzed at
-    once, each with single-threaded BLAS (default ``torch.get_num_threads()``, so the process uses the
-    thread count it was given either way); one matrix per worker is in memory at a time. The result does
-    not depend on ``workers``.
+    once (default: ``torch.get_num_threads()``, fewer when the largest matrices are big, so that the
+    matrices in flight stay within about 256 MB); the threads are shared out, each worker's BLAS getting
+    ``torch.get_num_threads() // workers`` of them. One matrix per worker is in memory at a time. The
+    numbers do not depend on ``workers`` beyond rounding (BLAS thread counts can reorder sums).
     """
     if isinstance(model, torch.nn.Module):
         from lmscope.models.module_source import ModuleSource
@@ -62,8 +63,13 @@ def analyze_spectrum(model: str | os.PathLike | ModelSource | torch.nn.Module, r
         src = open_model(model)
     cache = cache if cache is not None else SVDCache()
     refs = src.matrices(roles=roles, layers=layers)
-    workers = max(1, int(workers if workers is not None else torch.get_num_threads()))
-    workers = min(workers, len(refs)) or 1
+    threads = max(1, torch.get_num_threads())
+    if workers is None:
+        largest = max((r.shape[0] * r.shape[1] for r in refs), default=0)
+        workers = max(1, _PARALLEL_BYTES // max(1, _BYTES_PER_ENTRY * largest))
+        workers = min(threads, workers)
+    workers = max(1, min(int(workers), len(refs)))
+    blas_threads = max(1, threads // workers)
 
     def one(ref):
         w = src.load(ref)
@@ -74,9 +80,7 @@ def analyze_spectrum(model: str | os.PathLike | ModelSource | torch.nn.Module, r
         del w
         return s, {**ref.to_dict(), **spectrum_metrics(s, ref.shape)}
 
-    # single-threaded BLAS in every case: the workers fill the cores, and the sums in the Gram products
-    # are then always added in one order, so the numbers do not depend on ``workers``
-    with _single_threaded_blas():
+    with _blas_threads(blas_threads):
         if workers == 1:
             results = [one(ref) for ref in progress(refs, desc="spectrum", quiet=quiet)]
         else:
@@ -86,13 +90,18 @@ def analyze_spectrum(model: str | os.PathLike | ModelSource | torch.nn.Module, r
     return SpectrumResult(src.spec, pd.DataFrame([row for _, row in results]), values)
 
 
+# a worker holds its matrix (float32), a float64 block of it and the Gram matrix: about 12 bytes an entry
+_BYTES_PER_ENTRY = 12
+_PARALLEL_BYTES = 256 * 2**20
+
+
 @contextlib.contextmanager
-def _single_threaded_blas():
-    """One BLAS thread per call while the matrices are analyzed."""
+def _blas_threads(n: int):
+    """BLAS calls limited to ``n`` threads each while the matrices are analyzed."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # without it the BLAS pools stay as they are: still correct, maybe oversubscribed
         yield
         return
-    with threadpool_limits(limits=1, user_api="blas"):
+    with threadpool_limits(limits=n, user_api="blas"):
         yield

@@ -145,17 +145,41 @@ def singular_values(w: torch.Tensor | np.ndarray) -> np.ndarray:
     instead of a bidiagonalization: several times less than a float64 SVD.
     """
     if isinstance(w, torch.Tensor):
-        w = w.detach().to("cpu", torch.float64).numpy()
-    a = np.asarray(w, dtype=np.float64)
+        w = w.detach().cpu()
+        a = (w if w.dtype in (torch.float32, torch.float64) else w.to(torch.float32)).numpy()
+    else:
+        a = np.asarray(w)
     if a.ndim != 2:
         raise ValueError(f"singular_values needs a matrix, not shape {a.shape}")
     if a.size == 0:
         return np.zeros(0)
-    if not np.isfinite(a).all():
+    if a.shape[0] < a.shape[1]:
+        a = a.T                                     # tall: the Gram matrix is a^T a, on the short side
+    g = _gram64(a)
+    if not np.isfinite(np.trace(g)):                # the trace is the sum of all squared entries
         raise ValueError("the matrix has non-finite entries (inf or NaN)")
-    g = a.T @ a if a.shape[0] >= a.shape[1] else a @ a.T
     lam = np.linalg.eigvalsh(g)                     # ascending
     return np.sqrt(np.clip(lam[::-1], 0.0, None))
+
+
+_GRAM_ONE_SHOT = 1 << 21   # entries converted to float64 at once (16 MB); larger matrices go by row blocks
+_GRAM_BLOCK = 1 << 19      # entries per row block (4 MB in float64)
+
+
+def _gram64(a: np.ndarray) -> np.ndarray:
+    """a^T a in float64 for a tall ``a`` of any float dtype, without a float64 copy of a large ``a``."""
+    if a.size <= _GRAM_ONE_SHOT:
+        b = a.astype(np.float64)
+        return b.T @ b
+    rows = max(1, _GRAM_BLOCK // a.shape[1])
+    g = None
+    for start in range(0, a.shape[0], rows):
+        b = a[start:start + rows].astype(np.float64)
+        if g is None:
+            g = b.T @ b
+        else:
+            g += b.T @ b
+    return g
 
 
 def _svd(w: torch.Tensor) -> SVD:
