@@ -1,34 +1,50 @@
 """lmscope spectrum metrics vs WeightWatcher on the same model, in one run.
 
-* WeightWatcher: ``WeightWatcher(model=model).analyze(layers=<ids>, ...)`` on the model loaded with
-  ``open_model(name).load_model()``; plots, randomization, MP fits, eigenvector analysis and detX are
-  off, the default power-law fit (``fit="PL"``, WW's own fitter) is kept. ``layers`` restricts it to
-  the modules lmscope analyzes (embeddings and poolers excluded), so both see the same matrices.
-* lmscope: ``analyze_spectrum(name, cache=SVDCache(enabled=False))`` (reads each matrix from disk).
+Two start points, each timed separately, both sides with the same thread count (``--threads``: the
+OpenMP/BLAS thread variables and ``torch.set_num_threads`` for both; lmscope analyzes that many matrices
+at once, each with single-threaded BLAS, WeightWatcher gives its BLAS that many threads):
 
-Reported: the time ratio WW / lmscope (best of ``--repeat`` alternating runs), and per matrix
-agreement of alpha (Pearson, Spearman, median |difference|, fraction within 0.1 and 0.5) and of the
-largest eigenvalue (WW ``lambda_max`` and ``sv_max`` vs lmscope ``spectral_norm``).
+* memory: both start from the same loaded model (``open_model(name).load_model()``, matrices in memory):
+  ``WeightWatcher(model=model).analyze(layers=<ids>, ...)`` vs ``analyze_spectrum(model)``.
+* disk: both start from the same files (the model's Hugging Face directory; for a GGUF model, the
+  directory lmscope converts it to once, before any clock starts): WeightWatcher's clock includes
+  ``from_pretrained``, lmscope's reads each matrix from the files. For a GGUF model lmscope is also
+  timed reading the GGUF file itself (dequantizing each matrix), as a third figure.
+
+WeightWatcher settings: plots, randomization, MP fits, eigenvector analysis and detX off, the default
+power-law fit (``fit="PL"``, its own fitter) kept; ``layers`` restricts it to the modules lmscope
+analyzes (embeddings and poolers excluded), so both see the same matrices. lmscope's SVD cache is off.
+Each start point is timed ``--repeat`` times, alternating which side goes first; the median and the best
+of each side and their ratios WW / lmscope are reported, with the load average before and after.
+
+Agreement: the largest singular value of every matrix (same matrices), and alpha within 0.1 on every
+matrix where both fit a tail of at least 10 eigenvalues (the target); Pearson/Spearman and the rest.
 
 How WW 0.7.x builds its ESD (read from its source): eigenvalues = squared singular values of W as
-stored (``W.astype(float)``, float64 SciPy SVD), *not* divided by N (that line is commented out and
-``normalize`` defaults to False; ``glorot_fix`` off; the conv2d norm only touches Conv2D). Eigenvalues
-<= 1e-5 are dropped before the fit. Its fitter scans every eigenvalue but the largest as xmin (tails
-down to 2 points; a separate small-N fit below 20 eigenvalues) and picks the KS minimum; lmscope uses
-the same MLE and KS distance but requires a tail of at least 10 eigenvalues. The script also refits
-lmscope's eigenvalues with ``powerlaw_fit(min_tail=2)`` to show how much of the alpha disagreement
-that one choice explains. Note WW's ``spectral_norm`` column is the largest *eigenvalue* (sv_max^2).
+stored (``W.astype(float)``, float64 SciPy SVD), *not* divided by N (``normalize`` defaults to False;
+``glorot_fix`` off). Eigenvalues <= 1e-5 are dropped before the fit. Its fitter scans every eigenvalue
+but the largest as xmin (tails down to 2 points; a separate small-N fit below 20 eigenvalues) and picks
+the KS minimum; lmscope uses the same MLE and KS distance but requires a tail of at least 10
+eigenvalues, and takes eigenvalues from a float64 Gram matrix (``lmscope.spectral.svd.singular_values``).
+The script also refits lmscope's eigenvalues with ``powerlaw_fit(min_tail=2)`` to show how much of the
+remaining alpha disagreement that one choice explains.
 
-    .venv/bin/python benchmarks/bench_weightwatcher.py [--size small|full] [--model minilm-l6|smollm2-135m]
+    .venv/bin/python benchmarks/bench_weightwatcher.py [--model minilm-l6|smollm2-135m] [--threads N]
+        [--repeat 5] [--size small|full]
+
+Results go to ``results/bench_weightwatcher[-MODEL][-threadsN].json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
+import io
 import logging
 import math
 import os
-import sys
+import statistics
 import time
 import warnings
 
@@ -36,6 +52,9 @@ from _common import command_line, machine_info, table, write_result
 
 NAME = "bench_weightwatcher"
 SMALL_LAYERS = [0, 1]
+TARGET = 5.0          # WW / lmscope, medians, both models
+ALPHA_TOL = 0.1       # |alpha WW - alpha lmscope| on every matrix where both tails have >= MIN_TAIL points
+MIN_TAIL = 10
 
 
 def parse_args():
@@ -43,17 +62,20 @@ def parse_args():
     ap.add_argument("--size", choices=["small", "full"], default="full",
                     help=f"small: layers {SMALL_LAYERS} only (WW's layers= filter); full: every layer")
     ap.add_argument("--model", default="minilm-l6", choices=["minilm-l6", "smollm2-135m"])
-    ap.add_argument("--repeat", type=int, default=3, help="timed runs of each (best is reported)")
-    ap.add_argument("--threads", type=int, help="BLAS/OpenMP/torch threads (default: libraries' default)")
+    ap.add_argument("--repeat", type=int, default=5, help="timed runs of each side per start point (>= 1)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="threads for both sides (default 1: on a machine busy with other work, BLAS thread "
+                         "pools that wait for each other slow WeightWatcher's SVDs down far more than the cores "
+                         "speed them up)")
     ap.add_argument("--rows", type=int, default=12, help="rows of the per-matrix table printed")
     return ap.parse_args()
 
 
 def main() -> None:
     args = parse_args()
-    if args.threads:  # before numpy/scipy/torch load their thread pools
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            os.environ[var] = str(args.threads)
+    threads = max(1, args.threads)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):  # before numpy/scipy/torch
+        os.environ[var] = str(threads)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     warnings.filterwarnings("ignore")
@@ -62,24 +84,25 @@ def main() -> None:
     import torch
     from scipy import stats
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(threads)
     logging.disable(logging.WARNING)
     import weightwatcher
 
-    from lmscope.models import open_model
+    from lmscope.models import HFDirSource, open_model
     from lmscope.models.roles import classify
     from lmscope.spectral import SVDCache, analyze_spectrum
     from lmscope.spectral.metrics import powerlaw_fit
 
-    info = machine_info(threads=args.threads)
+    info = machine_info(threads=threads)
     info["weightwatcher"] = weightwatcher.__version__
+    load_before = os.getloadavg()
     src = open_model(args.model)
+    gguf = src.kind == "gguf"
+    model_dir = src.hf_dir() if gguf else src.path        # the files both sides read (conversion untimed)
     t0 = time.perf_counter()
     model = src.load_model()
     model.eval()
     load_s = time.perf_counter() - t0
-    family = src.family
     layers = SMALL_LAYERS if args.size == "small" else None
 
     # WW's layer ids are the positions in model.named_modules(); keep the modules lmscope analyzes
@@ -87,7 +110,7 @@ def main() -> None:
     for idx, (name, mod) in enumerate(model.named_modules()):
         if not isinstance(mod, torch.nn.Linear):
             continue
-        m = classify(name + ".weight", family)
+        m = classify(name + ".weight", src.family)
         if m is None or m.fused or (layers is not None and m.layer not in layers):
             continue
         key = f"{m.layer}.{m.role}"
@@ -95,76 +118,89 @@ def main() -> None:
         key_of_id[idx] = key
         module_of_key[key] = name
     print(f"{args.model}: {type(model).__name__}, {len(ids)} matrices "
-          f"({'layers ' + str(layers) if layers else 'all layers'}); model load {load_s:.1f} s")
+          f"({'layers ' + str(layers) if layers else 'all layers'}); {threads} thread(s) for both; "
+          f"model load {load_s:.1f} s; load average {load_before[0]:.2f}")
 
-    def run_ww():
-        with open(os.devnull, "w") as devnull:  # WW prints a banner and progress to stdout
-            old, sys.stdout = sys.stdout, devnull
-            try:
-                watcher = weightwatcher.WeightWatcher(model=model)
-                return watcher.analyze(layers=ids, plot=False, savefig=False, randomize=False, mp_fit=False,
-                                       vectors=False, detX=False, fix_fingers=False, fit="PL",
-                                       pl_package="ww")
-            finally:
-                sys.stdout = old
+    def ww_analyze(m):
+        with contextlib.redirect_stdout(io.StringIO()):  # WW prints a banner and progress to stdout
+            watcher = weightwatcher.WeightWatcher(model=m)
+            return watcher.analyze(layers=ids, plot=False, savefig=False, randomize=False, mp_fit=False,
+                                   vectors=False, detX=False, fix_fingers=False, fit="PL", pl_package="ww")
 
-    def run_ours(model_or_src):
-        return analyze_spectrum(model_or_src, layers=layers, cache=SVDCache(enabled=False), quiet=True)
+    def ww_disk():
+        m = HFDirSource(model_dir).load_model()
+        m.eval()
+        return ww_analyze(m)
 
-    # secondary figure: lmscope on a source opened beforehand (WW's model is in memory before its clock
-    # starts; opening a GGUF file, for one, takes seconds of header parsing in the gguf package)
-    t0 = time.perf_counter()
-    opened = open_model(args.model)
-    open_s = time.perf_counter() - t0
-    t_ww, t_ours, t_open = [], [], []
-    details = res = None
-    for i in range(args.repeat):
-        t0 = time.perf_counter()
-        details = run_ww()
-        t_ww.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        res = run_ours(args.model)
-        t_ours.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        res_open = run_ours(opened)
-        t_open.append(time.perf_counter() - t0)
-        print(f"  run {i + 1}/{args.repeat}: WeightWatcher {t_ww[-1]:.2f} s, lmscope {t_ours[-1]:.2f} s "
-              f"(source already open: {t_open[-1]:.2f} s)", flush=True)
-    assert res_open.table["spectral_norm"].equals(res.table["spectral_norm"])
+    def ours(what):
+        return analyze_spectrum(what, layers=layers, cache=SVDCache(enabled=False), quiet=True, workers=threads)
+
+    sides = {  # (start point, side) -> function
+        ("memory", "ww"): lambda: ww_analyze(model),
+        ("memory", "lmscope"): lambda: ours(model),
+        ("disk", "ww"): ww_disk,
+        ("disk", "lmscope"): lambda: ours(model_dir),
+    }
+    if gguf:
+        sides[("gguf", "lmscope")] = lambda: ours(args.model)
+    times = {k: [] for k in sides}
+    out = {}
+    for i in range(max(1, args.repeat)):
+        line = []
+        for point in ("memory", "disk", "gguf"):
+            order = ["ww", "lmscope"] if i % 2 == 0 else ["lmscope", "ww"]
+            for side in order:
+                if (point, side) not in sides:
+                    continue
+                gc.collect()
+                t0 = time.perf_counter()
+                out[(point, side)] = sides[(point, side)]()
+                times[(point, side)].append(time.perf_counter() - t0)
+                line.append(f"{point}/{side} {times[(point, side)][-1]:.2f} s")
+        print(f"  run {i + 1}/{args.repeat}: " + ", ".join(line), flush=True)
+    load_after = os.getloadavg()
 
     # ---- line the rows up ------------------------------------------------------------------------
-    ours = res.table.set_index("key")
+    res = out[("memory", "lmscope")]
+    details = out[("memory", "ww")]
+    same_ours = all(out[(p, "lmscope")].table.equals(res.table) for p in ("disk",))
+    gguf_max_alpha = None
+    if gguf:  # the GGUF file dequantized by lmscope vs the converted directory: same numbers, or nearly
+        g = out[("gguf", "lmscope")].table.set_index("key")
+        d = res.table.set_index("key")
+        gguf_max_alpha = float(np.nanmax(np.abs(g["alpha"] - d.loc[g.index, "alpha"])))
+    ww_disk_details = out[("disk", "ww")]
+    same_ww = bool(np.allclose(ww_disk_details["alpha"].to_numpy(float), details["alpha"].to_numpy(float),
+                               equal_nan=True))
+    ours_t = res.table.set_index("key")
     ww = details.assign(key=details["layer_id"].map(key_of_id)).set_index("key")
-    keys = [k for k in ours.index if k in ww.index]
-    missing = sorted(set(ours.index) ^ set(ww.index))
+    keys = [k for k in ours_t.index if k in ww.index]
+    missing = sorted(set(ours_t.index) ^ set(ww.index))
     assert not missing, f"matrices seen by only one of the two: {missing[:6]}"
     assert len(keys) == len(ids), (len(keys), len(ids))
 
-    sv_ours = ours.loc[keys, "spectral_norm"].to_numpy(float)
+    sv_ours = ours_t.loc[keys, "spectral_norm"].to_numpy(float)
     sv_ww = ww.loc[keys, "sv_max"].to_numpy(float)
     lam_ww = ww.loc[keys, "lambda_max"].to_numpy(float)
     rel_sv = float(np.max(np.abs(sv_ww - sv_ours) / sv_ours))
     rel_lam = float(np.max(np.abs(lam_ww - sv_ours**2) / sv_ours**2))
-    ratio_lam = lam_ww / sv_ours**2
     same_matrices = rel_sv < 1e-3
-    print(f"check: {len(keys)} matrices; WW sv_max vs lmscope spectral_norm: max rel. diff {rel_sv:.1e}; "
-          f"WW lambda_max / spectral_norm^2 = {ratio_lam.min():.6f}..{ratio_lam.max():.6f} "
-          f"(-> WW's ESD is sv^2 of W unnormalized) -> {'SAME MATRICES' if same_matrices else 'DIFFERENT'}")
+    print(f"check: {len(keys)} matrices; WW sv_max vs lmscope spectral_norm: max rel. diff {rel_sv:.1e} -> "
+          f"{'SAME MATRICES' if same_matrices else 'DIFFERENT'}; lmscope memory == disk: {same_ours}; "
+          f"WW memory == disk: {same_ww}")
     assert same_matrices, "WeightWatcher and lmscope are not looking at the same matrices"
 
-    a_ours = ours.loc[keys, "alpha"].to_numpy(float)
+    a_ours = ours_t.loc[keys, "alpha"].to_numpy(float)
     a_ww = ww.loc[keys, "alpha"].to_numpy(float)
     a_ww = np.where(a_ww <= 0, np.nan, a_ww)  # WW marks failed fits with -1
-    # diagnostic: lmscope's own eigenvalues refitted with WW's tail minimum (2 points)
-    a_mt2, tail_ours, tail_ww = [], [], []
+    a_mt2, tail_ww = [], []
     for k in keys:
-        s = np.asarray(res.values[k], dtype=np.float64)
-        lam = s**2
-        fit2 = powerlaw_fit(lam[lam > 1e-5], min_tail=2)
-        a_mt2.append(fit2["alpha"])
-        tail_ours.append(int(ours.loc[k, "tail_size"]))
+        lam = np.asarray(res.values[k], dtype=np.float64) ** 2
+        a_mt2.append(powerlaw_fit(lam[lam > 1e-5], min_tail=2)["alpha"])
         tail_ww.append(int(ww.loc[k, "num_pl_spikes"]))  # WW: len(evals[evals >= xmin])
     a_mt2 = np.array(a_mt2)
+    tail_ours = ours_t.loc[keys, "tail_size"].to_numpy(int)
+    tail_ww = np.array(tail_ww)
 
     def agreement(x, y):
         ok = np.isfinite(x) & np.isfinite(y)
@@ -179,32 +215,73 @@ def main() -> None:
 
     agree = agreement(a_ww, a_ours)
     agree_mt2 = agreement(a_ww, a_mt2)
-    n_short = int(sum(t < 10 for t in tail_ww))
+    both = (tail_ww >= MIN_TAIL) & (tail_ours >= MIN_TAIL) & np.isfinite(a_ww) & np.isfinite(a_ours)
+    diff_both = np.abs(a_ww - a_ours)[both]
+    alpha_ok = bool(both.any() and (diff_both <= ALPHA_TOL).all())
+    worst = keys[int(np.flatnonzero(both)[np.argmax(diff_both)])] if both.any() else None
+    print(f"agreement check: {int(both.sum())} of {len(keys)} matrices where both fit a tail of >= {MIN_TAIL} "
+          f"eigenvalues; max |alpha WW - alpha lmscope| there {diff_both.max():.2e} (at {worst}); "
+          f"within {ALPHA_TOL} on every one: {'PASS' if alpha_ok else 'FAIL'}")
 
     # ---- report ----------------------------------------------------------------------------------
-    best_ww, best_ours, best_open = min(t_ww), min(t_ours), min(t_open)
+    def med(k):
+        return statistics.median(times[k])
+
+    def runs(k):
+        return ", ".join(f"{t:.2f}" for t in times[k])
+
+    def paired(p, q="ww"):  # each run's WW time over the lmscope time measured next to it
+        return statistics.median(a / b for a, b in zip(times[(q, "ww")], times[(p, "lmscope")], strict=True))
+
+    ratio = {p: {"median": med((p, "ww")) / med((p, "lmscope")),
+                 "best": min(times[(p, "ww")]) / min(times[(p, "lmscope")]),
+                 "median_paired": paired(p, p)} for p in ("memory", "disk")}
+    if gguf:
+        ratio["gguf"] = {"median": med(("disk", "ww")) / med(("gguf", "lmscope")),
+                         "best": min(times[("disk", "ww")]) / min(times[("gguf", "lmscope")]),
+                         "median_paired": paired("gguf", "disk")}
+    target_met = alpha_ok and all(ratio[p]["median"] >= TARGET for p in ("memory", "disk"))
     scope = f"{args.model}, " + (f"layers {layers}" if layers else "all layers")
-    ratio = best_ww / best_ours
+    load_txt = f"{load_before[0]:.2f} before, {load_after[0]:.2f} after (1-min load average, {os.cpu_count()} CPUs)"
     summary = [
         ["matrices compared", len(keys), scope],
-        ["WeightWatcher analyze (best of runs)", f"{best_ww:.2f} s", "model already in memory; load "
-         f"{load_s:.1f} s not counted; runs: " + ", ".join(f"{t:.2f}" for t in t_ww)],
-        ["lmscope analyze_spectrum (best of runs)", f"{best_ours:.2f} s",
-         "reads each matrix from disk; runs: " + ", ".join(f"{t:.2f}" for t in t_ours)],
-        ["time ratio WW / lmscope", f"{ratio:.2f}x", ""],
-        ["lmscope, source opened beforehand", f"{best_open:.2f} s", f"open_model {open_s:.2f} s not counted; "
-         "runs: " + ", ".join(f"{t:.2f}" for t in t_open)],
-        ["time ratio WW / lmscope (source open)", f"{best_ww / best_open:.2f}x", "both start from an opened "
-         "model"],
+        ["threads (both sides)", threads, "one matrix at a time on each side" if threads == 1 else
+         f"lmscope: {threads} matrices at once, 1 BLAS thread each; WW: {threads} BLAS threads"],
+        ["machine load", f"{load_before[0]:.2f} / {load_after[0]:.2f}", load_txt],
+        ["memory: WeightWatcher analyze (median / best)", f"{med(('memory', 'ww')):.2f} / "
+         f"{min(times[('memory', 'ww')]):.2f} s", f"same loaded model; runs: {runs(('memory', 'ww'))}"],
+        ["memory: lmscope analyze_spectrum (median / best)", f"{med(('memory', 'lmscope')):.2f} / "
+         f"{min(times[('memory', 'lmscope')]):.2f} s", f"runs: {runs(('memory', 'lmscope'))}"],
+        ["memory: ratio WW / lmscope (median / best)",
+         f"{ratio['memory']['median']:.2f}x / {ratio['memory']['best']:.2f}x", f"target >= {TARGET:.0f}x; median of "
+         f"the runs' own ratios {ratio['memory']['median_paired']:.2f}x"],
+        ["disk: WeightWatcher from_pretrained + analyze (median / best)", f"{med(('disk', 'ww')):.2f} / "
+         f"{min(times[('disk', 'ww')]):.2f} s", f"{model_dir.name}; runs: {runs(('disk', 'ww'))}"],
+        ["disk: lmscope analyze_spectrum (median / best)", f"{med(('disk', 'lmscope')):.2f} / "
+         f"{min(times[('disk', 'lmscope')]):.2f} s", f"same files; runs: {runs(('disk', 'lmscope'))}"],
+        ["disk: ratio WW / lmscope (median / best)",
+         f"{ratio['disk']['median']:.2f}x / {ratio['disk']['best']:.2f}x", f"target >= {TARGET:.0f}x; median of "
+         f"the runs' own ratios {ratio['disk']['median_paired']:.2f}x"],
+    ]
+    if gguf:
+        summary += [
+            ["GGUF: lmscope from the .gguf file (median / best)", f"{med(('gguf', 'lmscope')):.2f} / "
+             f"{min(times[('gguf', 'lmscope')]):.2f} s", f"dequantizes each matrix; runs: {runs(('gguf', 'lmscope'))}"],
+            ["GGUF: ratio WW (disk) / lmscope (.gguf) (median / best)",
+             f"{ratio['gguf']['median']:.2f}x / {ratio['gguf']['best']:.2f}x",
+             f"alpha vs the converted files: max |diff| {gguf_max_alpha:.1e}"],
+        ]
+    summary += [
         ["largest singular value agrees", "yes" if same_matrices else "NO",
-         f"max rel. diff {rel_sv:.1e}; WW lambda_max = sv_max^2 "
-         f"(max rel. diff vs spectral_norm^2 {rel_lam:.1e})"],
-        ["alpha Pearson / Spearman", f"{agree['pearson']:.3f} / {agree['spearman']:.3f}",
+         f"max rel. diff {rel_sv:.1e}; WW lambda_max = sv_max^2 (max rel. diff vs spectral_norm^2 {rel_lam:.1e})"],
+        [f"alpha within {ALPHA_TOL} where both tails >= {MIN_TAIL}", "PASS" if alpha_ok else "FAIL",
+         f"{int(both.sum())} of {len(keys)} matrices; max |diff| {diff_both.max():.2e}"],
+        ["alpha Pearson / Spearman (all)", f"{agree['pearson']:.3f} / {agree['spearman']:.3f}",
          f"{agree['n']} matrices with both fits ({agree['n_missing']} missing)"],
-        ["alpha median |WW - lmscope|", f"{agree['median_abs_diff']:.3g}",
+        ["alpha median |WW - lmscope| (all)", f"{agree['median_abs_diff']:.3g}",
          f"mean WW - lmscope {agree['mean_diff']:+.3g}, max {agree['max_abs_diff']:.3g}"],
-        ["alpha within 0.1 / within 0.5", f"{agree['within_0.1']:.0%} / {agree['within_0.5']:.0%}", ""],
-        ["WW tails shorter than 10 eigenvalues", f"{n_short} of {len(keys)}",
+        ["alpha within 0.1 / within 0.5 (all)", f"{agree['within_0.1']:.0%} / {agree['within_0.5']:.0%}", ""],
+        ["WW tails shorter than 10 eigenvalues", f"{int((tail_ww < MIN_TAIL).sum())} of {len(keys)}",
          "lmscope requires >= 10 (MIN_TAIL)"],
         ["alpha, lmscope refit with min_tail=2", f"within 0.1: {agree_mt2['within_0.1']:.0%}",
          f"Pearson {agree_mt2['pearson']:.3f}, median |diff| {agree_mt2['median_abs_diff']:.3g}, "
@@ -215,44 +292,56 @@ def main() -> None:
 
     per = []
     for i, k in enumerate(keys):
-        per.append({"key": k, "module": module_of_key[k], "rows": int(ours.loc[k, "rows"]),
-                    "cols": int(ours.loc[k, "cols"]), "alpha_ww": a_ww[i], "alpha_lmscope": a_ours[i],
-                    "alpha_lmscope_min_tail2": a_mt2[i], "tail_ww": tail_ww[i], "tail_lmscope": tail_ours[i],
-                    "xmin_ww": float(ww.loc[k, "xmin"]), "xmin_lmscope": float(ours.loc[k, "xmin"]),
-                    "sv_max_ww": sv_ww[i], "spectral_norm_lmscope": sv_ours[i], "lambda_max_ww": lam_ww[i]})
+        per.append({"key": k, "module": module_of_key[k], "rows": int(ours_t.loc[k, "rows"]),
+                    "cols": int(ours_t.loc[k, "cols"]), "alpha_ww": a_ww[i], "alpha_lmscope": a_ours[i],
+                    "alpha_lmscope_min_tail2": a_mt2[i], "tail_ww": int(tail_ww[i]),
+                    "tail_lmscope": int(tail_ours[i]), "xmin_ww": float(ww.loc[k, "xmin"]),
+                    "xmin_lmscope": float(ours_t.loc[k, "xmin"]), "sv_max_ww": sv_ww[i],
+                    "spectral_norm_lmscope": sv_ours[i], "lambda_max_ww": lam_ww[i]})
     diff = np.nan_to_num(np.abs(a_ww - a_ours), nan=np.inf)
-    show = list(range(min(len(keys), max(args.rows // 2, 1))))
+    n_first = min(len(keys), max(args.rows // 2, 1))
+    show = list(range(n_first))
     show += [int(i) for i in np.argsort(-diff) if int(i) not in show][: max(args.rows - len(show), 0)]
     prow = [[p["key"], f"{p['rows']}x{p['cols']}", f"{p['alpha_ww']:.3f}", f"{p['alpha_lmscope']:.3f}",
              f"{p['alpha_lmscope_min_tail2']:.3f}", p["tail_ww"], p["tail_lmscope"], f"{p['sv_max_ww']:.4f}",
              f"{p['spectral_norm_lmscope']:.4f}"] for p in (per[i] for i in show)]
     pheader = ["key", "shape", "alpha WW", "alpha lmscope", "lmscope min_tail=2", "tail WW", "tail lmscope",
                "sv_max WW", "spectral_norm lmscope"]
-    n_first = min(len(keys), max(args.rows // 2, 1))
     print(f"\nper matrix (first {n_first}, then the largest alpha differences):")
     print(table(prow, pheader))
 
     result_name = NAME if args.model == "minilm-l6" else f"{NAME}-{args.model}"
+    if threads != 1:
+        result_name += f"-threads{threads}"
     path = write_result(result_name, {
         "benchmark": NAME, "command": command_line(), "size": args.size, "model": args.model,
-        "layers": layers, "machine": info,
+        "layers": layers, "machine": info, "threads": threads,
+        "load_avg_before": list(load_before), "load_avg_after": list(load_after),
         "measures": "time of WeightWatcher.analyze (power-law fit only) vs lmscope analyze_spectrum on the "
-                    "same matrices of one model, and the agreement of their per-matrix alpha and top "
-                    "singular value",
+                    "same matrices of one model, from the same loaded model (memory) and from the same files "
+                    "(disk), same thread count, alternating runs; and the agreement of their per-matrix "
+                    "alpha and top singular value",
         "ww_settings": {"plot": False, "savefig": False, "randomize": False, "mp_fit": False,
-                        "vectors": False,
-                        "detX": False, "fix_fingers": False, "fit": "PL", "pl_package": "ww",
+                        "vectors": False, "detX": False, "fix_fingers": False, "fit": "PL",
+                        "pl_package": "ww",
                         "layers": "the lmscope-analyzed nn.Linear modules, by named_modules() position"},
         "ww_esd": "eigenvalues of W^T W = sv^2 of W as stored, float64 SciPy SVD, not divided by N "
                   "(normalize=False), eigenvalues <= 1e-5 dropped; xmin scanned over all eigenvalues but "
                   "the largest (tail >= 2)",
-        "model_load_s": load_s, "ww_times_s": t_ww, "lmscope_times_s": t_ours,
-        "ww_best_s": best_ww, "lmscope_best_s": best_ours, "ratio_ww_to_lmscope": ratio,
-        "open_model_s": open_s, "lmscope_opened_times_s": t_open, "lmscope_opened_best_s": best_open,
-        "ratio_ww_to_lmscope_opened": best_ww / best_open,
-        "results_equal": same_matrices, "sv_max_max_rel_diff": rel_sv, "lambda_max_max_rel_diff": rel_lam,
+        "model_dir": str(model_dir), "model_load_s": load_s,
+        "times_s": {f"{p}/{s}": v for (p, s), v in times.items()},
+        "medians_s": {f"{p}/{s}": med((p, s)) for (p, s) in times},
+        "best_s": {f"{p}/{s}": min(v) for (p, s), v in times.items()},
+        "ratio": ratio, "target_ratio": TARGET, "target_met": target_met,
+        "ratio_ww_to_lmscope": ratio["memory"]["median"],
+        "results_equal": same_matrices, "lmscope_memory_equals_disk": same_ours, "ww_memory_equals_disk": same_ww,
+        "gguf_alpha_max_abs_diff": gguf_max_alpha,
+        "sv_max_max_rel_diff": rel_sv, "lambda_max_max_rel_diff": rel_lam,
+        "alpha_check": {"tolerance": ALPHA_TOL, "min_tail": MIN_TAIL, "matrices": int(both.sum()),
+                        "max_abs_diff": float(diff_both.max()) if both.any() else None, "worst": worst,
+                        "passed": alpha_ok},
         "alpha_agreement": agree, "alpha_agreement_lmscope_min_tail2": agree_mt2,
-        "ww_tails_shorter_than_10": n_short, "per_matrix": per,
+        "ww_tails_shorter_than_10": int((tail_ww < MIN_TAIL).sum()), "per_matrix": per,
         "table": {"header": ["quantity", "value", "detail"], "rows": summary},
         "per_matrix_table": {"header": pheader, "rows": prow},
     })

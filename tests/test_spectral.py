@@ -27,6 +27,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from conftest import build_tiny_model, edit_copy
@@ -432,6 +433,52 @@ def test_powerlaw_fit_too_few_values_is_nan():
     assert math.isnan(powerlaw_fit(np.array([]))["alpha"])
 
 
+def _ks_fit_by_loop(x: np.ndarray, min_tail: int) -> tuple[np.ndarray, np.ndarray]:
+    """The fit written as the definition reads: one candidate xmin at a time."""
+    x = np.sort(x)
+    alphas, ds = [], []
+    for i in range(len(x) - min_tail + 1):
+        tail = x[i:]
+        n = len(tail)
+        with np.errstate(divide="ignore"):  # a tail of equal values
+            a = 1.0 + n / np.sum(np.log(tail / tail[0]))
+        alphas.append(a)
+        theo = 1.0 - (tail / tail[0]) ** (1.0 - a)
+        ds.append(np.max(np.abs(np.arange(n) / n - theo)) if np.isfinite(a) and a > 1 else np.inf)
+    return np.array(alphas), np.array(ds)
+
+
+@pytest.mark.parametrize("min_tail", [2, 10])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_powerlaw_fit_agrees_with_a_loop_over_candidates(seed, min_tail):
+    rng = np.random.default_rng(seed)
+    n_tail = 40 + 30 * seed                       # alpha = 2 + seed above xmin = 3, under a uniform bulk
+    x = np.concatenate([rng.uniform(0.1, 3.0, size=300), 3.0 * (1.0 + rng.pareto(1.0 + seed, size=n_tail))])
+    if seed == 2:
+        x = np.round(x, 1)                        # ties
+    alphas, ds = _ks_fit_by_loop(x, min_tail)
+    i = int(np.argmin(ds))
+    fit = powerlaw_fit(x, min_tail=min_tail)
+    assert fit["tail_size"] == len(x) - i
+    assert fit["alpha"] == pytest.approx(alphas[i], rel=1e-12)
+    assert fit["ks_distance"] == pytest.approx(ds[i], rel=1e-9, abs=1e-12)
+    assert fit["xmin"] == np.sort(x)[i]
+    if min_tail == 10 and seed < 2:  # the planted exponent (rounding and 2-point tails can blur it)
+        assert fit["alpha"] == pytest.approx(2.0 + seed, abs=0.6)
+
+
+def test_ks_distances_of_every_candidate_match_the_loop():
+    from lmscope.spectral.metrics import ks_distances
+
+    rng = np.random.default_rng(7)
+    x = np.sort(np.concatenate([rng.gamma(2.0, 1.0, size=700), 8.0 * (1.0 + rng.pareto(2.0, size=80))]))
+    alphas, ds = _ks_fit_by_loop(x, 1)
+    got = ks_distances(np.log(x), alphas)
+    finite = np.isfinite(ds)
+    np.testing.assert_allclose(got[finite], ds[finite], rtol=1e-9, atol=1e-12)
+    assert np.isinf(got[~finite]).all()
+
+
 def test_spectrum_metrics_known_singular_values():
     n = 20
     w = torch.eye(n, dtype=torch.float64)
@@ -601,6 +648,40 @@ def test_content_key_same_matrix_through_fp16_and_fp32_checkpoints(planted, tmp_
     assert (cache.hits, cache.misses) == (1, 1)
 
 
+@pytest.mark.parametrize("shape", [(60, 60), (90, 40), (40, 90)])
+def test_singular_values_match_a_float64_svd_with_planted_spectrum(shape):
+    from lmscope.spectral.svd import singular_values
+
+    m, n = shape
+    r = min(m, n)
+    rng = np.random.default_rng(r)
+    # planted: a spread of 1e-6 .. 10, and five exact zeros (rank r - 5)
+    s_true = np.concatenate([np.geomspace(10.0, 1e-6, r - 5), np.zeros(5)])
+    u = np.linalg.qr(rng.standard_normal((m, r)))[0]
+    v = np.linalg.qr(rng.standard_normal((n, r)))[0]
+    w = torch.from_numpy(((u * s_true) @ v.T).astype(np.float32))
+    s = singular_values(w)
+    ref = np.linalg.svd(w.double().numpy(), compute_uv=False)
+    assert s.shape == (r,) and np.all(np.diff(s) <= 0)
+    top, mid = ref > 1e-2 * ref[0], ref > 1e-4 * ref[0]
+    np.testing.assert_allclose(s[top], ref[top], rtol=1e-9)
+    np.testing.assert_allclose(s[mid], ref[mid], rtol=1e-4)  # a float32 SVD: about 1e-3 here
+    np.testing.assert_allclose(s, ref, rtol=0, atol=1e-6 * ref[0])
+    assert spectrum_metrics(s, shape)["rank"] == spectrum_metrics(ref, shape)["rank"]
+    # the float32 rounding of the planted matrix moves no singular value by more than 1e-6 * s_1
+    np.testing.assert_allclose(s, s_true, rtol=0, atol=1e-5)
+
+
+def test_singular_values_refuse_non_finite_matrices():
+    from lmscope.spectral.svd import singular_values
+
+    w = torch.ones(4, 3)
+    w[1, 2] = float("nan")
+    with pytest.raises(ValueError, match="non-finite"):
+        singular_values(w)
+    assert singular_values(torch.zeros(0, 3)).shape == (0,)
+
+
 # ---------------------------------------------------------------------------------- analyze_spectrum
 def test_analyze_spectrum_on_the_tiny_model(planted):
     cache = SVDCache()
@@ -627,6 +708,37 @@ def test_analyze_spectrum_on_the_tiny_model(planted):
     misses = cache.misses
     analyze_spectrum(planted["base"], cache=cache, quiet=True)
     assert cache.misses == misses and cache.hits >= len(keys)
+
+
+def test_analyze_spectrum_is_the_same_with_any_number_of_workers(planted):
+    one = analyze_spectrum(planted["base"], cache=SVDCache(enabled=False), quiet=True, workers=1)
+    three = analyze_spectrum(planted["base"], cache=SVDCache(enabled=False), quiet=True, workers=3)
+    pd.testing.assert_frame_equal(one.table, three.table, rtol=1e-12)
+    for k in one.values:
+        np.testing.assert_allclose(one.values[k], three.values[k], rtol=1e-12)
+
+
+def test_analyze_spectrum_of_a_model_in_memory_equals_its_files(planted):
+    from lmscope.models.module_source import ModuleSource
+
+    files = analyze_spectrum(planted["base"], cache=SVDCache(enabled=False), quiet=True)
+    model = open_model(planted["base"]).load_model()
+    mem = analyze_spectrum(model, cache=SVDCache(enabled=False), quiet=True, workers=2)
+    assert list(mem.table["key"]) == list(files.table["key"])
+    cols = ["rows", "cols", "rank", "spectral_norm", "alpha", "tail_size", "effective_rank"]
+    pd.testing.assert_frame_equal(mem.table[cols], files.table[cols])
+    src = ModuleSource(model)
+    assert src.load(PLANTED_KEY).data_ptr() == model.get_parameter(PLANTED).data_ptr()  # no copy
+    with pytest.raises(LmscopeError):
+        src.load_tokenizer()
+
+
+def test_analyze_spectrum_names_a_matrix_with_non_finite_weights(planted, tmp_path):
+    w = open_model(planted["base"]).load(PLANTED_KEY).clone()
+    w[3, 4] = float("inf")
+    bad = edit_copy(planted["base"], tmp_path / "bad", {PLANTED: w})
+    with pytest.raises(LmscopeError, match="q_proj"):
+        analyze_spectrum(bad, cache=SVDCache(enabled=False), quiet=True)
 
 
 def test_analyze_spectrum_filters(planted):

@@ -20,49 +20,71 @@ def powerlaw_fit(evals: np.ndarray, min_tail: int = MIN_TAIL) -> dict:
     For each candidate xmin = evals[i] (ascending order, keeping at least ``min_tail`` values in the
     tail) the MLE is alpha_i = 1 + n / sum(log(x / xmin)); the KS distance compares the tail's
     empirical CDF (j / n at the j-th sorted point) with 1 - (x / xmin)^(1 - alpha). The candidate
-    with the smallest distance wins.
+    with the smallest distance wins (the first one on ties).
     """
     x = np.sort(np.asarray(evals, dtype=np.float64))
     x = x[x > x[-1] * 1e-12] if len(x) else x
     n_all = len(x)
-    nan = {"alpha": math.nan, "xmin": math.nan, "ks_distance": math.nan, "tail_size": 0}
     if n_all < min_tail + 1:
-        return nan
+        return dict(_NO_FIT)
     logx = np.log(x)
     # suffix sums of log x: S[i] = sum_{j >= i} log x_j
     suffix = np.cumsum(logx[::-1])[::-1]
     last = n_all - min_tail            # candidates i = 0 .. last
-    idx = np.arange(last + 1)
-    n = n_all - idx
+    n = n_all - np.arange(last + 1)    # tail sizes
     denom = suffix[: last + 1] - n * logx[: last + 1]
     with np.errstate(divide="ignore", invalid="ignore"):
         alphas = 1.0 + n / denom
-    best = (math.inf, None)
-    with np.errstate(invalid="ignore", over="ignore"):
-        return _ks_search(x, logx, alphas, idx, last, n_all, best)
+    ks = ks_distances(logx, alphas)
+    if not np.isfinite(ks).any():
+        return dict(_NO_FIT)
+    i = int(np.argmin(ks))
+    return {"alpha": float(alphas[i]), "xmin": float(x[i]), "ks_distance": float(ks[i]),
+            "tail_size": int(n_all - i)}
 
 
-def _ks_search(x, logx, alphas, idx, last, n_all, best) -> dict:
-    nan = {"alpha": math.nan, "xmin": math.nan, "ks_distance": math.nan, "tail_size": 0}
-    chunk = max(1, 250_000 // max(n_all, 1))  # keeps the scan to a few MB
-    for start in range(0, last + 1, chunk):
-        stop = min(last + 1, start + chunk)
-        ii = idx[start:stop][:, None]                       # (c, 1)
-        jj = np.arange(n_all)[None, :]                      # (1, N)
-        a = alphas[start:stop][:, None]
-        valid = (jj >= ii) & np.isfinite(a) & (a > 1)
-        rel = np.where(valid, logx[None, :] - logx[ii], 0.0)      # log(x_j / xmin)
-        theo = 1.0 - np.exp((1.0 - a) * rel)
-        emp = (jj - ii) / (n_all - ii)
-        d = np.where(valid, np.abs(emp - theo), -np.inf).max(axis=1)
-        d = np.where(np.isfinite(alphas[start:stop]) & (alphas[start:stop] > 1), d, np.inf)
-        k = int(np.argmin(d))
-        if d[k] < best[0]:
-            best = (float(d[k]), start + k)
-    if best[1] is None:
-        return nan
-    i = best[1]
-    return {"alpha": float(alphas[i]), "xmin": float(x[i]), "ks_distance": best[0], "tail_size": int(n_all - i)}
+_KS_BLOCK = 65_536
+_NO_FIT = {"alpha": math.nan, "xmin": math.nan, "ks_distance": math.nan, "tail_size": 0}
+
+
+def ks_distances(logx: np.ndarray, alphas: np.ndarray) -> np.ndarray:
+    """KS distance of the tail x[i:] to the power law with exponent ``alphas[i]`` and xmin x[i].
+
+    ``logx``: log of the ascending values; ``alphas``: one exponent per candidate i = 0 .. len - 1.
+    D_i = max over j >= i of |(j - i) / n_i - (1 - exp((1 - alpha_i) (log x_j - log x_i)))| with
+    n_i = len(x) - i; infinity where alpha_i is not a finite number above 1.
+
+    Vectorized across candidates: each block of candidates is laid out by offset k = j - i (a sliding
+    window over log x padded with a huge value), so only the tails are computed, not the full square.
+    Past the end of a tail the padding makes both CDFs exactly 1, which adds nothing to the maximum.
+    """
+    n_all, c_all = len(logx), len(alphas)
+    out = np.full(c_all, np.inf)
+    valid = np.isfinite(alphas) & (alphas > 1)
+    if not valid.any():
+        return out
+    # a huge finite pad rather than +inf: exp() of -inf takes a slow path, exp(-1e300) is just 0
+    padded = np.concatenate([logx, np.full(n_all, 1e300)])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, n_all)     # windows[i, k] = log x_{i+k}
+    k_all = np.arange(n_all, dtype=np.float64)[None, :]
+    # blocks of about _KS_BLOCK values, computed in two reused buffers (fresh large arrays cost page faults)
+    chunk = max(1, min(c_all, _KS_BLOCK // max(n_all, 1)))
+    theo, emp = np.empty((chunk, n_all)), np.empty((chunk, n_all))
+    with np.errstate(invalid="ignore", over="ignore", under="ignore"):
+        for start in range(0, c_all, chunk):
+            stop = min(c_all, start + chunk)
+            c, width = stop - start, n_all - start                          # width: the longest tail here
+            t, e = theo[:c, :width], emp[:c, :width]
+            np.subtract(windows[start:stop, :width], logx[start:stop, None], out=t)  # log(x_{i+k} / x_i)
+            np.multiply(t, 1.0 - alphas[start:stop, None], out=t)
+            np.exp(t, out=t)
+            np.subtract(1.0, t, out=t)                                       # the power law's CDF
+            np.divide(k_all[:, :width], (n_all - np.arange(start, stop, dtype=np.float64))[:, None], out=e)
+            np.minimum(e, 1.0, out=e)                                        # the empirical CDF
+            np.subtract(e, t, out=t)
+            np.abs(t, out=t)
+            out[start:stop] = np.where(valid[start:stop], t.max(axis=1), np.inf)
+    return out
 
 
 def spectrum_metrics(s: np.ndarray, shape: tuple[int, int]) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +49,14 @@ class SVDCache:
         self.root = Path(root) if root is not None else (cache_dir("svd") if enabled else None)
         self.hits = 0
         self.misses = 0
+        self._lock = threading.Lock()  # the counters are shared by analyze_spectrum's worker threads
+
+    def _count(self, hit: bool) -> None:
+        with self._lock:
+            if hit:
+                self.hits += 1
+            else:
+                self.misses += 1
 
     def _written(self, path: Path) -> None:
         if self.capped:
@@ -60,24 +69,24 @@ class SVDCache:
     def values(self, w: torch.Tensor, key: str | None = None) -> np.ndarray:
         """Singular values (descending, float64 array)."""
         if not self.enabled:
-            self.misses += 1
+            self._count(False)
             return _svdvals(w)
         key = key or content_key(w)
         full, vals = self._paths(key)
         if vals.is_file():
             try:
                 s = np.load(vals)
-                self.hits += 1
+                self._count(True)
                 mark_used(vals)
                 return s
             except Exception:  # noqa: BLE001 - a damaged entry is recomputed
                 pass
         svd = self._try_load_full(full)
         if svd is not None:
-            self.hits += 1
+            self._count(True)
             mark_used(full)
             return svd.S.double().numpy()
-        self.misses += 1
+        self._count(False)
         s = _svdvals(w)
         vals.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(vals) as tmp:
@@ -89,16 +98,16 @@ class SVDCache:
     def full(self, w: torch.Tensor, key: str | None = None) -> SVD:
         """Thin SVD W = U diag(S) Vh in float32."""
         if not self.enabled:
-            self.misses += 1
+            self._count(False)
             return _svd(w)
         key = key or content_key(w)
         full, _ = self._paths(key)
         svd = self._try_load_full(full)
         if svd is not None:
-            self.hits += 1
+            self._count(True)
             mark_used(full)
             return svd
-        self.misses += 1
+        self._count(False)
         svd = _svd(w)
         from safetensors.torch import save_file
 
@@ -137,7 +146,58 @@ class SVDCache:
 
 
 def _svdvals(w: torch.Tensor) -> np.ndarray:
-    return torch.linalg.svdvals(w.to(torch.float32)).double().numpy()
+    return singular_values(w)
+
+
+def singular_values(w: torch.Tensor | np.ndarray) -> np.ndarray:
+    """All singular values of a matrix (descending, float64), without singular vectors.
+
+    Computed as the square roots of the eigenvalues of the Gram matrix of the short side, ``W^T W``
+    (or ``W W^T``), formed and diagonalized in float64. For float32 (or lower precision) weights every
+    product in the Gram matrix is exact in float64 and the symmetric eigensolver is backward stable, so
+    each eigenvalue is off by at most about ``n * 1.1e-16 * s_1^2`` (n: the short side). A singular value
+    s_i is then within a relative ``n * 1e-16 * (s_1 / s_i)^2`` (1e-9 for s_i >= 0.01 s_1, 1e-5 for
+    s_i >= 1e-4 s_1), and the smallest (zero) ones within ``sqrt(n) * 1.5e-8 * s_1``: at least as close
+    as a float32 SVD (relative ``1.2e-7 * s_1 / s_i``) except right at zero, where both are far below
+    the rank threshold ``max(m, n) * 1.2e-7 * s_1``. It costs a Gram product and a symmetric eigensolve
+    instead of a bidiagonalization: several times less than a float64 SVD.
+    """
+    if isinstance(w, torch.Tensor):
+        w = w.detach().cpu()
+        a = (w if w.dtype in (torch.float32, torch.float64) else w.to(torch.float32)).numpy()
+    else:
+        a = np.asarray(w)
+    if a.ndim != 2:
+        raise ValueError(f"singular_values needs a matrix, not shape {a.shape}")
+    if a.size == 0:
+        return np.zeros(0)
+    if a.shape[0] < a.shape[1]:
+        a = a.T                                     # tall: the Gram matrix is a^T a, on the short side
+    g = _gram64(a)
+    if not np.isfinite(np.trace(g)):                # the trace is the sum of all squared entries
+        raise ValueError("the matrix has non-finite entries (inf or NaN)")
+    lam = np.linalg.eigvalsh(g)                     # ascending
+    return np.sqrt(np.clip(lam[::-1], 0.0, None))
+
+
+_GRAM_ONE_SHOT = 1 << 21   # entries converted to float64 at once (16 MB); larger matrices go by row blocks
+_GRAM_BLOCK = 1 << 19      # entries per row block (4 MB in float64)
+
+
+def _gram64(a: np.ndarray) -> np.ndarray:
+    """a^T a in float64 for a tall ``a`` of any float dtype, without a float64 copy of a large ``a``."""
+    if a.size <= _GRAM_ONE_SHOT:
+        b = a.astype(np.float64)
+        return b.T @ b
+    rows = max(1, _GRAM_BLOCK // a.shape[1])
+    g = None
+    for start in range(0, a.shape[0], rows):
+        b = a[start:start + rows].astype(np.float64)
+        if g is None:
+            g = b.T @ b
+        else:
+            g += b.T @ b
+    return g
 
 
 def _svd(w: torch.Tensor) -> SVD:
