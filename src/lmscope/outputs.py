@@ -258,12 +258,19 @@ def output_dir(out: PathLike, inputs: Iterable[PathLike | None] = (), *, command
             write_marker(tmp, command)
             yield tmp
     except OSError as e:
-        if e.errno not in WRITE_ERRORS:
+        clean = _clean_write_error(e, tmp or path, path)
+        if clean is None:
             raise
-        where = _rename_for_message(e, tmp or path, path)
-        if where is None:
-            raise
-        raise write_error(e, where) from None
+        raise clean from None
+
+
+def _clean_write_error(e: OSError, written: Path, path: Path) -> LmscopeError | None:
+    """The one-line error for a failed write of ``path`` (through its temporary ``written``), or None
+    when the OS error is not one of the write errors lmscope names."""
+    if e.errno not in WRITE_ERRORS:
+        return None
+    where = _rename_for_message(e, written, path)
+    return None if where is None else write_error(e, where)
 
 
 @contextlib.contextmanager
@@ -279,9 +286,7 @@ def output_file(out: PathLike, inputs: Iterable[PathLike | None] = (), *, force:
         with atomic_path(path) as tmp:
             yield tmp
     except OSError as e:
-        if e.errno not in WRITE_ERRORS:
+        clean = _clean_write_error(e, tmp or path, path)
+        if clean is None:
             raise
-        where = _rename_for_message(e, tmp or path, path)
-        if where is None:
-            raise
-        raise write_error(e, where) from None
+        raise clean from None
