@@ -172,9 +172,9 @@ def test_ray_cluster_auto_address(tmp_path, reference):
         shutil.rmtree(short, ignore_errors=True)
 
 
-def test_sigterm_stops_the_sweep_and_its_runs_which_resume_later(tmp_path):
-    """A sweep stopped with SIGTERM (kill, a batch scheduler) stops its runs and records them as
-    interrupted; started again, the run resumes from its checkpoint."""
+def _sweep_stopped_by_sigterm(root, sweep_args: str, start_s: float, stop_s: float, settle_s: float):
+    """Start a one-run sweep in a separate process, send it SIGTERM once its run has logged metrics,
+    and check it ends as interrupted with its training process gone; returns the run folder."""
     import signal
     import subprocess
     import sys
@@ -182,23 +182,29 @@ def test_sigterm_stops_the_sweep_and_its_runs_which_resume_later(tmp_path):
 
     from lmscope.train.sweep import run_step
 
-    root = tmp_path / "term"
     code = ("import sys; from lmscope.grokking import grok_sweep_jobs; from lmscope.train.sweep import run_sweep; "
             f"jobs = grok_sweep_jobs('question-formation', {str(root)!r}, [1], [0], 100000, **{TINY!r}); "
-            "run_sweep(jobs, jobs[0].run_dir.parent, quiet=True, poll=0.2)")
+            f"run_sweep(jobs, jobs[0].run_dir.parent, {sweep_args}quiet=True, poll=0.2)")
     proc = subprocess.Popen([sys.executable, "-c", code])
     run = root / "qf-l1-s0"
-    deadline = time.time() + 120
+    deadline = time.time() + start_s
     while run_step(run) < 10 and time.time() < deadline:
         time.sleep(0.5)
     assert run_step(run) >= 10, "the run never logged metrics"
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=60) != 0
-    info = json.loads((root / SWEEP_FILE).read_text())
-    assert info["jobs"][0]["status"] == "interrupted"
+    assert proc.wait(timeout=stop_s) != 0
+    assert json.loads((root / SWEEP_FILE).read_text())["jobs"][0]["status"] == "interrupted"
+    time.sleep(settle_s)
     stopped = run_step(run)
-    time.sleep(2)
+    time.sleep(settle_s)
     assert run_step(run) == stopped  # the training process is gone too
+    return run
+
+
+def test_sigterm_stops_the_sweep_and_its_runs_which_resume_later(tmp_path):
+    """A sweep stopped with SIGTERM (kill, a batch scheduler) stops its runs and records them as
+    interrupted; started again, the run resumes from its checkpoint."""
+    run = _sweep_stopped_by_sigterm(tmp_path / "term", "", start_s=120, stop_s=60, settle_s=1)
     assert any((run / "checkpoints").iterdir())
 
 
@@ -290,31 +296,9 @@ def test_train_imports_nothing_above_it():
 
 def test_sigterm_stops_a_ray_sweep_and_the_runs_its_workers_started(tmp_path):
     """On Ray each run is a subprocess of a worker: stopping the sweep stops the training process too."""
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from lmscope.train.sweep import run_step
-
     pytest.importorskip("ray", reason="ray is part of the dev extra")
     root = tmp_path / "rayterm"
-    code = ("import sys; from lmscope.grokking import grok_sweep_jobs; from lmscope.train.sweep import run_sweep; "
-            f"jobs = grok_sweep_jobs('question-formation', {str(root)!r}, [1], [0], 100000, **{TINY!r}); "
-            "run_sweep(jobs, jobs[0].run_dir.parent, ray='local', workers=1, quiet=True, poll=0.2)")
-    proc = subprocess.Popen([sys.executable, "-c", code])
-    run = root / "qf-l1-s0"
-    deadline = time.time() + 180
-    while run_step(run) < 10 and time.time() < deadline:
-        time.sleep(0.5)
-    assert run_step(run) >= 10, "the run never logged metrics"
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=120) != 0
-    assert json.loads((root / SWEEP_FILE).read_text())["jobs"][0]["status"] == "interrupted"
-    time.sleep(3)
-    stopped = run_step(run)
-    time.sleep(3)
-    assert run_step(run) == stopped  # the training process is gone too
+    _sweep_stopped_by_sigterm(root, "ray='local', workers=1, ", start_s=180, stop_s=120, settle_s=3)
     assert (root / "qf-l1-s0.log").read_text().startswith("$ lmscope grok train --task question-formation")
 
 

@@ -244,6 +244,19 @@ def _rename_for_message(e: OSError, tmp: Path, final: Path) -> Path | str | None
 
 
 @contextlib.contextmanager
+def _named_write_errors(path: Path, written: list[Path]) -> Iterator[None]:
+    """Turn a failed write of ``path`` (through the temporary in ``written``, once there is one) into
+    its one-line error; other OS errors pass through unchanged."""
+    try:
+        yield
+    except OSError as e:
+        where = _rename_for_message(e, written[0] if written else path, path) if e.errno in WRITE_ERRORS else None
+        if where is None:
+            raise
+        raise write_error(e, where) from None
+
+
+@contextlib.contextmanager
 def output_dir(out: PathLike, inputs: Iterable[PathLike | None] = (), *, command: str | None = None,
                force: bool = False, what: str = "--out", checked: bool = False) -> Iterator[Path]:
     """Check ``out`` (unless ``checked``), then yield a temporary sibling folder bearing lmscope's
@@ -252,25 +265,11 @@ def output_dir(out: PathLike, inputs: Iterable[PathLike | None] = (), *, command
     from lmscope._io import atomic_dir
 
     path = Path(out) if checked else check_output(out, inputs, kind="dir", force=force, what=what)
-    tmp = None
-    try:
-        with atomic_dir(path) as tmp:
-            write_marker(tmp, command)
-            yield tmp
-    except OSError as e:
-        clean = _clean_write_error(e, tmp or path, path)
-        if clean is None:
-            raise
-        raise clean from None
-
-
-def _clean_write_error(e: OSError, written: Path, path: Path) -> LmscopeError | None:
-    """The one-line error for a failed write of ``path`` (through its temporary ``written``), or None
-    when the OS error is not one of the write errors lmscope names."""
-    if e.errno not in WRITE_ERRORS:
-        return None
-    where = _rename_for_message(e, written, path)
-    return None if where is None else write_error(e, where)
+    written: list[Path] = []
+    with _named_write_errors(path, written), atomic_dir(path) as tmp:
+        written.append(tmp)
+        write_marker(tmp, command)
+        yield tmp
 
 
 @contextlib.contextmanager
@@ -281,12 +280,7 @@ def output_file(out: PathLike, inputs: Iterable[PathLike | None] = (), *, force:
     from lmscope._io import atomic_path
 
     path = Path(out) if checked else check_output(out, inputs, kind="file", force=force, what=what)
-    tmp = None
-    try:
-        with atomic_path(path) as tmp:
-            yield tmp
-    except OSError as e:
-        clean = _clean_write_error(e, tmp or path, path)
-        if clean is None:
-            raise
-        raise clean from None
+    written: list[Path] = []
+    with _named_write_errors(path, written), atomic_path(path) as tmp:
+        written.append(tmp)
+        yield tmp
