@@ -179,6 +179,8 @@ def test_question_formation_split_rules(suites):
         target = r["target"].split()
         assert G.hierarchical_question(r["tree"]) + ["?"] == target
         assert G.linear_question(r["text"]) + ["?"] != target
+        # fronting the first auxiliary never even gives the right first word (McCoy et al.'s gen set)
+        assert G.linear_question(r["text"])[0] != target[0]
         # the first auxiliary sits inside the subject: before the main one
         words = G.declarative_words(r["text"])
         assert sum(w in G.AUXILIARIES.values() for w in words) >= 2
@@ -390,3 +392,19 @@ def test_grammar_facts_have_one_definition():
     assert G.main_verb_index("((the (dog (near (the cats)))) slept)") == 5
     assert G.hierarchical_question(tree)[0] == "don't" and G.linear_question(" ".join(leaves(parse_bracketed(
         tree, labeled=False))))[0] == "does"
+
+
+def test_question_formation_gen_has_no_linear_floor():
+    """Row by row, on a large gen split of several seeds: the linear rule's first word is always wrong,
+    and no train or val question has a relative clause on its subject (with the same or another
+    auxiliary), so training questions never tell the two rules apart."""
+    for seed in (0, 1, 2):
+        rows = G.question_formation(2000, 200, 2000, seed=seed)
+        for r in rows:
+            words = G.declarative_words(r["text"])
+            first, main = words[G.first_auxiliary(words)], r["target"].split()[0]
+            if r["split"] == "gen":
+                assert first != main
+            elif r["task"] == "quest":
+                assert sum(w in G.AUXILIARY_WORDS for w in words) == 1 or first == main
+                assert G.linear_question(r["text"]) == G.hierarchical_question(r["tree"])

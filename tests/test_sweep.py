@@ -220,16 +220,19 @@ def test_grok_config_is_the_one_definition_of_the_command_line_options():
     defaults = parser.parse_args(["grok", "train", "--task", "dyck", "--out", "r"])
     assert GrokConfig.from_args(defaults) == GrokConfig()
     names = [f.name for f in GrokConfig.options()]
-    assert names[:3] == ["layers", "steps", "seed"] and "warmup" not in names
+    assert names[:3] == ["layers", "steps", "seed"] and "max_len" not in names
     assert set(SWEEP_OPTIONS) == set(names) - {"layers", "steps", "seed"}
     sweep = parser.parse_args(["grok", "sweep", "--task", "dyck", "--layers", "2", "--out", "s"])
     assert {k: getattr(sweep, k) for k in SWEEP_OPTIONS} == {k: getattr(GrokConfig(), k) for k in SWEEP_OPTIONS}
 
     planted = GrokConfig(layers=3, steps=77, seed=5, d_model=24, heads=3, d_ff=40, batch_size=5, lr=3.5e-4,
-                         eval_every=7, ckpt_every=0, n_train=33, n_val=11, n_gen=12, sample_size=9, tree_sample=0)
+                         eval_every=7, ckpt_every=0, n_train=33, n_val=11, n_gen=12, sample_size=9, tree_sample=0,
+                         n_test=4, warmup=3, dropout=0.1, weight_decay=0.01, keep_checkpoints=0)
     argv = planted.to_argv()
     assert argv[argv.index("--lr") + 1] == "0.00035" and argv[argv.index("--d-model") + 1] == "24"
     assert len(argv) == 2 * len(names)
+    # a None default (warmup: the loop's own) is left to the command line's default
+    assert "--warmup" not in GrokConfig().to_argv()
     parsed = parser.parse_args(["grok", "train", "--task", "dyck", "--out", "r", *argv])
     assert GrokConfig.from_args(parsed) == planted
 
@@ -242,8 +245,12 @@ def test_grok_config_validation_and_settings_outside_the_command_line():
                      ({"n_val": True}, "n_val must be"), ({"width": 3}, "unknown grok_train option 'width'")]:
         with pytest.raises(LmscopeError, match=msg):
             GrokConfig.make(**bad)
-    with pytest.raises(LmscopeError, match="warmup is not a command-line option"):
-        GrokConfig(warmup=5).to_argv()
+    with pytest.raises(LmscopeError, match="max_len is not a command-line option"):
+        GrokConfig(max_len=128).to_argv()
+    for bad, msg in [({"dropout": 1.0}, "dropout"), ({"weight_decay": -0.1}, "weight_decay"),
+                     ({"warmup": -1}, "warmup must be")]:
+        with pytest.raises(LmscopeError, match=msg):
+            GrokConfig.make(**bad)
     with pytest.raises(LmscopeError, match="sample_size=None"):
         GrokConfig(sample_size=None).to_argv()
     with pytest.raises(LmscopeError, match="unknown grok_train option 'width'"):
@@ -252,8 +259,9 @@ def test_grok_config_validation_and_settings_outside_the_command_line():
 
 
 def test_grok_train_with_a_config_writes_the_run_settings_of_before(tmp_path):
-    """run.json as written before GrokConfig existed (same settings: same model, train and meta), so
-    runs made then resume; keywords and a config give the same run."""
+    """run.json records the model, training and evaluation settings (no weight decay, as in the
+    reference code; tree projections of training sentences; held-out rows); keywords and a config give
+    the same run, and the held-out rows are scored once, at the final step."""
     from lmscope.grokking import GrokConfig
 
     config = GrokConfig(layers=1, steps=10, seed=3, lr=3e-4, **TINY)
@@ -264,10 +272,17 @@ def test_grok_train_with_a_config_writes_the_run_settings_of_before(tmp_path):
     assert info == json.loads((tmp_path / "b" / "run.json").read_text())
     model = {"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32, "max_len": 256, "causal": True, "norm": "post",
              "positions": "sinusoidal", "dropout": 0.0}
-    train = {"steps": 10, "batch_size": 8, "lr": 0.0003, "warmup": None, "eval_every": 5, "ckpt_every": 5, "seed": 3}
+    train = {"steps": 10, "batch_size": 8, "lr": 0.0003, "warmup": None, "eval_every": 5, "ckpt_every": 5, "seed": 3,
+             "weight_decay": 0.0}
     assert {k: info["model"][k] for k in model} == model and {k: info["train"][k] for k in train} == train
     assert info["meta"] == {"task": "question-formation",
-                            "eval": {"n_val": 20, "n_gen": 20, "sample_size": 10, "tree_sample": 4}}
+                            "eval": {"n_val": 20, "n_gen": 20, "sample_size": 10, "tree_sample": 4,
+                                     "tree_split": "train", "n_test": 1000}}
+    rows = read_metrics(tmp_path / "a")
+    assert [r["step"] for r in rows] == [5, 10]
+    assert "test_gen_acc" not in rows[0]
+    assert rows[1]["test_gen_n"] == 1000 and rows[1]["test_gen_linear"] == 0.0
+    assert 0.0 <= rows[1]["test_gen_first_aux"] <= 1.0 and rows[1]["gen_linear"] == 0.0
     assert json.loads((tmp_path / "a" / "grok.json").read_text()) == {
         "task": "question-formation", "layers": 1, "d_model": 16, "heads": 2, "d_ff": 32, "seed": 3, "gen_split": "gen"}
     # the run interrupted under keywords resumes under the config and ends where the uninterrupted one did

@@ -92,7 +92,9 @@ QF_RULES = {
              "gives the same question; decl (identity) rows: any sentence of the grammar",
     "val": "same distribution as train (in-distribution), texts disjoint from train",
     "gen": "quest rows only; a relative clause with its own auxiliary modifies the subject, so the first "
-           "auxiliary is not the main one: only the hierarchical rule gives the target",
+           "auxiliary is not the main one, and the two auxiliaries are different words (as in McCoy et al.'s "
+           "generalization set): only the hierarchical rule gives the target, and fronting the first "
+           "auxiliary never gives the right first word",
 }
 TENSE_RULES = {
     "train": "PRESENT rows: the noun nearest before the main verb has the subject's number (no agreement "
@@ -386,6 +388,18 @@ def _subject_attracted(clause: Clause) -> bool:
     return _NOUN_PLURAL[last_noun] != clause.subj.plural
 
 
+def _qf_generalizes(clause: Clause) -> bool | None:
+    """True for a gen sentence: a relative clause on the subject whose auxiliary is a different word from
+    the main clause's, so the linear rule's first word (the relative clause's auxiliary) is always wrong;
+    False for a train/val sentence (no relative clause on the subject); None for neither (a relative
+    clause on the subject with the main clause's auxiliary word: its question still tells the rules
+    apart, by position, so it may not be a train question, and it is not in McCoy et al.'s gen set)."""
+    if not isinstance(clause.subj.mod, RC):
+        return False
+    words = leaves(clause_tree(clause, "aux"))
+    return True if words[first_auxiliary(words)] != _question_words(clause)[0] else None
+
+
 def _qf_row(clause: Clause, split: str, task: str) -> dict:
     tree = clause_tree(clause, "aux")
     decl = " ".join(leaves(tree))
@@ -407,7 +421,10 @@ def _tense_row(clause: Clause, split: str, task: str) -> dict:
 
 
 def _suite(n_train, n_val, n_gen, seed, identity_fraction, salt: int, transform: str, identity: str,
-           in_gen: Callable[[Clause], bool], row: Callable[[Clause, str, str], dict], what: str) -> list[dict]:
+           in_gen: Callable[[Clause], bool | None], row: Callable[[Clause, str, str], dict],
+           what: str) -> list[dict]:
+    """``in_gen(clause)``: True for a transformation row of the generalization split, False for one of
+    train / val, None for a sentence that is a transformation row of neither (identity rows take any)."""
     seed = check_seed(seed)
     counts = {"train": check_count("n_train", n_train), "val": check_count("n_val", n_val),
               "gen": check_count("n_gen", n_gen)}
@@ -421,7 +438,8 @@ def _suite(n_train, n_val, n_gen, seed, identity_fraction, salt: int, transform:
 
         def sample_transform(rng=rng, split=split, want_gen=want_gen) -> dict | None:
             clause = sample_clause(rng)
-            return row(clause, split, transform) if in_gen(clause) == want_gen else None
+            kind = in_gen(clause)
+            return row(clause, split, transform) if kind is not None and kind == want_gen else None
 
         def sample_identity(rng=rng, split=split) -> dict:
             return row(sample_clause(rng), split, identity)
@@ -439,7 +457,7 @@ def question_formation(n_train: int, n_val: int, n_gen: int, seed: int = 0,
     ``identity_fraction`` of the ``train`` and ``val`` rows (rounded) are identity (``decl``) rows.
     """
     return _suite(n_train, n_val, n_gen, seed, identity_fraction, 1, "quest", "decl",
-                  lambda c: isinstance(c.subj.mod, RC), _qf_row, "question-formation")
+                  _qf_generalizes, _qf_row, "question-formation")
 
 
 def tense_inflection(n_train: int, n_val: int, n_gen: int, seed: int = 0,

@@ -108,19 +108,37 @@ def _prompt(tokenizer, text: str) -> list[int]:
 
 
 # ------------------------------------------------------------------------------------------ task metrics
+def qf_first_word_scores(model, tokenizer, rows: list[dict]) -> dict:
+    """First-word scores of ``quest`` rows, the model's pick being the argmax over do / does / don't /
+    doesn't after ``<bos> text``:
+
+    * ``acc``: the pick is the target's first word (the main clause's auxiliary);
+    * ``first_aux``: the pick is the sentence's first auxiliary (what the linear rule fronts);
+    * ``linear``: the linear rule's own score, i.e. the first auxiliary is the target's first word
+      (1 on train/val questions, 0 on the gen split by construction);
+    * ``n``: rows scored. Scores are None without rows.
+    """
+    rows = [r for r in rows if r.get("task", "quest") == "quest"]
+    if not rows:
+        return {"acc": None, "first_aux": None, "linear": None, "n": 0}
+    allowed = _ids(tokenizer, QF_AUXILIARIES)
+    logits = _logits(model, [_prompt(tokenizer, r["text"]) for r in rows])
+    acc = fronts_first = linear = 0
+    for r, lg in zip(rows, logits):
+        pick = QF_AUXILIARIES[int(lg[-1, allowed].argmax())]
+        words = grammars.declarative_words(r["text"])
+        first, target = words[grammars.first_auxiliary(words)], r["target"].split()[0]
+        acc += pick == target
+        fronts_first += pick == first
+        linear += first == target
+    n = len(rows)
+    return {"acc": acc / n, "first_aux": fronts_first / n, "linear": linear / n, "n": n}
+
+
 def qf_first_word_accuracy(model, tokenizer, rows: list[dict]) -> float | None:
     """Fraction of ``quest`` rows whose question's first word (argmax over do / does / don't / doesn't
     after ``<bos> text``) equals the target's first word; None without such rows."""
-    rows = [r for r in rows if r.get("task", "quest") == "quest"]
-    if not rows:
-        return None
-    allowed = _ids(tokenizer, QF_AUXILIARIES)
-    logits = _logits(model, [_prompt(tokenizer, r["text"]) for r in rows])
-    correct = 0
-    for r, lg in zip(rows, logits):
-        pick = QF_AUXILIARIES[int(lg[-1, allowed].argmax())]
-        correct += pick == r["target"].split()[0]
-    return correct / len(rows)
+    return qf_first_word_scores(model, tokenizer, rows)["acc"]
 
 
 def tense_accuracy(model, tokenizer, rows: list[dict], batch_size: int = 64) -> dict:
@@ -244,42 +262,58 @@ def declarative(row: dict, task: str) -> tuple[str, str]:
 
 
 def make_eval_fn(task: str, tokenizer, rows_by_split: dict[str, list[dict]], sample_size: int | None = 200,
-                 seed: int = 0, tree_sample: int | None = 50) -> Callable:
+                 seed: int = 0, tree_sample: int | None = 50, heldout: dict[str, list[dict]] | None = None,
+                 final_step: int | None = None) -> Callable:
     """``eval_fn(model, step) -> dict`` for :func:`lmscope.train.loop.train_lm`.
 
     Keys: ``id_acc`` (the task metric on the ``val`` split), ``gen_acc`` (on ``gen``, or ``ood`` for
-    Dyck), for tense inflection also ``id_exact`` / ``gen_exact``; ``t_score`` and ``f1`` (tree
-    projections of ``tree_sample`` fixed ``val`` sentences; skipped when ``tree_sample`` is 0);
-    ``weight_norm``; ``attn_entropy`` and ``attn_top1`` (see :func:`attention_sparsity`). The rows
-    evaluated are a fixed, seeded sample of ``sample_size`` rows per split (None: all).
+    Dyck), for tense inflection also ``id_exact`` / ``gen_exact``, for question formation also
+    ``gen_first_aux`` (how often the model fronts the first auxiliary) and ``gen_linear`` (the linear
+    rule's score on the same rows); ``t_score`` and ``f1`` (tree projections of ``tree_sample`` fixed
+    sentences of the ``train`` split, the transformation rows' declaratives as in the reference code;
+    skipped when ``tree_sample`` is 0); ``weight_norm``; ``attn_entropy`` and ``attn_top1`` (see
+    :func:`attention_sparsity`). The rows evaluated are a fixed, seeded sample of ``sample_size`` rows
+    per split (None: all).
+
+    ``heldout``: ``{"id": rows, "gen": rows}`` scored only at ``final_step`` (keys ``test_id_acc``,
+    ``test_gen_acc``, ...): the numbers to report, never looked at during training.
     """
     if task not in TASKS:
         raise LmscopeError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     marker = TRANSFORM_MARKER.get(task)
 
+    def transforms(rows: list[dict]) -> list[dict]:
+        return [r for r in rows if marker is None or r.get("task") == marker]
+
     def pick(split: str, n) -> list[dict]:
-        rows = [r for r in rows_by_split.get(split, []) if marker is None or r.get("task") == marker]
-        return _sample(rows, n, seed)
+        return _sample(transforms(rows_by_split.get(split, [])), n, seed)
 
     id_rows, gen_rows = pick("val", sample_size), pick(GEN_SPLIT[task], sample_size)
-    tree_rows = [] if not tree_sample else _sample(rows_by_split.get("val", []), tree_sample, seed + 1)
+    tree_rows = [] if not tree_sample else pick_trees(transforms(rows_by_split.get("train", [])), tree_sample, seed)
     tree_pairs = [declarative(r, task) for r in tree_rows]
     attn_texts = [r["text"] for r in id_rows[:32]]
+    test_sets = {name: transforms(rows) for name, rows in (heldout or {}).items() if rows}
 
     def score(model, rows) -> dict:
         if task == "question-formation":
-            return {"acc": qf_first_word_accuracy(model, tokenizer, rows)}
+            return qf_first_word_scores(model, tokenizer, rows)
         if task == "tense-inflection":
             return tense_accuracy(model, tokenizer, rows)
         return {"acc": dyck_closing_accuracy(model, tokenizer, rows)}
 
+    def task_scores(model, name: str, rows: list[dict]) -> dict:
+        s = score(model, rows)
+        out = {f"{name}_acc": s["acc"]}
+        if "exact" in s:
+            out[f"{name}_exact"] = s["exact"]
+        if "first_aux" in s and name.endswith("gen"):
+            out[f"{name}_first_aux"], out[f"{name}_linear"] = s["first_aux"], s["linear"]
+        return out
+
     def eval_fn(model, step: int) -> dict:
         out: dict = {}
         for name, rows in (("id", id_rows), ("gen", gen_rows)):
-            s = score(model, rows)
-            out[f"{name}_acc"] = s["acc"]
-            if "exact" in s:
-                out[f"{name}_exact"] = s["exact"]
+            out.update(task_scores(model, name, rows))
         if tree_pairs:
             ts = tree_scores(model, tokenizer, [p[0] for p in tree_pairs], [p[1] for p in tree_pairs], seed)
             out.update(ts)
@@ -288,6 +322,15 @@ def make_eval_fn(task: str, tokenizer, rows_by_split: dict[str, list[dict]], sam
         out["weight_norm"] = weight_norm(model)
         att = attention_sparsity(model, tokenizer, attn_texts)
         out["attn_entropy"], out["attn_top1"] = att["entropy"], att["top1"]
+        if final_step is not None and step == final_step:
+            for name, rows in test_sets.items():
+                out.update(task_scores(model, f"test_{name}", rows))
+                out[f"test_{name}_n"] = len(rows)
         return out
 
     return eval_fn
+
+
+def pick_trees(rows: list[dict], n: int, seed: int) -> list[dict]:
+    """The fixed, seeded sample of ``n`` rows whose declaratives are tree-projected at every evaluation."""
+    return _sample(rows, n, seed + 1)

@@ -58,11 +58,16 @@ class GrokConfig:
     n_val: int = _setting(200, "in-distribution rows (default 200)", minimum=1)
     n_gen: int = _setting(200, "generalization rows (default 200)", minimum=1)
     sample_size: int | None = _setting(200, "rows evaluated per split (default 200)", minimum=1)
-    tree_sample: int | None = _setting(50, "val sentences for the t-score and F1 (default 50; 0 turns them off)",
+    tree_sample: int | None = _setting(50, "training sentences for the t-score and F1 (default 50; 0 turns them off)",
                                        minimum=0)
+    n_test: int = _setting(1000, "held-out rows per split (in-distribution and generalization), scored once, "
+                                 "at the final step (default 1000; 0 turns them off)", minimum=0)
+    warmup: int | None = _setting(None, "linear warmup steps (default min(1000, steps/10))", minimum=0)
+    dropout: float = _setting(0.0, "dropout probability (default 0)")
+    weight_decay: float = _setting(0.0, "AdamW weight decay (default 0, as in the reference code)")
+    keep_checkpoints: int = _setting(2, "newest checkpoints kept (default 2; 0 keeps every one, e.g. for "
+                                        "tree projections along training)", minimum=0)
     # Python-only settings (no help text: not command-line options)
-    warmup: int | None = _setting(None)
-    dropout: float = _setting(0.0)
     max_len: int = _setting(256)
 
     def __post_init__(self):
@@ -73,6 +78,7 @@ class GrokConfig:
                 _int(f.name, value, f.metadata["minimum"])
         check_number("lr", self.lr, above=0.0)
         check_number("dropout", self.dropout, 0.0, below=1.0)
+        check_number("weight_decay", self.weight_decay, 0.0)
         check_int("max_len", self.max_len, 1)
         if self.warmup is not None:
             check_int("warmup", self.warmup, 0)
@@ -114,6 +120,8 @@ class GrokConfig:
             if not f.metadata["help"]:
                 if value != f.default:
                     raise LmscopeError(f"{f.name} is not a command-line option of lmscope grok train")
+            elif value is None and f.default is None:
+                continue  # the command line's default
             elif value is None:
                 raise LmscopeError(f"{f.name}=None cannot be given on the command line")
             else:
@@ -136,26 +144,32 @@ def grok_train(task: str, out_dir: str | os.PathLike, config: GrokConfig | None 
     if task not in TASKS:
         raise LmscopeError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     c = GrokConfig.make(config, **settings)
-    rows = make_suite(task, c.n_train, c.n_val, c.n_gen, seed=c.seed)
+    # the held-out rows are drawn with the others (texts distinct from every split) and set apart
+    rows = make_suite(task, c.n_train, c.n_val + c.n_test, c.n_gen + c.n_test, seed=c.seed)
     by_split: dict[str, list[dict]] = {}
     for r in rows:
         by_split.setdefault(r["split"], []).append(r)
+    gen_split = GEN_SPLIT[task]
+    heldout = {"id": by_split.get("val", [])[c.n_val:], "gen": by_split.get(gen_split, [])[c.n_gen:]}
+    by_split["val"] = by_split.get("val", [])[:c.n_val]
+    by_split[gen_split] = by_split.get(gen_split, [])[:c.n_gen]
     if task == "dyck":
         texts = [r["text"] for r in by_split.get("train", [])]
         vocab_texts = [r["text"] for r in rows]
     else:
         texts = suite_lines(rows, "train")
-        vocab_texts = suite_lines(rows, None)
+        vocab_texts = suite_lines(rows, None)  # every split's words: the held-out rows are scored too
     tokenizer = WordTokenizer.build(vocab_texts)
     model_config = SmallConfig(vocab_size=tokenizer.vocab_size, d_model=c.d_model, n_layers=c.layers,
                                n_heads=c.heads, d_ff=c.d_ff, max_len=c.max_len, causal=True, norm="post",
                                positions="sinusoidal", dropout=c.dropout)
     train_config = TrainConfig(steps=c.steps, batch_size=c.batch_size, lr=c.lr, warmup=c.warmup,
-                               eval_every=c.eval_every, ckpt_every=c.ckpt_every, seed=c.seed)
+                               eval_every=c.eval_every, ckpt_every=c.ckpt_every, seed=c.seed,
+                               weight_decay=c.weight_decay, keep_checkpoints=c.keep_checkpoints)
     eval_fn = make_eval_fn(task, tokenizer, by_split, sample_size=c.sample_size, seed=c.seed,
-                           tree_sample=c.tree_sample)
+                           tree_sample=c.tree_sample, heldout=heldout, final_step=c.steps)
     meta = {"task": task, "eval": {"n_val": c.n_val, "n_gen": c.n_gen, "sample_size": c.sample_size,
-                                   "tree_sample": c.tree_sample}}
+                                   "tree_sample": c.tree_sample, "tree_split": "train", "n_test": c.n_test}}
     summary = train_lm(out_dir, model_config, tokenizer, texts, eval_fn=eval_fn, config=train_config, quiet=quiet,
                        stop_after=stop_after, meta=meta)
     write_json(Path(out_dir) / GROK_FILE, {"task": task, "layers": c.layers, "d_model": c.d_model,
