@@ -2,17 +2,17 @@
 
 Trains (or resumes) one run per depth and seed as a sweep (the code of `lmscope grok sweep`: one
 `lmscope grok train` process per run, at most --jobs at a time, one thread each), plots them and writes
-docs/results/structural-grokking.md: per depth, when in-distribution accuracy saturated, the
-generalization accuracy along training, and the final t-score, next to the paper's numbers.
+docs/results/structural-grokking.md: the setup against the paper's and the authors' code, per run the
+monitored generalization along training and the held-out scores of the final step (accuracy, how often
+the model fronts the first auxiliary, the linear rule's score), and per depth the held-out accuracy and
+final t-score, next to the paper's numbers.
 
 Runs live in --runs and resume where they stopped, so the page can be regenerated at any time
 (with the steps reached so far) and the runs continued later by the same command.
 
-    .venv/bin/python experiments/structural_grokking.py                       # depths 2 and 4
-    .venv/bin/python experiments/structural_grokking.py --layers 2,4,6 --steps 300000
-    .venv/bin/python experiments/structural_grokking.py --layers 2,4,6,8 --seeds 0,1,2 --steps 30000 \
-        --long-seeds 0 --long-steps 50000                                      # the depth sweep
-    .venv/bin/python experiments/structural_grokking.py --report-only         # page from runs so far
+    .venv/bin/python experiments/structural_grokking.py --layers 6,2 --seeds 0,1,2 --steps 50000   # the page
+    .venv/bin/python experiments/structural_grokking.py --layers 2,4,6,8,10 --seeds 0-2 --steps 300000
+    .venv/bin/python experiments/structural_grokking.py --layers 6,2 --seeds 0,1,2 --steps 50000 --report-only
 """
 
 from __future__ import annotations
@@ -85,48 +85,103 @@ def mean_sd(xs: list[float]) -> str:
     return f"{m:.2f} ± {sd:.2f}"
 
 
-def depth_table(runs_info: list[dict], step: int, png: Path) -> list[str]:
-    """Per depth, over the seeds that reached ``step``: generalization accuracy, t-score and F1 there;
-    which depth is best by each; the rank correlation of t-score and generalization across runs."""
+def final_row(rows: list[dict]) -> dict | None:
+    """The row of the final step that carries the held-out scores (None before the run ends)."""
+    return next((r for r in reversed(rows) if r.get("test_gen_acc") is not None), None)
+
+
+def ci(acc: float | None, n: int | None) -> str:
+    """A held-out accuracy with its 95 % Wilson interval."""
+    from lmscope.evaluation.game import wilson
+
+    if acc is None or not n:
+        return "–"
+    lo, hi = wilson(round(acc * n), n)
+    return f"{acc:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+def depth_table(points: list[dict], png: Path) -> list[str]:
+    """Per depth, over the seeds that finished: held-out generalization accuracy, how often the model
+    fronts the first auxiliary, t-score and F1; the best depth by each; the rank correlation of t-score
+    and generalization across runs."""
     from scipy.stats import spearmanr
 
     from lmscope.report.plots import plt, save_figure
 
-    pts = []
-    for r in runs_info:
-        rows = r["rows"]
-        g, t, f = (at_step(rows, step, k) for k in ("gen_acc", "t_score", "f1"))
-        if g is not None and t is not None:
-            pts.append({"layers": r["layers"], "gen": g, "t": t, "f1": f, "name": r["name"]})
-    depths = sorted({p["layers"] for p in pts})
-    if len(depths) < 2:
+    depths = sorted({p["layers"] for p in points})
+    if not depths:
         return []
-    out = ["| layers | runs | gen acc (mean ± sd) | t-score | F1 |", "|---|---|---|---|---|"]
+    out = ["| layers | runs | held-out gen acc (mean ± sd) | per seed | fronts the first auxiliary | "
+           "held-out id acc | t-score | F1 |", "|---|---|---|---|---|---|---|---|"]
     means = {}
     for d in depths:
-        ps = [p for p in pts if p["layers"] == d]
+        ps = [p for p in points if p["layers"] == d]
         means[d] = (sum(p["gen"] for p in ps) / len(ps), sum(p["t"] for p in ps) / len(ps))
-        out.append(f"| {d} | {len(ps)} | {mean_sd([p['gen'] for p in ps])} | {mean_sd([p['t'] for p in ps])} | "
-                   f"{mean_sd([p['f1'] for p in ps if p['f1'] is not None])} |")
-    best_gen = max(depths, key=lambda d: means[d][0])
-    best_t = max(depths, key=lambda d: means[d][1])
-    rho, pval = spearmanr([p["t"] for p in pts], [p["gen"] for p in pts])
-    out += ["", f"Best depth by mean generalization accuracy: **{best_gen}** layers; by mean t-score: "
-            f"**{best_t}** layers. Spearman correlation of t-score and generalization accuracy over the "
-            f"{len(pts)} runs: ρ = {rho:.2f} (p = {pval:.2f}).", ""]
+        per_seed = ", ".join(f"{p['gen']:.2f}" for p in ps)
+        out.append(f"| {d} | {len(ps)} | {mean_sd([p['gen'] for p in ps])} | {per_seed} | "
+                   f"{mean_sd([p['first'] for p in ps])} | {mean_sd([p['id'] for p in ps])} | "
+                   f"{mean_sd([p['t'] for p in ps])} | {mean_sd([p['f1'] for p in ps if p['f1'] is not None])} |")
+    out.append("")
+    if len(depths) >= 2:
+        best_gen = max(depths, key=lambda d: means[d][0])
+        best_t = max(depths, key=lambda d: means[d][1])
+        rho, pval = spearmanr([p["t"] for p in points], [p["gen"] for p in points])
+        out += [f"Best depth by mean held-out generalization: **{best_gen}** layers; by mean t-score: "
+                f"**{best_t}** layers. Spearman correlation of the final t-score and held-out generalization "
+                f"over the {len(points)} runs: ρ = {rho:.2f} (p = {pval:.2f}; {len(points)} points, so only a "
+                "large correlation would show).", ""]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    for ax, key, label in ((axes[0], "gen", f"generalization accuracy at {step // 1000}k"),
-                           (axes[1], "t", f"t-score at {step // 1000}k")):
+    for ax, key, label in ((axes[0], "gen", "held-out generalization accuracy"), (axes[1], "t", "final t-score")):
         for d in depths:
-            ys = [p[key] for p in pts if p["layers"] == d]
+            ys = [p[key] for p in points if p["layers"] == d]
             ax.plot([d] * len(ys), ys, "o", color="C0", alpha=0.4, ms=4)
         ax.plot(depths, [means[d][0 if key == "gen" else 1] for d in depths], "-", color="C0", lw=2)
+        if key == "gen":
+            ax.axhline(0.0, color="C3", lw=1, ls=":", label="linear rule")
+            ax.legend(loc="best", fontsize=8)
         ax.set_xlabel("layers")
         ax.set_ylabel(label)
         ax.set_xticks(depths)
     save_figure(fig, png)
-    out += [f"![depth](figures/grokking/{png.name})", ""]
-    return out
+    return out + [f"![depth](figures/grokking/{png.name})", ""]
+
+
+SETUP = [
+    # (what, ours, paper's text, authors' code, kind of difference)
+    ("width d_model", "64", "512", "512 (`--vec_dim`)", "scale"),
+    ("attention heads", "4", "8", "4 (`--n_heads` default)", "scale (the code's default is ours)"),
+    ("FFN width", "256", "2,048", "512 (`ff_multiplier` 1 × d_model)", "scale"),
+    ("depths", "2, 6", "2, 4, 6, 8, 10 (best 6)", "`--encoder_n_layers`", "scale (compute: two depths fit)"),
+    ("block", "post-LN, ReLU, sinusoidal positions", "post-LN, sinusoidal", "post-LN, ReLU, sinusoidal", "same"),
+    ("dropout", "0.1", "0.1", "0.1", "same"),
+    ("optimizer", "AdamW, lr 1e-4, weight decay 0, eps 1e-8", "AdamW, lr 1e-4", "AdamW, lr 1e-4, weight decay 0, "
+     "eps 1e-7", "same (eps differs)"),
+    ("schedule", "linear warmup 10,000 steps, then constant", "10k warmup", "linear warmup 10,000, then linear "
+     "decay to 0 at 2M steps (within 15 % of the peak over 300k)", "same in effect"),
+    ("gradient clipping", "1.0", "1", "`max_grad_norm` 1", "same"),
+    ("batch size", "8", "8", "`train_batch_size` 8", "same"),
+    ("training steps", "50,000", "300,000", "evaluated every 10,000", "scale"),
+    ("training data", "100,000 lines of our question-formation grammar (58 words), half identity (`decl`)",
+     "McCoy et al.'s question formation (~70 words), 100,000 lines", "`question.train` (McCoy et al.)",
+     "setup: our own grammar (same rules, fewer words); size the same"),
+    ("generalization set", "relative clause on the subject, its auxiliary a different word from the main one "
+     "(the linear rule's first word is always wrong)", "McCoy et al.'s generalization set (the same property)",
+     "`question.test`, 10,000 lines", "same construction"),
+    ("metric", "first word of the question, argmax over do/does/don't/doesn't", "the same", "the same", "same"),
+    ("reported accuracy", "the final step's, on 1,000 held-out generalization questions scored only then "
+     "(200 others are monitored every 2,000 steps)", "accuracy along training", "val/test every 10,000 steps",
+     "stricter than the paper"),
+    ("tree projections", "50 training-split declaratives, last layer, span mask from block 0, cosine",
+     "t-score of the trained models", "10,000 training-split sentences (`--split train`)", "scale (sentences)"),
+    ("initialization", "N(0, 0.02²), embeddings × √d", "–", "Xavier, embeddings × √d (`opennmt` scaling)",
+     "setup (minor)"),
+]
+
+
+def setup_table() -> list[str]:
+    out = ["| | ours | paper (text) | authors' code | difference |", "|---|---|---|---|---|"]
+    out += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in SETUP]
+    return out + [""]
 
 
 def main(argv=None) -> int:
@@ -162,12 +217,12 @@ def main(argv=None) -> int:
     figs = doc.parent / "figures"
     plot_runs([str(d) for d in dirs], figs / "grokking", force=True)  # the page's own figure folder
     runs_info = [load_run(d) for d in dirs]
-    common = args.steps  # every run reaches this step; the depth comparison is made there
     cmd = ("PYTHONPATH=src .venv/bin/python experiments/structural_grokking.py"
            + f" --layers {','.join(map(str, args.layers))} --seeds {seeds_arg(args.seeds)}"
            + f" --steps {args.steps}"
            + (f" --long-seeds {','.join(map(str, args.long_seeds))} --long-steps {args.long_steps}"
               if args.long_seeds else ""))
+    cli_options = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in SETTINGS.items())
     lines = [
         "# Structural grokking at CPU scale",
         "",
@@ -185,35 +240,46 @@ def main(argv=None) -> int:
         "```",
         "",
         "The same runs with the CLI: `lmscope grok sweep --task question-formation --layers "
-        f"{','.join(map(str, args.layers))} --seeds {seeds_arg(args.seeds)} --steps {args.steps} --eval-every 1000 "
-        "--ckpt-every 5000 --n-train 10000 --out runs/grok` (add `--ray auto` to run them on a Ray cluster).",
+        f"{','.join(map(str, args.layers))} --seeds {seeds_arg(args.seeds)} --steps {args.steps} {cli_options} "
+        "--out runs/grok` (add `--ray auto` to run them on a Ray cluster). Runs train on one thread each, two "
+        "at a time on 2 CPU cores.",
         "",
-        "Our scale: d_model 64, 4 heads, FFN 256, post-LN, sinusoidal positions, AdamW lr 1e-4 (constant after "
-        "1,000 warmup steps), batch 8, 10,000 training lines of the bundled question-formation grammar (58 "
-        "words), evaluation every 1,000 steps on 200 validation and 200 generalization questions (first word "
-        "among do/does/don't/doesn't) and tree projections of 50 declaratives. Runs train on one thread each, "
-        "two at a time on 2 CPU cores.",
+        "## Setup against the paper's",
         "",
+        "The paper's text where it gives a setting, the authors' code (`MurtyShikhar/structural-grokking`: "
+        "`train_transformers.py`, `training_utils.py`, `models/transformer_lm.py`, `transformer_lm_sci.py`) "
+        "where it does not.",
+        "",
+        *setup_table(),
         "## Every run",
         "",
-        "| run | layers | steps so far | id acc ≥ 0.99 first at | gen acc @ 9k | @ 30k | @ 50k | @ 100k "
-        "| peak gen acc (step) | latest gen acc | latest t-score | latest F1 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "Monitoring (200 generalization questions, every 2,000 steps, never used for a choice) and the final "
+        "held-out scores (1,000 other questions of each kind, scored once at the last step; 95 % Wilson "
+        "intervals). *Fronts first aux*: how often the model's first word is the sentence's first auxiliary, "
+        "which is what the linear rule does; the linear rule itself scores 0 on every generalization question.",
+        "",
+        "| run | layers | steps | id acc ≥ 0.99 first at | monitored gen acc @ 10k | @ 20k | @ 30k | @ 40k | @ 50k "
+        "| held-out gen acc | fronts first aux | linear rule | held-out id acc | t-score | F1 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    points = []
     for r in runs_info:
         rows = r["rows"]
         sat = next((x["step"] for x in rows if (x.get("id_acc") or 0) >= 0.99), None)
-        last = rows[-1]
-        peak = max(rows, key=lambda x: x.get("gen_acc") or 0)
+        last, fin = rows[-1], final_row(rows)
+        g = fin or {}
         lines.append(f"| {r['name']} | {r['layers']} | {last['step']:,} | {'–' if sat is None else f'{sat:,}'} | "
-                     f"{fmt(at_step(rows, 9000, 'gen_acc'))} | {fmt(at_step(rows, 30000, 'gen_acc'))} | "
-                     f"{fmt(at_step(rows, 50000, 'gen_acc'))} | {fmt(at_step(rows, 100000, 'gen_acc'))} | "
-                     f"{fmt(peak.get('gen_acc'))} ({peak['step'] // 1000}k) | {fmt(last.get('gen_acc'))} | "
+                     + " | ".join(fmt(at_step(rows, k * 10000, "gen_acc")) for k in range(1, 6)) + " | "
+                     f"{ci(g.get('test_gen_acc'), g.get('test_gen_n'))} | {fmt(g.get('test_gen_first_aux'))} | "
+                     f"{fmt(g.get('test_gen_linear'))} | {ci(g.get('test_id_acc'), g.get('test_id_n'))} | "
                      f"{fmt(last.get('t_score'))} | {fmt(last.get('f1'))} |")
+        if fin is not None and fin.get("t_score") is not None:
+            points.append({"layers": r["layers"], "gen": fin["test_gen_acc"], "first": fin["test_gen_first_aux"],
+                           "id": fin["test_id_acc"], "t": fin["t_score"], "f1": fin.get("f1"), "name": r["name"]})
     lines += ["", "![accuracy](figures/grokking/accuracy.png)", "", "![t-score](figures/grokking/t_score.png)", ""]
-    depth_lines = depth_table(runs_info, common, figs / "grokking" / "depth_at_step.png")
+    depth_lines = depth_table(points, figs / "grokking" / "depth_at_step.png")
     if depth_lines:
-        lines += [f"## Depth at {common // 1000}k steps", ""] + depth_lines
+        lines += ["## Depth at the final step", ""] + depth_lines
     lines += ["## Reading", "", "READING_PLACEHOLDER", ""]
     write_keeping_reading(doc, "\n".join(lines))
     print(f"wrote {doc}")
