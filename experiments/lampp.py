@@ -185,7 +185,12 @@ def knowledge(results: dict, extra: dict) -> list[list]:
                  "0.50"])
     rows.append(["labels: S (reference order)", "mean p(plausible): look-alike / other pairs",
                  f"{S[alike].mean():.3f} / {S[off & ~alike].mean():.3f}", "–"])
-    Cold, _ = sg.tables_to_arrays(bench, extra["older_labels"], calibrate=True)
+    Cold, Sold = sg.tables_to_arrays(bench, extra["older_labels"], calibrate=True)
+    St = sg.true_tables(bench)[1]
+    for name, s_ in (("reference order", S), ("older next-token query, calibrated", Sold)):
+        rows.append([f"labels: S ({name})", "relabel cost −log S (nats): look-alike / other pairs",
+                     f"{-np.log(s_[alike]).mean():.2f} / {-np.log(s_[off & ~alike]).mean():.2f}",
+                     f"true S: {-np.log(St[alike]).mean():.2f} / {-np.log(St[off & ~alike]).mean():.2f}"])
     ok = truth[np.arange(len(Cold)), Cold.argmax(1)]
     rows.append(["labels: C, older next-token query (calibrated)", "objects whose likeliest room holds them",
                  f"{int(ok.sum())} / {len(ok)}", f"{truth.mean():.0%} by chance"])
@@ -305,11 +310,11 @@ SETUP = [
      "–", "same"),
     ("action data", "25 training videos per task, 8 + 8 test videos per task per seed",
      "CrossTask (18 tasks, thousands of videos), held-out transitions", "simulated data", "scale (data size) and setup"),
-    ("object search", "rank 4 rooms by Σ_r p(target | r) p(r | landmark); counts from 30 training houses + "
-     "α · N · p_LM(object | room); α from 0.1–10 chosen per method on validation seeds 100–102",
+    ("object search", "rank 4 rooms by Σ_r p(target \\| r) p(r \\| landmark); counts from 30 training houses + "
+     "α · N · p_LM(object \\| room); α from 0.1–10 chosen per method on validation seeds 100–102",
      "navigation in Habitat with an LM prior on object-room co-occurrence", "the reference code has no navigation "
      "part; ours is a searcher of our own", "setup"),
-    ("search prior question", "p(room | \"The {object} is in the\") (next-token, no examples)",
+    ("search prior question", "p(room \\| \"The {object} is in the\") (next-token, no examples)",
      "not in the reference code", "–", "setup"),
     ("model chaining", "labels: the model names the room, each region takes the classifier's top-3 candidate "
      "likeliest there by C; actions and search: see the sections", "labels: the model names the room, then \"The "
@@ -360,7 +365,8 @@ def write_doc(doc: Path, args, seeds, config, results, ablations, extra, timings
         "```",
         "",
         f"Seeds {', '.join(map(str, seeds))}; size `{args.size}`. Every cell is the mean over the seeds with a "
-        "95 % t-interval over the seeds in brackets (the seeds vary the data: scenes, videos, houses). The "
+        "95 % t-interval over the seeds in brackets, clipped to the metric's range and left out when every "
+        "seed agrees (the seeds vary the data: scenes, videos, houses). The "
         "language model's tables do not depend on the seed: **all seeds share one set of LM tables**, so the "
         "intervals hold the data's variation, not the model's answers'. Methods:",
         "",
@@ -440,10 +446,10 @@ def write_doc(doc: Path, args, seeds, config, results, ablations, extra, timings
     secs = ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
     hits = f"; LM cache {cache['hits']} hits, {cache['misses']} computed" if cache else ""
     lines += ["## Cost", "", f"Wall time of this run ({len(seeds)} seeds each): {secs}{hits}. Answers already in "
-              "lmscope's LM cache cost nothing. Measured when the reference-format questions were first "
-              "asked (this run found them in the cache): labels 231 s for 475 prompts of two continuations, actions "
-              "94 s for 30 prompts; the search prompts about 13 s; each seed adds the label-chaining prompts "
-              "(one per scene, about 19 s). All on 2 CPU cores shared with other jobs.", ""]
+              "lmscope's LM cache cost nothing: this run found the reference-format questions there, from a first "
+              "run of the same code in which they took 231 s (labels: 475 prompts of two continuations) and 94 s "
+              "(actions: 30 prompts); the search prompts take about 13 s, and each seed adds its label-chaining "
+              "prompts (one per scene). All on 2 CPU cores shared with other jobs.", ""]
     lines += ["## A stronger model", "",
               "Any backend of `lmscope.lm` runs the same benchmarks. Scoring needs prompt log-probabilities, so "
               "a server must expose an OpenAI-compatible *completions* endpoint that returns them (vLLM, "
