@@ -32,7 +32,7 @@ def tiny_model_dir(root: Path) -> Path:
     out = Path(root) / "tiny-llama"
     if not (out / "config.json").is_file():
         tok = smollm2_tokenizer()
-        model = build_tiny_model("llama", seed=0, vocab_size=len(tok), max_position_embeddings=256)
+        model = build_tiny_model("llama", seed=0, vocab_size=len(tok), max_position_embeddings=512)
         model.save_pretrained(out)
         tok.save_pretrained(out)
     return out

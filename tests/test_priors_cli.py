@@ -44,7 +44,8 @@ def test_priors_run_end_to_end(capsys, tmp_path, tiny_spec):
     assert payload["benchmark"] == "labels" and payload["seed"] == 1 and payload["size"] == "small"
     assert payload["lm"]["backend"] == "local" and payload["info"]["lm_requests"] > 0
     methods = {r["method"] for r in payload["rows"]}
-    assert methods == set(METHODS)
+    assert methods == set(METHODS) | {"LM prior (T from validation)", "true prior (T from validation)"}
+    assert payload["info"]["config"]["query"] == "reference" and payload["info"]["temperatures"]["LM prior"] == 9.0
     for r in payload["rows"]:
         assert r["value"] is None or 0.0 <= r["value"] <= 1.0
     assert set(payload["tables"]) == {"cooccurrence", "similarity", "chaining-room"}
@@ -53,12 +54,20 @@ def test_priors_run_end_to_end(capsys, tmp_path, tiny_spec):
                  "priors_labels_table_cooccurrence.csv", "priors_labels_table_cooccurrence.png"):
         assert (out_dir / name).is_file(), name
     table = PriorTable.load(out_dir / "priors_labels_table_cooccurrence.csv")
-    assert table.axes == ("room", "object") and table.values.sum(axis=1) == pytest.approx(1.0)
+    # binary questions: one p(plausible) per (room, object), not a distribution over objects
+    assert table.axes == ("room", "object") and table.values.shape == (6, 19)
+    assert ((table.values > 0) & (table.values < 1)).all()
     # the same seed gives the same numbers, now from the LM cache alone; the printed table names every method
     rc, out2, err = run_cli(capsys, "priors", "run", "labels", "--lm", tiny_spec, *cache, "--offline", "--size",
                             "small", "--seed", "1", "--json")
     assert rc == 0, err
     assert json.loads(out2)["rows"] == payload["rows"]
+    rc, out3, err = run_cli(capsys, "priors", "run", "labels", "--lm", tiny_spec, *cache, "--size", "small",
+                            "--seed", "1", "--json", "--query", "next-token", "--temperature", "2")
+    assert rc == 0, err
+    older = json.loads(out3)
+    assert older["info"]["config"]["query"] == "next-token" and older["info"]["temperatures"]["LM prior"] == 2.0
+    assert older["tables"]["cooccurrence"]["values"] != payload["tables"]["cooccurrence"]["values"]
     rc, text, err = run_cli(capsys, "priors", "run", "actions", "--lm", tiny_spec, "--no-cache", "--size", "small")
     assert rc == 0, err
     for m in METHODS:
@@ -90,6 +99,10 @@ def test_priors_query_config(capsys, tmp_path, tiny_spec):
 def test_priors_bad_input(capsys, tmp_path, tiny_spec):
     rc, out, err = run_cli(capsys, "priors", "run", "cooking", "--no-lm")
     assert_clean_error(rc, out, err, "unknown benchmark 'cooking'")
+    rc, out, err = run_cli(capsys, "priors", "run", "labels", "--no-lm", "--temperature", "0")
+    assert_clean_error(rc, out, err, "--temperature")
+    rc, out, err = run_cli(capsys, "priors", "run", "search", "--no-lm", "--seed", "100")
+    assert_clean_error(rc, out, err, "seed 100 is a validation seed")
     rc, out, err = run_cli(capsys, "priors", "run", "labels", "--lm", "nowhere:model")
     assert_clean_error(rc, out, err, "unknown LM spec 'nowhere:model'")
     rc, out, err = run_cli(capsys, "priors", "run", "labels", "--lm", tiny_spec, "--no-cache", "--offline")

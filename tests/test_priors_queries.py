@@ -187,3 +187,38 @@ def test_tables_are_softmaxes_of_summed_class_logprobs(lm):
     u = uniform_table(binary)
     assert u.axes == t_bin.axes and np.all(u.values == 0.5)
     np.testing.assert_allclose(uniform_table(multi).values, 1 / 3)
+
+
+def test_wording_writes_values_in_the_prompt_not_in_the_table():
+    q = binary_query(template="{room} has {object}:", examples=[],
+                     wording={"room": {"kitchen": "A kitchen", "garage": "The garage"}, "object": {"car": "a car"}})
+    assert q.prompts()[0] == "A kitchen has stove:"
+    assert q.prompts()[4] == "The garage has a car:"
+    assert q.labels == (tuple(ROOMS), tuple(OBJECTS))
+    assert PriorQuery.from_dict(json.loads(json.dumps(q.to_dict()))) == q
+    with pytest.raises(LmscopeError, match="wording names 'colour'"):
+        binary_query(wording={"colour": {"red": "Red"}})
+    with pytest.raises(LmscopeError, match="names value\\(s\\) 'attic'"):
+        binary_query(wording={"room": {"attic": "An attic"}})
+    with pytest.raises(LmscopeError, match="non-empty strings"):
+        binary_query(wording={"room": {"kitchen": ""}})
+
+
+def test_label_correction_tables_from_the_model_are_plausibilities(lm):
+    """The label benchmark's reference queries, scored by a real (tiny) model: every cell is
+    p(plausible) against implausible for the prompt with its worked examples, used as is (no calibration)."""
+    from lmscope.priors import segmentation as sg
+
+    bench = sg.make_label_benchmark(0, "small")
+    queries = sg.label_queries(bench)
+    tables = {t.name: t for t in query_priors(lm, queries)}
+    C, S = sg.tables_to_arrays(bench, tables)
+    assert C.shape == (19, 6) and S.shape == (19, 19)
+    assert np.all((C > 0) & (C < 1)) and np.all((S > 0) & (S < 1))
+    q = queries[0]
+    prompt = q.prompts()[q.combinations().index(("office", "printer"))]
+    assert prompt.startswith(q.prefix()) and prompt.endswith("\nAn office has a printer:")
+    lp_yes, lp_no = (_direct_logprob(lm, prompt, c) for c in (" plausible", " implausible"))
+    want = 1 / (1 + np.exp(lp_no - lp_yes))
+    assert C[bench.objects.index("printer"), bench.rooms.index("office")] == pytest.approx(want, rel=1e-4)
+    assert tables["cooccurrence"].get(room="office", object="printer") == pytest.approx(want, rel=1e-4)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lmscope.cli._numbers import seed
+from lmscope.cli._numbers import positive_number, seed
 from lmscope.cli._output import add_force, check_out, command_line, emit, write_report
 from lmscope.cli.lm import add_lm_arguments, lm_from_args, log_cache
 from lmscope.errors import LmscopeError
@@ -19,15 +19,16 @@ def cmd_priors_list(args) -> None:
 
 
 def cmd_priors_run(args) -> None:
-    from lmscope.priors import BENCHMARKS, run_benchmark
+    from lmscope.priors import BENCHMARKS, PriorsConfig, run_benchmark
 
+    config = PriorsConfig(query=args.query, temperature=args.temperature)
     names = list(BENCHMARKS) if args.benchmark == "all" else [args.benchmark]
     if names[0] not in BENCHMARKS:
         raise LmscopeError(f"unknown benchmark {args.benchmark!r}; choose one of {', '.join(BENCHMARKS)} or all")
     check_out(args)
     lm = None if args.no_lm else lm_from_args(args)
     try:
-        results = [run_benchmark(n, lm, seed=args.seed, size=args.size) for n in names]
+        results = [run_benchmark(n, lm, seed=args.seed, size=args.size, config=config) for n in names]
         if lm is not None:
             log_cache(args, lm)
     finally:
@@ -100,6 +101,12 @@ def add_priors(sub, common) -> None:
     prun.add_argument("--seed", type=seed, default=0, help="seed of the generated benchmark (default 0)")
     prun.add_argument("--size", default="default", choices=["small", "default"],
                       help="benchmark size (default: default, about a minute with SmolLM2-135M on 2 CPU cores)")
+    prun.add_argument("--query", default="reference", choices=["reference", "next-token"],
+                      help="how the model is asked: reference (default; binary plausible/implausible questions for "
+                           "labels, the reference's action prompts) or next-token (the older prompts, calibrated)")
+    prun.add_argument("--temperature", type=positive_number, default=9.0,
+                      help="classifier temperature of label correction (default 9, the reference's; the rows "
+                           "'(T from validation)' choose it from 1, 2, 4, 8, 16 on validation scenes)")
     prun.add_argument("--out", help="report folder: tables (CSV, JSON), prior tables, plots, index.html")
     add_force(prun)
     add_lm_arguments(prun)

@@ -8,7 +8,7 @@ probability tables; :mod:`~lmscope.priors.segmentation`, :mod:`~lmscope.priors.a
 true prior on one of them.
 """
 
-from lmscope.priors.benchmarks import BENCHMARKS, METHODS, BenchmarkResult, run_benchmark
+from lmscope.priors.benchmarks import BENCHMARKS, METHODS, BenchmarkResult, PriorsConfig, run_benchmark
 from lmscope.priors.hsmm import semi_markov_viterbi
 from lmscope.priors.queries import (
     PriorQuery,
@@ -21,6 +21,6 @@ from lmscope.priors.queries import (
 )
 
 __all__ = [
-    "BENCHMARKS", "METHODS", "BenchmarkResult", "PriorQuery", "PriorTable", "class_probabilities", "query_prior",
+    "BENCHMARKS", "METHODS", "BenchmarkResult", "PriorQuery", "PriorsConfig", "PriorTable", "class_probabilities", "query_prior",
     "query_priors", "read_queries", "run_benchmark", "semi_markov_viterbi", "uniform_table",
 ]

@@ -11,8 +11,15 @@ distributions with Dirichlet priors::
     trans[b, a]  ∝ count(b then a)  + alpha · K · p(a | b, task)       (alpha = 10, K = task's actions)
 
 The benchmark's out-of-distribution split uses orderings of the steps that never occur in training
-(for instance milk before sugar), so transitions and first steps that are natural but unseen get
-probability only from the prior. Methods: no prior (maximum likelihood counts), a uniform prior
+(for instance milk before sugar, or boiling the water before taking a cup), so transitions and first
+steps that are natural but unseen get probability only from the prior.
+
+The language model is asked as in the LaMPP reference: three worked tasks (an *unordered* set of
+their actions, then lines "The first step can be ..." / "The step after X can be ..."), then the
+task at hand with its own actions listed (alphabetically, so the list gives no order away), and
+"The first step is" or "The step after {previous} is", each action scored as the continuation and
+softmaxed over the task's actions. ``query="next-token"`` keeps the older prompts ("To {task}, the
+first step is to" / "To {task}, after you {previous}, you", no examples, no action list). Methods: no prior (maximum likelihood counts), a uniform prior
 (add-alpha smoothing), the language model's prior, the generator's own script distribution
 ("true prior"), and model chaining (the language model picks each segment's action among the
 emission model's best candidates from the previous one, with no probabilistic combination).
@@ -35,7 +42,25 @@ from lmscope.priors.hsmm import (
 )
 from lmscope.priors.queries import PriorQuery, PriorTable
 
-ALPHA = 10.0
+ALPHA = 10.0  # the reference's smoothing weight in the paper's held-out-transition runs
+QUERY_MODES = ("reference", "next-token")
+
+# worked tasks shown before every question (not among the benchmark's tasks): (task, actions, lines)
+EXAMPLE_TASKS = (
+    ("make lemonade", ("add ice", "add sugar", "cut lemons", "pour water", "squeeze lemons", "stir"),
+     ("The first step can be cut lemons", "The step after cut lemons can be squeeze lemons",
+      "The step after squeeze lemons can be add sugar", "The step after squeeze lemons can be pour water",
+      "The step after add sugar can be pour water", "The step after pour water can be stir",
+      "The step after stir can be add ice")),
+    ("plant a tree", ("dig a hole", "fill the hole", "place the tree", "water the tree"),
+     ("The first step can be dig a hole", "The step after dig a hole can be place the tree",
+      "The step after place the tree can be fill the hole", "The step after fill the hole can be water the tree")),
+    ("wash the dishes", ("add soap", "dry the dishes", "fill the sink", "rinse the dishes", "scrub the dishes"),
+     ("The first step can be fill the sink", "The step after fill the sink can be add soap",
+      "The first step can be add soap", "The step after add soap can be scrub the dishes",
+      "The step after scrub the dishes can be rinse the dishes",
+      "The step after rinse the dishes can be dry the dishes")),
+)
 
 # action -> (kind of motion, mean duration in frames)
 ACTIONS = {
@@ -57,14 +82,16 @@ TASKS = {
          ["take a cup", "add a teabag", "boil water", "pour the water", "add sugar", "add milk", "stir"],
          ["take a cup", "boil water", "add a teabag", "pour the water", "add sugar", "add milk", "stir"]],
         [["take a cup", "boil water", "add a teabag", "pour the water", "add milk", "add sugar", "stir"],
-         ["take a cup", "boil water", "pour the water", "add a teabag", "add milk", "stir"]],
+         ["take a cup", "boil water", "pour the water", "add a teabag", "add milk", "stir"],
+         ["boil water", "take a cup", "add a teabag", "pour the water", "stir"]],
     ),
     "make coffee": (
         [["take a cup", "add coffee", "boil water", "pour the water", "stir"],
          ["take a cup", "boil water", "add coffee", "pour the water", "add sugar", "stir"],
          ["take a cup", "add coffee", "boil water", "pour the water", "add sugar", "add milk", "stir"]],
         [["take a cup", "boil water", "add coffee", "pour the water", "add milk", "stir"],
-         ["take a cup", "add coffee", "boil water", "pour the water", "add milk", "add sugar", "stir"]],
+         ["take a cup", "add coffee", "boil water", "pour the water", "add milk", "add sugar", "stir"],
+         ["boil water", "take a cup", "add coffee", "pour the water", "add sugar", "stir"]],
     ),
     "make a sandwich": (
         [["take a plate", "take bread", "spread butter", "add cheese", "close the sandwich", "cut the sandwich"],
@@ -265,13 +292,29 @@ def true_prior(bench: ActionBenchmark) -> dict[str, tuple]:
 # ------------------------------------------------------------------------------------------------
 # Language-model queries
 # ------------------------------------------------------------------------------------------------
-def action_queries(bench: ActionBenchmark) -> list[PriorQuery]:
-    """Per task: "To {task}, the first step is to" + action; "To {task}, after you {previous}, you" + action."""
+def _unordered(task: str, acts) -> str:
+    return (f"Your task is to {task}. Here is an *unordered* set of possible actions: {{{', '.join(sorted(acts))}}}. "
+            "Please order these actions for your task.")
+
+
+def action_queries(bench: ActionBenchmark, query: str = "reference") -> list[PriorQuery]:
+    """Per task, p(first action | task) and p(next action | previous, task): see the module docstring."""
+    if query not in QUERY_MODES:
+        raise LmscopeError(f"unknown prior query mode {query!r}; choose one of {', '.join(QUERY_MODES)}")
     qs = []
+    if query == "next-token":
+        for task, acts in bench.tasks.items():
+            qs.append(PriorQuery(f"first:{task}", f"To {task}, the first step is to", {}, acts, class_axis="action"))
+            qs.append(PriorQuery(f"next:{task}", f"To {task}, after you {{previous}}, you", {"previous": acts}, acts,
+                                 class_axis="action"))
+        return qs
+    demos = "\n\n".join(_unordered(t, a) + "\n" + "\n".join(lines) for t, a, lines in EXAMPLE_TASKS) + "\n"
     for task, acts in bench.tasks.items():
-        qs.append(PriorQuery(f"first:{task}", f"To {task}, the first step is to", {}, acts, class_axis="action"))
-        qs.append(PriorQuery(f"next:{task}", f"To {task}, after you {{previous}}, you", {"previous": acts}, acts,
-                             class_axis="action"))
+        head = _unordered(task, acts).replace("{", "{{").replace("}", "}}") + "\n"
+        qs.append(PriorQuery(f"first:{task}", head + "The first step is", {}, acts, class_axis="action",
+                             instruction=demos))
+        qs.append(PriorQuery(f"next:{task}", head + "The step after {previous} is", {"previous": acts}, acts,
+                             class_axis="action", instruction=demos))
     return qs
 
 

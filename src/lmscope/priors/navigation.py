@@ -13,7 +13,11 @@ p(room | "The {object} is in the") turned around by Bayes' rule with every objec
 The searcher also has counts of objects per kind of room from a few training houses, in which rare
 objects seldom appear; a prior enters as Dirichlet pseudo-counts, as in the action model::
 
-    p(object | room) ∝ count(object, room) + alpha · N · prior(object | room)     (alpha = 1, N = objects)
+    p(object | room) ∝ count(object, room) + alpha · N · prior(object | room)     (N = objects)
+
+with alpha chosen per method from a grid by the fewest rooms visited on the searches of separate
+validation seeds (:func:`choose_alpha`; a test seed never takes part, and a validation seed cannot
+be run as a test seed).
 
 Methods: no prior (the counts alone), a uniform prior (add-alpha smoothing), the language model's
 prior, the generator's own table ("true prior"), and model chaining (the language model is asked
@@ -36,7 +40,9 @@ from lmscope.priors.world import OBJECTS, RARE, ROOMS, object_room_table, traini
 SIZES = {"small": dict(n_episodes=24, n_train_houses=10), "default": dict(n_episodes=160, n_train_houses=30)}
 ROOMS_PER_HOUSE = 4
 LANDMARKS = 1
-ALPHA = 1.0
+ALPHA = 1.0  # the default of evaluate_prior when no alpha is chosen
+ALPHAS = (0.1, 0.3, 1.0, 3.0, 10.0)  # the grid alpha is chosen from
+VALIDATION_SEEDS = (100, 101, 102)  # the seeds alpha is chosen on; never test seeds
 _TINY = 1e-12
 
 
@@ -148,6 +154,27 @@ def evaluate_prior(bench: SearchBenchmark, prior: np.ndarray | None, method: str
     table = posterior_table(bench.train_counts, prior, alpha)
     n = [visits(room_scores(table, ep.landmarks, ep.target), ep) for ep in bench.episodes]
     return _rows(method, bench, n)
+
+
+def mean_visits(bench: SearchBenchmark, prior: np.ndarray | None, alpha: float) -> float:
+    """Rooms visited on average over the benchmark's searches."""
+    table = posterior_table(bench.train_counts, prior, alpha)
+    return float(np.mean([visits(room_scores(table, ep.landmarks, ep.target), ep) for ep in bench.episodes]))
+
+
+def choose_alpha(prior: np.ndarray, size: str = "default", alphas=ALPHAS, seeds=VALIDATION_SEEDS
+                 ) -> tuple[float, dict[float, float]]:
+    """The alpha of ``alphas`` with the fewest rooms visited on average over the searches of the
+    validation ``seeds`` (the smallest alpha on a tie), and the mean visits of every alpha."""
+    alphas = sorted(float(a) for a in alphas)
+    if not alphas or not all(a > 0 for a in alphas):
+        raise LmscopeError(f"alphas must be positive numbers, got {alphas}")
+    if not seeds:
+        raise LmscopeError("choosing alpha needs at least one validation seed")
+    benches = [make_search_benchmark(s, size) for s in seeds]
+    score = {a: float(np.mean([mean_visits(b, prior, a) for b in benches])) for a in alphas}
+    best = min(alphas, key=lambda a: (round(score[a], 12), a))
+    return best, score
 
 
 def posterior_table(counts: np.ndarray, prior: np.ndarray | None, alpha: float = ALPHA) -> np.ndarray:

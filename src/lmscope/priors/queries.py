@@ -6,7 +6,10 @@ For every combination of input values the prompt is filled in and every class is
 continuation after it (the summed natural-log probability of the class's tokens); the scores are
 softmaxed over the classes. A *binary* query names one ``positive`` class (say ``plausible`` out
 of ``plausible`` / ``implausible``) and its table keeps only p(positive), one number per
-combination of inputs, with no class axis.
+combination of inputs, with no class axis: a statement's probability of being plausible, as the
+LaMPP reference asks it (a few worked examples of each answer, then "A kitchen has a stove:").
+``wording`` writes an input value differently in the prompt than in the table ("An office" for
+``office``), so the table's labels stay plain names.
 
 All prompts of one or several queries go to the model in one ``score`` call; caching is the
 backend's business. :func:`uniform_table` is the null baseline: every class equally likely.
@@ -76,8 +79,10 @@ class PriorQuery:
     ``template`` is filled with one value per field from ``inputs`` (field name -> values; the
     table has one axis per field, in the order of ``inputs``); each class follows the filled prompt
     after a space (none when the template ends in whitespace). ``examples`` are shown first, each a
-    dict of field values plus ``"answer"``, the class that follows it. ``instruction`` is a line
-    before everything. With ``positive`` set, the query is binary: the table keeps p(positive).
+    dict of field values plus ``"answer"``, the class that follows it (written as is). ``instruction``
+    is a line before everything. With ``positive`` set, the query is binary: the table keeps
+    p(positive). ``wording`` maps a field to {value: text in the prompt} for values written
+    differently in the prompt (articles, capitals); values it does not name are written as they are.
     """
 
     name: str
@@ -89,6 +94,7 @@ class PriorQuery:
     instruction: str = ""
     class_axis: str = "class"
     separator: str = "\n"
+    wording: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.strip():
@@ -138,7 +144,21 @@ class PriorQuery:
                 raise LmscopeError(f"{where}: example {i + 1}'s answer {ex[ANSWER]!r} is not one of the classes "
                                    f"{list(classes)}")
             examples.append(ex)
+        if not isinstance(self.wording, Mapping):
+            raise LmscopeError(f"{where}: wording must map a field to {{value: text}}")
+        wording = {}
+        for k, m in self.wording.items():
+            if k not in inputs or not isinstance(m, Mapping):
+                raise LmscopeError(f"{where}: wording names {k!r}, which is not an input with a {{value: text}} map")
+            odd = [v for v in m if v not in inputs[k]]
+            if odd:
+                raise LmscopeError(f"{where}: wording of {k!r} names value(s) {', '.join(map(repr, odd))} that the "
+                                   "input does not have")
+            if not all(isinstance(t, str) and t.strip() for t in m.values()):
+                raise LmscopeError(f"{where}: wording of {k!r} must give non-empty strings")
+            wording[k] = {str(v): t for v, t in m.items()}
         object.__setattr__(self, "inputs", inputs)
+        object.__setattr__(self, "wording", wording)
         object.__setattr__(self, "classes", classes)
         object.__setattr__(self, "examples", tuple(examples))
 
@@ -174,7 +194,9 @@ class PriorQuery:
     def prompts(self) -> list[str]:
         head = self.prefix()
         names = list(self.inputs)
-        return [head + self.template.format(**dict(zip(names, combo))) for combo in self.combinations()]
+        w = self.wording
+        return [head + self.template.format(**{n: w.get(n, {}).get(v, v) for n, v in zip(names, combo)})
+                for combo in self.combinations()]
 
     def continuations(self) -> list[str]:
         j = self._joiner()
@@ -195,6 +217,8 @@ class PriorQuery:
             d["class_axis"] = self.class_axis
         if self.separator != "\n":
             d["separator"] = self.separator
+        if self.wording:
+            d["wording"] = {k: dict(v) for k, v in self.wording.items()}
         return d
 
     @classmethod
@@ -202,7 +226,7 @@ class PriorQuery:
         if not isinstance(d, Mapping):
             raise LmscopeError(f"a prior query must be a dict, got {type(d).__name__}")
         known = {"name", "template", "inputs", "classes", "examples", "positive", "instruction", "class_axis",
-                 "separator"}
+                 "separator", "wording"}
         extra = sorted(set(d) - known)
         if extra:
             raise LmscopeError(f"unknown prior query key(s) {', '.join(map(repr, extra))}; known: "

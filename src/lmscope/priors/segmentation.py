@@ -2,19 +2,33 @@
 
 The graphical model: an image shows one room; each region shows one object drawn from p(object |
 room); a classifier (trained on data where some objects were rare) gives each region a posterior
-over objects. Two priors come from a language model (or anywhere else):
+over objects. Two priors come from a language model (or anywhere else), asked as the LaMPP
+reference asks them, binary questions after three plausible and three implausible worked examples:
 
-- ``C[object, room]``, how likely a room holds an object (p(object | room) after normalizing each
-  room's column; the columns' sums are the rooms' prior mass); from the LM, p(object | "The {room}
-  has a"), calibrated (see :func:`tables_to_arrays`);
-- ``S[object, object']``, how much an object looks like another (the diagonal counts as 1: an
-  object looks like itself); from the LM, p(object' | "The {object} looks like a"), calibrated.
+- ``C[object, room]``, how plausible it is that a room holds an object: p(plausible | "A kitchen
+  has a stove:");
+- ``S[object, object']``, how plausible it is that one object looks like another: p(plausible |
+  "The towel looks like the pillow:"); the diagonal is 1 (an object looks like itself).
 
-Inference (:func:`correct_labels`): the room posterior is ``softmax_r(mean_i log Σ_o p_i(o) ·
-C[o, r] + log mass[r])``; objects are weighted by ``w[o] = Σ_r C[o, r] · p(r | image)``; each
-region's label becomes ``argmax_o log p_i(o) / T + log w[o] + log S[label_i, o]``, where
-``label_i`` is the classifier's own label and ``T`` softens the classifier (chosen on a validation
-split). A uniform C and S leave every label as the classifier had it.
+Both are probabilities of plausibility as the model gives them: never calibrated, never
+renormalized against anything (``query="next-token"`` keeps the older way: C from p(object | "The
+{room} has a"), S from p(object' | "The {object} looks like a"), each calibrated and renormalized).
+
+Inference (:func:`correct_labels`), as in the reference: with ``cond = C / Σ_o C[o, r]`` and
+``mass[r] = Σ_o C[o, r]``, the room posterior is
+
+    p(r | image) = softmax_r(κ · mean_i log Σ_o p_i(o) · cond[o, r] + log mass[r])      (κ = 10)
+
+objects are weighted by ``w[o] = Σ_r C[o, r] · p(r | image)``, and each region's label becomes
+
+    argmax_o  log p_i(o) / T + log w[o] + log S[label_i, o]
+
+where ``label_i`` is the classifier's own label and ``T`` softens the classifier: the reference's
+fixed T = 9 for the headline, or the best of a grid on the validation scenes (a sensitivity check;
+the test scenes never take part in the choice). log p_i(o) / T equals the reference's
+log softmax(logits / T) up to a constant per region, and the reference's normalizations of the
+prior term (a softmax over o, S divided by a column sum) are constants per region too: neither
+changes a label. A uniform C and S leave every label as the classifier had it.
 
 The benchmark (:func:`make_label_benchmark`) draws scenes from the hand-written ground truth of
 :mod:`lmscope.priors.world`, and simulates the classifier: evidence for the true object and, less,
@@ -32,8 +46,23 @@ from lmscope.errors import LmscopeError
 from lmscope.priors.queries import PriorQuery, PriorTable
 from lmscope.priors.world import OBJECTS, RARE, ROOMS, look_alike_table, object_room_table, training_frequency
 
-TEMPERATURES = (1.0, 2.0, 4.0, 8.0)
+REFERENCE_TEMPERATURE = 9.0  # the reference's fixed classifier temperature
+TEMPERATURES = (1.0, 2.0, 4.0, 8.0, 16.0)  # the sensitivity grid, chosen on the validation scenes
+ROOM_SHARPNESS = 10.0  # κ: the reference's weight on the mean region evidence for a room
+QUERY_MODES = ("reference", "next-token")
 _TINY = 1e-12
+
+# worked examples shown before every question: objects outside the benchmark's 19, three of each answer,
+# the plausible ones first (the reference's order)
+COOCCURRENCE_EXAMPLES = (
+    ("bedroom", "lamp", "plausible"), ("kitchen", "kettle", "plausible"), ("garage", "toolbox", "plausible"),
+    ("office", "bathrobe", "implausible"), ("kitchen", "shower curtain", "implausible"),
+    ("living room", "dishwasher", "implausible"),
+)
+SIMILARITY_EXAMPLES = (
+    ("chair", "stool", "plausible"), ("cup", "mug", "plausible"), ("curtain", "blanket", "plausible"),
+    ("lamp", "shoe", "implausible"), ("mirror", "broom", "implausible"), ("clock", "ladder", "implausible"),
+)
 
 
 @dataclass
@@ -106,25 +135,26 @@ def _check_tables(C: np.ndarray, S: np.ndarray, n_objects: int):
     return C, S
 
 
-def room_posterior(posteriors: np.ndarray, C: np.ndarray) -> np.ndarray:
-    """p(room | image) for one image's region posteriors (regions x objects) and C (objects x rooms)."""
+def room_posterior(posteriors: np.ndarray, C: np.ndarray, sharpness: float = ROOM_SHARPNESS) -> np.ndarray:
+    """p(room | image) for one image's region posteriors (regions x objects) and C (objects x rooms):
+    softmax_r(κ · mean_i log Σ_o p_i(o) · cond[o, r] + log mass[r]), κ = ``sharpness``."""
     mass = C.sum(axis=0)
     cond = C / np.maximum(mass, _TINY)
-    score = np.mean(np.log(posteriors @ cond + _TINY), axis=0) + np.log(mass / mass.sum() + _TINY)
+    score = sharpness * np.mean(np.log(posteriors @ cond + _TINY), axis=0) + np.log(mass / mass.sum() + _TINY)
     score -= score.max()
     p = np.exp(score)
     return p / p.sum()
 
 
-def correct_labels(posteriors: np.ndarray, C: np.ndarray, S: np.ndarray, temperature: float = 1.0):
+def correct_labels(posteriors: np.ndarray, C: np.ndarray, S: np.ndarray, temperature: float = REFERENCE_TEMPERATURE,
+                   sharpness: float = ROOM_SHARPNESS):
     """New labels for one image's regions and the room posterior: see the module docstring."""
     posteriors = np.asarray(posteriors, dtype=float)
     C, S = _check_tables(C, S, posteriors.shape[-1])
-    if temperature <= 0:
+    if not temperature > 0:
         raise LmscopeError(f"the temperature must be positive, got {temperature}")
-    p_room = room_posterior(posteriors, C)
-    cond = C / np.maximum(C.sum(axis=0), _TINY)
-    w = cond @ p_room
+    p_room = room_posterior(posteriors, C, sharpness)
+    w = C @ p_room
     S = S.copy()
     np.fill_diagonal(S, 1.0)
     labels = posteriors.argmax(axis=-1)
@@ -132,11 +162,12 @@ def correct_labels(posteriors: np.ndarray, C: np.ndarray, S: np.ndarray, tempera
     return score.argmax(axis=-1), p_room
 
 
-def relabel(scenes: Scenes, C, S, temperature: float) -> tuple[np.ndarray, np.ndarray]:
+def relabel(scenes: Scenes, C, S, temperature: float, sharpness: float = ROOM_SHARPNESS
+            ) -> tuple[np.ndarray, np.ndarray]:
     """Corrected labels (scenes x regions) and the most likely room of every scene."""
     labels, rooms = [], []
     for post in scenes.posteriors:
-        lab, p_room = correct_labels(post, C, S, temperature)
+        lab, p_room = correct_labels(post, C, S, temperature, sharpness)
         labels.append(lab)
         rooms.append(int(p_room.argmax()))
     return np.stack(labels), np.array(rooms)
@@ -157,16 +188,29 @@ def _rows(method: str, scores: dict, extra: dict | None = None) -> list[dict]:
     return rows
 
 
-def evaluate_prior(bench: LabelBenchmark, C, S, method: str, temperatures=TEMPERATURES) -> tuple[list[dict], dict]:
-    """Pick the temperature on the validation scenes, then score the test scenes with it."""
+def choose_temperature(scenes: Scenes, C, S, temperatures=TEMPERATURES, sharpness: float = ROOM_SHARPNESS
+                       ) -> tuple[float, float]:
+    """The temperature of ``temperatures`` with the best region accuracy on ``scenes`` (the smallest on a
+    tie), and that accuracy. Only the scenes given take part: pass the validation split."""
+    temperatures = tuple(float(t) for t in temperatures)
+    if not temperatures or not all(t > 0 for t in temperatures):
+        raise LmscopeError(f"temperatures must be positive numbers, got {temperatures}")
     best = None
-    for T in temperatures:
-        lab, _ = relabel(bench.val, C, S, T)
-        acc = float(np.mean(lab == bench.val.objects))
+    for T in sorted(temperatures):
+        lab, _ = relabel(scenes, C, S, T, sharpness)
+        acc = float(np.mean(lab == scenes.objects))
         if best is None or acc > best[1] + 1e-12:
             best = (T, acc)
-    T = best[0]
-    labels, rooms = relabel(bench.test, C, S, T)
+    return best
+
+
+def evaluate_prior(bench: LabelBenchmark, C, S, method: str, temperatures=(REFERENCE_TEMPERATURE,),
+                   sharpness: float = ROOM_SHARPNESS) -> tuple[list[dict], dict]:
+    """Score the test scenes at the temperature of ``temperatures`` best on the validation scenes (with
+    one temperature, the default the reference's T = 9, that one)."""
+    T, val_acc = choose_temperature(bench.val, C, S, temperatures, sharpness)
+    best = (T, val_acc)
+    labels, rooms = relabel(bench.test, C, S, T, sharpness)
     room_acc = float(np.mean(rooms == bench.test.room))
     return (_rows(method, _scores(bench, bench.test, labels), {"room_accuracy": (room_acc, len(rooms))}),
             {"temperature": T, "val_accuracy": best[1]})
@@ -179,22 +223,44 @@ def classifier_rows(bench: LabelBenchmark) -> list[dict]:
 # ------------------------------------------------------------------------------------------------
 # Language-model queries
 # ------------------------------------------------------------------------------------------------
-def label_queries(bench: LabelBenchmark) -> list[PriorQuery]:
-    """C from "The {room} has a" + object; S from "The {object} looks like a" + object."""
+def _a(word: str, capital: bool = False) -> str:
+    art = "an" if word[0].lower() in "aeiou" else "a"
+    return f"{art.capitalize() if capital else art} {word}"
+
+
+def label_queries(bench: LabelBenchmark, query: str = "reference") -> list[PriorQuery]:
+    """The C and S queries. ``reference`` (binary, as the reference asks): "A kitchen has a stove:" and "The towel looks
+    like the pillow:", each answered plausible / implausible after six worked examples (table: p(plausible));
+    ``next-token``: "The {room} has a" + object and "The {object} looks like a" + object."""
+    if query == "next-token":
+        return [
+            PriorQuery("cooccurrence", "The {room} has a", {"room": bench.rooms}, bench.objects, class_axis="object"),
+            PriorQuery("similarity", "The {object} looks like a", {"object": bench.objects}, bench.objects,
+                       class_axis="other"),
+        ]
+    if query != "reference":
+        raise LmscopeError(f"unknown prior query mode {query!r}; choose one of {', '.join(QUERY_MODES)}")
+    answers = ["plausible", "implausible"]
+    c_examples = [{"room": _a(r, capital=True), "object": _a(o), "answer": y} for r, o, y in COOCCURRENCE_EXAMPLES]
+    s_examples = [{"object": o, "other": o2, "answer": y} for o, o2, y in SIMILARITY_EXAMPLES]
     return [
-        PriorQuery("cooccurrence", "The {room} has a", {"room": bench.rooms}, bench.objects, class_axis="object"),
-        PriorQuery("similarity", "The {object} looks like a", {"object": bench.objects}, bench.objects,
-                   class_axis="other"),
+        PriorQuery("cooccurrence", "{room} has {object}:", {"room": bench.rooms, "object": bench.objects}, answers,
+                   examples=c_examples, positive="plausible",
+                   wording={"room": {r: _a(r, capital=True) for r in bench.rooms},
+                            "object": {o: _a(o) for o in bench.objects}}),
+        PriorQuery("similarity", "The {object} looks like the {other}:", {"object": bench.objects,
+                                                                          "other": bench.objects},
+                   answers, examples=s_examples, positive="plausible"),
     ]
 
 
-def tables_to_arrays(bench: LabelBenchmark, tables: dict[str, PriorTable], calibrate: bool = True):
-    """C[object, room] and S[object, other] from the LM's tables, each calibrated over its inputs by default.
+def tables_to_arrays(bench: LabelBenchmark, tables: dict[str, PriorTable], calibrate: bool = False):
+    """C[object, room] and S[object, other] from the LM's tables, as the model gave them.
 
-    The LM's p(object | room) mostly says how common and short an object's name is, whatever the room
-    (a small model gives "pillow" or "toaster" almost nothing anywhere); calibration divides each
-    object by its average over the rooms (likewise for S over the objects), keeping how the room
-    shifts it. ``calibrate=False`` uses the tables as the LM gave them.
+    ``calibrate=True`` is for ``next-token`` tables: there p(object | room) mostly says how common and
+    short an object's name is, whatever the room; calibration divides each object by its average over
+    the rooms (likewise for S over the objects), keeping how the room shifts it, then renormalizes.
+    Binary tables (probabilities of plausibility) are never calibrated.
     """
     C, S = tables["cooccurrence"], tables["similarity"]
     if calibrate:
@@ -209,8 +275,9 @@ def true_tables(bench: LabelBenchmark) -> tuple[np.ndarray, np.ndarray]:
 
 
 def uniform_tables(bench: LabelBenchmark) -> tuple[np.ndarray, np.ndarray]:
+    """Every statement as plausible as not (p = 1/2): the binary queries' null answer."""
     n, r = len(bench.objects), len(bench.rooms)
-    return np.full((n, r), 1.0 / n), np.full((n, n), 1.0 / n)
+    return np.full((n, r), 0.5), np.full((n, n), 0.5)
 
 
 # ------------------------------------------------------------------------------------------------
