@@ -29,6 +29,13 @@ eigenvalues, and takes eigenvalues from a float64 Gram matrix (``lmscope.spectra
 The script also refits lmscope's eigenvalues with ``powerlaw_fit(min_tail=2)`` to show how much of the
 remaining alpha disagreement that one choice explains.
 
+Where the time goes (after the timed runs, one pass over the same in-memory matrices, each matrix
+timed for both sides back to back): WeightWatcher's SVD call exactly as it makes it
+(``RMT_Util.svd_vals`` on ``W.astype(float)``) against lmscope's three phases, the float64 Gram
+matrix, its eigenvalues (``numpy.linalg.eigvalsh``) and the summaries and power-law fit
+(``spectrum_metrics``). WW's median time over lmscope's Gram + eigenvalue time is the ratio lmscope
+could reach if all its other work were free: the ceiling its linear algebra sets.
+
     .venv/bin/python benchmarks/bench_weightwatcher.py [--model minilm-l6|smollm2-135m] [--threads N]
         [--repeat 5] [--size small|full]
 
@@ -68,6 +75,8 @@ def parse_args():
                          "pools that wait for each other slow WeightWatcher's SVDs down far more than the cores "
                          "speed them up)")
     ap.add_argument("--rows", type=int, default=12, help="rows of the per-matrix table printed")
+    ap.add_argument("--no-breakdown", action="store_true",
+                    help="skip the untimed-for-the-target pass that splits each side's time into phases")
     return ap.parse_args()
 
 
@@ -159,6 +168,7 @@ def main() -> None:
                 line.append(f"{point}/{side} {times[(point, side)][-1]:.2f} s")
         print(f"  run {i + 1}/{args.repeat}: " + ", ".join(line), flush=True)
     load_after = os.getloadavg()
+    phases = None if args.no_breakdown else time_phases(model, module_of_key, [key_of_id[i] for i in ids])
 
     # ---- line the rows up ------------------------------------------------------------------------
     res = out[("memory", "lmscope")]
@@ -287,6 +297,20 @@ def main() -> None:
          f"Pearson {agree_mt2['pearson']:.3f}, median |diff| {agree_mt2['median_abs_diff']:.3g}, "
          f"max {agree_mt2['max_abs_diff']:.3g}"],
     ]
+    if phases is not None:
+        lin = phases["gram_s"] + phases["eigvalsh_s"]
+        ceiling = med(("memory", "ww")) / lin
+        phases["ceiling_memory_ratio"] = ceiling
+        summary += [
+            ["time split: WeightWatcher's SVDs", f"{phases['ww_svd_s']:.2f} s",
+             f"float64 SciPy SVD of each matrix, values only, as WW calls it; "
+             f"{phases['ww_svd_s'] / med(('memory', 'ww')):.0%} of WW's memory median"],
+            ["time split: lmscope Gram / eigvalsh / fit", f"{phases['gram_s']:.2f} / {phases['eigvalsh_s']:.2f} / "
+             f"{phases['metrics_s']:.2f} s", f"Gram + eigvalsh {lin / med(('memory', 'lmscope')):.0%} of lmscope's "
+             f"memory median; SVD / (Gram + eigvalsh) {phases['ww_svd_s'] / lin:.2f}x"],
+            ["ceiling: WW memory median / lmscope Gram + eigvalsh", f"{ceiling:.2f}x",
+             "the memory ratio if everything but lmscope's linear algebra were free"],
+        ]
     print()
     print(table(summary, ["quantity", "value", "detail"]))
 
@@ -340,12 +364,45 @@ def main() -> None:
         "alpha_check": {"tolerance": ALPHA_TOL, "min_tail": MIN_TAIL, "matrices": int(both.sum()),
                         "max_abs_diff": float(diff_both.max()) if both.any() else None, "worst": worst,
                         "passed": alpha_ok},
-        "alpha_agreement": agree, "alpha_agreement_lmscope_min_tail2": agree_mt2,
+        "alpha_agreement": agree, "alpha_agreement_lmscope_min_tail2": agree_mt2, "phases": phases,
         "ww_tails_shorter_than_10": int((tail_ww < MIN_TAIL).sum()), "per_matrix": per,
         "table": {"header": ["quantity", "value", "detail"], "rows": summary},
         "per_matrix_table": {"header": pheader, "rows": prow},
     })
     print(f"\nwrote {path}")
+
+
+def time_phases(model, module_of_key: dict, keys: list[str]) -> dict:
+    """Each side's time on the same in-memory matrices, by phase; both sides timed back to back per matrix."""
+    import numpy as np
+    import torch
+    from weightwatcher.RMT_Util import svd_vals
+
+    from lmscope.spectral.metrics import spectrum_metrics
+    from lmscope.spectral.svd import _gram64
+
+    modules = dict(model.named_modules())
+    tot = {"ww_svd_s": 0.0, "gram_s": 0.0, "eigvalsh_s": 0.0, "metrics_s": 0.0}
+    for n, key in enumerate(keys):
+        w = modules[module_of_key[key]].weight.detach()
+        a = w.to(torch.float32).numpy()
+        for side in (("ww", "lmscope") if n % 2 == 0 else ("lmscope", "ww")):
+            if side == "ww":
+                t0 = time.perf_counter()
+                svd_vals(a.astype(float))          # WW: W.astype(float), then its SVD call
+                tot["ww_svd_s"] += time.perf_counter() - t0
+                continue
+            t0 = time.perf_counter()
+            g = _gram64(a if a.shape[0] >= a.shape[1] else a.T)
+            t1 = time.perf_counter()
+            lam = np.linalg.eigvalsh(g)
+            t2 = time.perf_counter()
+            spectrum_metrics(np.sqrt(np.clip(lam[::-1], 0.0, None)), a.shape)
+            t3 = time.perf_counter()
+            tot["gram_s"] += t1 - t0
+            tot["eigvalsh_s"] += t2 - t1
+            tot["metrics_s"] += t3 - t2
+    return tot
 
 
 if __name__ == "__main__":
