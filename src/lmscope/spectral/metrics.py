@@ -80,8 +80,9 @@ def ks_argmin(logx: np.ndarray, alphas: np.ndarray) -> tuple[int, float]:
         seeds = np.sort(np.argsort(lower, kind="stable")[:_KS_SEEDS])
         d = np.full(c_all, np.inf)
         d[seeds] = _ks_max(logx, alphas, seeds, 1)
-        rest = np.flatnonzero(lower <= d[seeds].min() + _KS_MARGIN)
-        rest = rest[~np.isin(rest, seeds)]
+        keep = lower <= d[seeds].min() + _KS_MARGIN
+        keep[seeds] = False
+        rest = np.flatnonzero(keep)
         if len(rest):
             d[rest] = _ks_max(logx, alphas, rest, 1)
     if not np.isfinite(d).any():
@@ -107,8 +108,11 @@ def _ks_max(logx: np.ndarray, alphas: np.ndarray, rows: np.ndarray, stride: int)
         return out
     # a huge finite pad rather than +inf: exp() of -inf takes a slow path, exp(-1e300) is just 0
     padded = np.concatenate([logx, np.full(n_all, 1e300)])
-    windows = np.lib.stride_tricks.sliding_window_view(padded, n_all)     # windows[i, k] = log x_{i+k}
     offsets = np.arange(0, n_all, stride)
+    # windows[i, q] = log x_{i + offsets[q]}: a strided view, nothing copied
+    windows = np.lib.stride_tricks.as_strided(padded, shape=(n_all, len(offsets)),
+                                              strides=(padded.strides[0], stride * padded.strides[0]),
+                                              writeable=False)
     k_all = offsets.astype(np.float64)[None, :]
     # blocks of about _KS_BLOCK values, computed in two reused buffers (fresh large arrays cost page faults)
     chunk = max(1, min(len(rows), _KS_BLOCK // max(len(offsets), 1)))
@@ -119,10 +123,10 @@ def _ks_max(logx: np.ndarray, alphas: np.ndarray, rows: np.ndarray, stride: int)
             c = len(r)
             width = int(np.searchsorted(offsets, n_all - r[0]))             # offsets within the longest tail
             t, e = theo[:c, :width], emp[:c, :width]
-            if stride == 1 and r[-1] - r[0] == c - 1:                        # consecutive candidates: a slice
+            if r[-1] - r[0] == c - 1:                                        # consecutive candidates: a slice
                 src = windows[r[0]:r[-1] + 1, :width]
             else:
-                src = windows[r[:, None], offsets[None, :width]]
+                src = windows[r, :width]
             np.subtract(src, logx[r, None], out=t)                           # log(x_{i+k} / x_i)
             np.multiply(t, 1.0 - a[start:start + c, None], out=t)
             np.exp(t, out=t)
