@@ -37,7 +37,7 @@ matrix, its eigenvalues (``numpy.linalg.eigvalsh``) and the summaries and power-
 could reach if all its other work were free: the ceiling its linear algebra sets.
 
     .venv/bin/python benchmarks/bench_weightwatcher.py [--model minilm-l6|smollm2-135m] [--threads N]
-        [--repeat 5] [--size small|full]
+        [--repeat 5] [--size small|full] [--no-breakdown]
 
 Results go to ``results/bench_weightwatcher[-MODEL][-threadsN].json``.
 """
