@@ -15,7 +15,8 @@ WeightWatcher settings: plots, randomization, MP fits, eigenvector analysis and 
 power-law fit (``fit="PL"``, its own fitter) kept; ``layers`` restricts it to the modules lmscope
 analyzes (embeddings and poolers excluded), so both see the same matrices. lmscope's SVD cache is off.
 Each start point is timed ``--repeat`` times, alternating which side goes first; the median and the best
-of each side and their ratios WW / lmscope are reported, with the load average before and after.
+of each side and their ratios WW / lmscope are reported (wall time: the target), with the load average
+before and after, and the ratio of the median process CPU times (less sensitive to other work on the machine).
 
 Agreement: the largest singular value of every matrix (same matrices), and alpha within 0.1 on every
 matrix where both fit a tail of at least 10 eigenvalues (the target); Pearson/Spearman and the rest.
@@ -153,6 +154,7 @@ def main() -> None:
     if gguf:
         sides[("gguf", "lmscope")] = lambda: ours(args.model)
     times = {k: [] for k in sides}
+    cpu = {k: [] for k in sides}  # process CPU time: the work done, whatever else the machine runs
     out = {}
     for i in range(max(1, args.repeat)):
         line = []
@@ -162,9 +164,10 @@ def main() -> None:
                 if (point, side) not in sides:
                     continue
                 gc.collect()
-                t0 = time.perf_counter()
+                c0, t0 = time.process_time(), time.perf_counter()
                 out[(point, side)] = sides[(point, side)]()
                 times[(point, side)].append(time.perf_counter() - t0)
+                cpu[(point, side)].append(time.process_time() - c0)
                 line.append(f"{point}/{side} {times[(point, side)][-1]:.2f} s")
         print(f"  run {i + 1}/{args.repeat}: " + ", ".join(line), flush=True)
     load_after = os.getloadavg()
@@ -250,6 +253,8 @@ def main() -> None:
         ratio["gguf"] = {"median": med(("disk", "ww")) / med(("gguf", "lmscope")),
                          "best": min(times[("disk", "ww")]) / min(times[("gguf", "lmscope")]),
                          "median_paired": paired("gguf", "disk")}
+    cpu_ratio = {p: statistics.median(cpu[(p, "ww")]) / statistics.median(cpu[(p, "lmscope")])
+                 for p in ("memory", "disk")}
     target_met = alpha_ok and all(ratio[p]["median"] >= TARGET for p in ("memory", "disk"))
     scope = f"{args.model}, " + (f"layers {layers}" if layers else "all layers")
     load_txt = f"{load_before[0]:.2f} before, {load_after[0]:.2f} after (1-min load average, {os.cpu_count()} CPUs)"
@@ -282,6 +287,11 @@ def main() -> None:
              f"alpha vs the converted files: max |diff| {gguf_max_alpha:.1e}"],
         ]
     summary += [
+        ["CPU time: ratio WW / lmscope (memory / disk medians)",
+         f"{cpu_ratio['memory']:.2f}x / {cpu_ratio['disk']:.2f}x",
+         f"process CPU seconds, less sensitive to other load; memory medians "
+         f"{statistics.median(cpu[('memory', 'ww')]):.2f} / {statistics.median(cpu[('memory', 'lmscope')]):.2f} s, "
+         f"disk {statistics.median(cpu[('disk', 'ww')]):.2f} / {statistics.median(cpu[('disk', 'lmscope')]):.2f} s"],
         ["largest singular value agrees", "yes" if same_matrices else "NO",
          f"max rel. diff {rel_sv:.1e}; WW lambda_max = sv_max^2 (max rel. diff vs spectral_norm^2 {rel_lam:.1e})"],
         [f"alpha within {ALPHA_TOL} where both tails >= {MIN_TAIL}", "PASS" if alpha_ok else "FAIL",
@@ -356,6 +366,7 @@ def main() -> None:
         "times_s": {f"{p}/{s}": v for (p, s), v in times.items()},
         "medians_s": {f"{p}/{s}": med((p, s)) for (p, s) in times},
         "best_s": {f"{p}/{s}": min(v) for (p, s), v in times.items()},
+        "cpu_s": {f"{p}/{s}": v for (p, s), v in cpu.items()}, "cpu_ratio_median": cpu_ratio,
         "ratio": ratio, "target_ratio": TARGET, "target_met": target_met,
         "ratio_ww_to_lmscope": ratio["memory"]["median"],
         "results_equal": same_matrices, "lmscope_memory_equals_disk": same_ours, "ww_memory_equals_disk": same_ww,
