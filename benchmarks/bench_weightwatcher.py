@@ -15,7 +15,8 @@ WeightWatcher settings: plots, randomization, MP fits, eigenvector analysis and 
 power-law fit (``fit="PL"``, its own fitter) kept; ``layers`` restricts it to the modules lmscope
 analyzes (embeddings and poolers excluded), so both see the same matrices. lmscope's SVD cache is off.
 Each start point is timed ``--repeat`` times, alternating which side goes first; the median and the best
-of each side and their ratios WW / lmscope are reported, with the load average before and after.
+of each side and their ratios WW / lmscope are reported (wall time: the target), with the load average
+before and after, and the ratio of the median process CPU times (less sensitive to other work on the machine).
 
 Agreement: the largest singular value of every matrix (same matrices), and alpha within 0.1 on every
 matrix where both fit a tail of at least 10 eigenvalues (the target); Pearson/Spearman and the rest.
@@ -29,8 +30,15 @@ eigenvalues, and takes eigenvalues from a float64 Gram matrix (``lmscope.spectra
 The script also refits lmscope's eigenvalues with ``powerlaw_fit(min_tail=2)`` to show how much of the
 remaining alpha disagreement that one choice explains.
 
+Where the time goes (after the timed runs, one pass over the same in-memory matrices, each matrix
+timed for both sides back to back): WeightWatcher's SVD call exactly as it makes it
+(``RMT_Util.svd_vals`` on ``W.astype(float)``) against lmscope's three phases, the float64 Gram
+matrix, its eigenvalues (``numpy.linalg.eigvalsh``) and the summaries and power-law fit
+(``spectrum_metrics``). WW's median time over lmscope's Gram + eigenvalue time is the ratio lmscope
+could reach if all its other work were free: the ceiling its linear algebra sets.
+
     .venv/bin/python benchmarks/bench_weightwatcher.py [--model minilm-l6|smollm2-135m] [--threads N]
-        [--repeat 5] [--size small|full]
+        [--repeat 5] [--size small|full] [--no-breakdown]
 
 Results go to ``results/bench_weightwatcher[-MODEL][-threadsN].json``.
 """
@@ -68,6 +76,8 @@ def parse_args():
                          "pools that wait for each other slow WeightWatcher's SVDs down far more than the cores "
                          "speed them up)")
     ap.add_argument("--rows", type=int, default=12, help="rows of the per-matrix table printed")
+    ap.add_argument("--no-breakdown", action="store_true",
+                    help="skip the untimed-for-the-target pass that splits each side's time into phases")
     return ap.parse_args()
 
 
@@ -144,6 +154,7 @@ def main() -> None:
     if gguf:
         sides[("gguf", "lmscope")] = lambda: ours(args.model)
     times = {k: [] for k in sides}
+    cpu = {k: [] for k in sides}  # process CPU time: the work done, whatever else the machine runs
     out = {}
     for i in range(max(1, args.repeat)):
         line = []
@@ -153,12 +164,14 @@ def main() -> None:
                 if (point, side) not in sides:
                     continue
                 gc.collect()
-                t0 = time.perf_counter()
+                c0, t0 = time.process_time(), time.perf_counter()
                 out[(point, side)] = sides[(point, side)]()
                 times[(point, side)].append(time.perf_counter() - t0)
+                cpu[(point, side)].append(time.process_time() - c0)
                 line.append(f"{point}/{side} {times[(point, side)][-1]:.2f} s")
         print(f"  run {i + 1}/{args.repeat}: " + ", ".join(line), flush=True)
     load_after = os.getloadavg()
+    phases = None if args.no_breakdown else time_phases(model, module_of_key, [key_of_id[i] for i in ids])
 
     # ---- line the rows up ------------------------------------------------------------------------
     res = out[("memory", "lmscope")]
@@ -240,6 +253,8 @@ def main() -> None:
         ratio["gguf"] = {"median": med(("disk", "ww")) / med(("gguf", "lmscope")),
                          "best": min(times[("disk", "ww")]) / min(times[("gguf", "lmscope")]),
                          "median_paired": paired("gguf", "disk")}
+    cpu_ratio = {p: statistics.median(cpu[(p, "ww")]) / statistics.median(cpu[(p, "lmscope")])
+                 for p in ("memory", "disk")}
     target_met = alpha_ok and all(ratio[p]["median"] >= TARGET for p in ("memory", "disk"))
     scope = f"{args.model}, " + (f"layers {layers}" if layers else "all layers")
     load_txt = f"{load_before[0]:.2f} before, {load_after[0]:.2f} after (1-min load average, {os.cpu_count()} CPUs)"
@@ -272,6 +287,11 @@ def main() -> None:
              f"alpha vs the converted files: max |diff| {gguf_max_alpha:.1e}"],
         ]
     summary += [
+        ["CPU time: ratio WW / lmscope (memory / disk medians)",
+         f"{cpu_ratio['memory']:.2f}x / {cpu_ratio['disk']:.2f}x",
+         f"process CPU seconds, less sensitive to other load; memory medians "
+         f"{statistics.median(cpu[('memory', 'ww')]):.2f} / {statistics.median(cpu[('memory', 'lmscope')]):.2f} s, "
+         f"disk {statistics.median(cpu[('disk', 'ww')]):.2f} / {statistics.median(cpu[('disk', 'lmscope')]):.2f} s"],
         ["largest singular value agrees", "yes" if same_matrices else "NO",
          f"max rel. diff {rel_sv:.1e}; WW lambda_max = sv_max^2 (max rel. diff vs spectral_norm^2 {rel_lam:.1e})"],
         [f"alpha within {ALPHA_TOL} where both tails >= {MIN_TAIL}", "PASS" if alpha_ok else "FAIL",
@@ -287,6 +307,20 @@ def main() -> None:
          f"Pearson {agree_mt2['pearson']:.3f}, median |diff| {agree_mt2['median_abs_diff']:.3g}, "
          f"max {agree_mt2['max_abs_diff']:.3g}"],
     ]
+    if phases is not None:
+        lin = phases["gram_s"] + phases["eigvalsh_s"]
+        ceiling = med(("memory", "ww")) / lin
+        phases["ceiling_memory_ratio"] = ceiling
+        summary += [
+            ["time split: WeightWatcher's SVDs", f"{phases['ww_svd_s']:.2f} s",
+             f"float64 SciPy SVD of each matrix, values only, as WW calls it; "
+             f"{phases['ww_svd_s'] / med(('memory', 'ww')):.0%} of WW's memory median"],
+            ["time split: lmscope Gram / eigvalsh / fit", f"{phases['gram_s']:.2f} / {phases['eigvalsh_s']:.2f} / "
+             f"{phases['metrics_s']:.2f} s", f"Gram + eigvalsh {lin / med(('memory', 'lmscope')):.0%} of lmscope's "
+             f"memory median; SVD / (Gram + eigvalsh) {phases['ww_svd_s'] / lin:.2f}x"],
+            ["ceiling: WW memory median / lmscope Gram + eigvalsh", f"{ceiling:.2f}x",
+             "the memory ratio if everything but lmscope's linear algebra were free"],
+        ]
     print()
     print(table(summary, ["quantity", "value", "detail"]))
 
@@ -332,6 +366,7 @@ def main() -> None:
         "times_s": {f"{p}/{s}": v for (p, s), v in times.items()},
         "medians_s": {f"{p}/{s}": med((p, s)) for (p, s) in times},
         "best_s": {f"{p}/{s}": min(v) for (p, s), v in times.items()},
+        "cpu_s": {f"{p}/{s}": v for (p, s), v in cpu.items()}, "cpu_ratio_median": cpu_ratio,
         "ratio": ratio, "target_ratio": TARGET, "target_met": target_met,
         "ratio_ww_to_lmscope": ratio["memory"]["median"],
         "results_equal": same_matrices, "lmscope_memory_equals_disk": same_ours, "ww_memory_equals_disk": same_ww,
@@ -340,12 +375,45 @@ def main() -> None:
         "alpha_check": {"tolerance": ALPHA_TOL, "min_tail": MIN_TAIL, "matrices": int(both.sum()),
                         "max_abs_diff": float(diff_both.max()) if both.any() else None, "worst": worst,
                         "passed": alpha_ok},
-        "alpha_agreement": agree, "alpha_agreement_lmscope_min_tail2": agree_mt2,
+        "alpha_agreement": agree, "alpha_agreement_lmscope_min_tail2": agree_mt2, "phases": phases,
         "ww_tails_shorter_than_10": int((tail_ww < MIN_TAIL).sum()), "per_matrix": per,
         "table": {"header": ["quantity", "value", "detail"], "rows": summary},
         "per_matrix_table": {"header": pheader, "rows": prow},
     })
     print(f"\nwrote {path}")
+
+
+def time_phases(model, module_of_key: dict, keys: list[str]) -> dict:
+    """Each side's time on the same in-memory matrices, by phase; both sides timed back to back per matrix."""
+    import numpy as np
+    import torch
+    from weightwatcher.RMT_Util import svd_vals
+
+    from lmscope.spectral.metrics import spectrum_metrics
+    from lmscope.spectral.svd import _gram64
+
+    modules = dict(model.named_modules())
+    tot = {"ww_svd_s": 0.0, "gram_s": 0.0, "eigvalsh_s": 0.0, "metrics_s": 0.0}
+    for n, key in enumerate(keys):
+        w = modules[module_of_key[key]].weight.detach()
+        a = w.to(torch.float32).numpy()
+        for side in (("ww", "lmscope") if n % 2 == 0 else ("lmscope", "ww")):
+            if side == "ww":
+                t0 = time.perf_counter()
+                svd_vals(a.astype(float))          # WW: W.astype(float), then its SVD call
+                tot["ww_svd_s"] += time.perf_counter() - t0
+                continue
+            t0 = time.perf_counter()
+            g = _gram64(a if a.shape[0] >= a.shape[1] else a.T)
+            t1 = time.perf_counter()
+            lam = np.linalg.eigvalsh(g)
+            t2 = time.perf_counter()
+            spectrum_metrics(np.sqrt(np.clip(lam[::-1], 0.0, None)), a.shape)
+            t3 = time.perf_counter()
+            tot["gram_s"] += t1 - t0
+            tot["eigvalsh_s"] += t2 - t1
+            tot["metrics_s"] += t3 - t2
+    return tot
 
 
 if __name__ == "__main__":

@@ -101,7 +101,8 @@ def headline(r: dict) -> str:
                 f"median with alpha within {c['tolerance']}: {met}). Alpha within {c['tolerance']} on every "
                 f"one of the {c['matrices']} matrices where both fit a tail of >= {c['min_tail']} eigenvalues: "
                 f"{'yes' if c['passed'] else 'NO'} (max |diff| {c['max_abs_diff']:.1e}). Load average "
-                f"{r['load_avg_before'][0]:.2f} before, {r['load_avg_after'][0]:.2f} after.")
+                f"{r['load_avg_before'][0]:.2f} before, {r['load_avg_after'][0]:.2f} after."
+                + ceiling_line(r))
     if name == "bench_laser":
         return (f"Speed-up straightforward / lmscope: **{r['speedup']:.1f}x** on {r['configs']} configs x "
                 f"{r['examples']} examples of {r['model']} (target >= {r['target_speedup']:.0f}x: "
@@ -145,6 +146,18 @@ def headline(r: dict) -> str:
     return ""
 
 
+def ceiling_line(r: dict) -> str:
+    p = r.get("phases")
+    if not p:
+        return ""
+    lin = p["gram_s"] + p["eigvalsh_s"]
+    return (f" Where the time goes (one pass over the same matrices): WeightWatcher's float64 SVDs "
+            f"{p['ww_svd_s']:.2f} s; lmscope's Gram matrices {p['gram_s']:.2f} s, eigenvalues {p['eigvalsh_s']:.2f} s, "
+            f"fits and summaries {p['metrics_s']:.2f} s. Even with everything but its Gram matrices and "
+            f"eigenvalues free, lmscope would reach **{p['ceiling_memory_ratio']:.2f}x** from memory (WW's median "
+            f"over those {lin:.2f} s).")
+
+
 def section(r: dict) -> str:
     name = r["benchmark"]
     title = TITLES.get(name, name)
@@ -167,6 +180,11 @@ def section(r: dict) -> str:
                       "the CPU count): WeightWatcher's BLAS threads spend most of the time waiting for each other "
                       "(its one-thread runs are many times faster), so these ratios measure that contention, not "
                       "the two methods. The one-thread figures are the fair comparison here.*", ""]
+        elif max(r["load_avg_before"][0], r["load_avg_after"][0]) > cpus:
+            lines += [f"*Caveat: the machine was busy with other work during this run (load average above its "
+                      f"{cpus} CPUs): both sides' times are inflated and the ratios noisier than on an idle "
+                      "machine; the runs alternate which side goes first so that both share the same "
+                      "conditions.*", ""]
         lines += [f"WeightWatcher's ESD: {r['ww_esd']}.", ""]
     lines += [f"Run: {machine_line(r['machine'])}.", ""]
     return "\n".join(lines)

@@ -479,6 +479,45 @@ def test_ks_distances_of_every_candidate_match_the_loop():
     assert np.isinf(got[~finite]).all()
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_ks_argmin_skips_candidates_but_picks_the_full_scan_minimum(seed):
+    from lmscope.spectral.metrics import _KS_FULL_BELOW, _ks_max, ks_argmin, ks_distances
+
+    rng = np.random.default_rng(seed)
+    n_bulk, n_tail = int(rng.integers(150, 900)), int(rng.integers(10, 200))
+    x = np.concatenate([rng.gamma(2.0, 1.0, size=n_bulk), 6.0 * (1.0 + rng.pareto(1.0 + seed / 2, size=n_tail))])
+    if seed % 2:
+        x = np.round(x, 1)                        # ties between candidates
+    x = np.sort(x[x > 0])
+    assert len(x) >= _KS_FULL_BELOW               # the pruned path
+    logx = np.log(x)
+    with np.errstate(invalid="ignore", divide="ignore"):  # tails of equal values have no exponent
+        alphas, _ = _ks_fit_by_loop(x, 2)
+    full = ks_distances(logx, alphas)
+    i, d = ks_argmin(logx, alphas)
+    assert i == int(np.argmin(full)) and d == full[i]
+    # the strided maxima are lower bounds of the full distances (what makes skipping safe)
+    rows = np.arange(len(alphas))
+    for stride in (2, 5, 17):
+        lower = _ks_max(logx, alphas, rows, stride)
+        assert np.all(lower[np.isfinite(full)] <= full[np.isfinite(full)])
+    # no usable exponent at all: no fit
+    assert ks_argmin(logx, np.full(len(alphas), 0.5)) == (-1, math.inf)
+
+
+def test_powerlaw_fit_on_a_long_planted_tail_uses_the_pruned_scan():
+    rng = np.random.default_rng(11)
+    tail = 2.0 * (1.0 + rng.pareto(2.5, size=600))  # alpha = 3.5 above xmin = 2
+    x = np.concatenate([rng.uniform(0.05, 1.9, size=1400), tail])
+    alphas, ds = _ks_fit_by_loop(x, 10)
+    i = int(np.argmin(ds))
+    fit = powerlaw_fit(x)
+    assert fit["tail_size"] == len(x) - i
+    assert fit["alpha"] == pytest.approx(alphas[i], rel=1e-12)
+    assert fit["alpha"] == pytest.approx(3.5, abs=0.3)
+    assert fit["xmin"] == pytest.approx(2.0, rel=0.15)
+
+
 def test_spectrum_metrics_known_singular_values():
     n = 20
     w = torch.eye(n, dtype=torch.float64)

@@ -83,13 +83,13 @@ class SafetensorsFile:
     def read(self, name: str) -> torch.Tensor:
         e = self.entries[name]
         nbytes = e["end"] - e["start"]
-        with open(self.path, "rb") as f:
-            f.seek(self.data_start + e["start"])
-            buf = bytearray(nbytes)
-            got = f.readinto(buf)
-        if got != nbytes:
-            raise LmscopeError(f"truncated safetensors file: {self.path} (tensor {name!r})")
         dtype = _DTYPES[e["dtype"]]
         if nbytes == 0:
             return torch.empty(e["shape"], dtype=dtype)
-        return torch.frombuffer(buf, dtype=dtype).reshape(e["shape"])
+        buf = torch.empty(nbytes, dtype=torch.uint8)  # not zero-filled: every byte is read into it
+        with open(self.path, "rb") as f:
+            f.seek(self.data_start + e["start"])
+            got = f.readinto(memoryview(buf.numpy()))
+        if got != nbytes:
+            raise LmscopeError(f"truncated safetensors file: {self.path} (tensor {name!r})")
+        return buf.view(dtype).reshape(e["shape"])

@@ -35,16 +35,18 @@ def powerlaw_fit(evals: np.ndarray, min_tail: int = MIN_TAIL) -> dict:
     denom = suffix[: last + 1] - n * logx[: last + 1]
     with np.errstate(divide="ignore", invalid="ignore"):
         alphas = 1.0 + n / denom
-    ks = ks_distances(logx, alphas)
-    if not np.isfinite(ks).any():
+    i, ks = ks_argmin(logx, alphas)
+    if i < 0:
         return dict(_NO_FIT)
-    i = int(np.argmin(ks))
-    return {"alpha": float(alphas[i]), "xmin": float(x[i]), "ks_distance": float(ks[i]),
+    return {"alpha": float(alphas[i]), "xmin": float(x[i]), "ks_distance": ks,
             "tail_size": int(n_all - i)}
 
 
 _KS_BLOCK = 65_536
 _NO_FIT = {"alpha": math.nan, "xmin": math.nan, "ks_distance": math.nan, "tail_size": 0}
+_KS_FULL_BELOW = 128   # fewer values than this: every candidate's distance is computed in full (it is cheap)
+_KS_SEEDS = 8          # candidates computed in full first, to bound the minimum from above
+_KS_MARGIN = 1e-9      # a candidate is skipped only when its lower bound exceeds that bound by more than this
 
 
 def ks_distances(logx: np.ndarray, alphas: np.ndarray) -> np.ndarray:
@@ -53,37 +55,87 @@ def ks_distances(logx: np.ndarray, alphas: np.ndarray) -> np.ndarray:
     ``logx``: log of the ascending values; ``alphas``: one exponent per candidate i = 0 .. len - 1.
     D_i = max over j >= i of |(j - i) / n_i - (1 - exp((1 - alpha_i) (log x_j - log x_i)))| with
     n_i = len(x) - i; infinity where alpha_i is not a finite number above 1.
+    """
+    return _ks_max(logx, alphas, np.arange(len(alphas)), 1)
+
+
+def ks_argmin(logx: np.ndarray, alphas: np.ndarray) -> tuple[int, float]:
+    """The candidate with the smallest KS distance (the first one on ties) and that distance.
+
+    The same answer as ``argmin(ks_distances(logx, alphas))``, without computing every distance in
+    full: the distance is a maximum over the tail, so its maximum over every ``stride``-th point of the
+    tail is a lower bound. A few candidates with the smallest bounds are computed in full; their best
+    distance bounds the minimum from above, and only the candidates whose lower bound does not exceed
+    it are computed in full too. Returns (-1, inf) when no candidate has a finite exponent above 1.
+    """
+    n_all, c_all = len(logx), len(alphas)
+    rows = np.arange(c_all)
+    if n_all < _KS_FULL_BELOW:
+        d = _ks_max(logx, alphas, rows, 1)
+    else:
+        stride = max(2, int(math.sqrt(n_all)) // 3)
+        lower = _ks_max(logx, alphas, rows, stride)
+        if not np.isfinite(lower).any():
+            return -1, math.inf
+        seeds = np.sort(np.argsort(lower, kind="stable")[:_KS_SEEDS])
+        d = np.full(c_all, np.inf)
+        d[seeds] = _ks_max(logx, alphas, seeds, 1)
+        keep = lower <= d[seeds].min() + _KS_MARGIN
+        keep[seeds] = False
+        rest = np.flatnonzero(keep)
+        if len(rest):
+            d[rest] = _ks_max(logx, alphas, rest, 1)
+    if not np.isfinite(d).any():
+        return -1, math.inf
+    i = int(np.argmin(d))
+    return i, float(d[i])
+
+
+def _ks_max(logx: np.ndarray, alphas: np.ndarray, rows: np.ndarray, stride: int) -> np.ndarray:
+    """For each candidate in ``rows`` (ascending), max |empirical - power-law CDF| over the tail offsets
+    k = 0, stride, 2 stride, ... (every offset for stride 1: the KS distance); infinity for an exponent
+    that is not a finite number above 1.
 
     Vectorized across candidates: each block of candidates is laid out by offset k = j - i (a sliding
     window over log x padded with a huge value), so only the tails are computed, not the full square.
     Past the end of a tail the padding makes both CDFs exactly 1, which adds nothing to the maximum.
     """
-    n_all, c_all = len(logx), len(alphas)
-    out = np.full(c_all, np.inf)
-    valid = np.isfinite(alphas) & (alphas > 1)
+    n_all = len(logx)
+    out = np.full(len(rows), np.inf)
+    a = alphas[rows]
+    valid = np.isfinite(a) & (a > 1)
     if not valid.any():
         return out
     # a huge finite pad rather than +inf: exp() of -inf takes a slow path, exp(-1e300) is just 0
     padded = np.concatenate([logx, np.full(n_all, 1e300)])
-    windows = np.lib.stride_tricks.sliding_window_view(padded, n_all)     # windows[i, k] = log x_{i+k}
-    k_all = np.arange(n_all, dtype=np.float64)[None, :]
+    offsets = np.arange(0, n_all, stride)
+    # windows[i, q] = log x_{i + offsets[q]}: a strided view, nothing copied
+    windows = np.lib.stride_tricks.as_strided(padded, shape=(n_all, len(offsets)),
+                                              strides=(padded.strides[0], stride * padded.strides[0]),
+                                              writeable=False)
+    k_all = offsets.astype(np.float64)[None, :]
     # blocks of about _KS_BLOCK values, computed in two reused buffers (fresh large arrays cost page faults)
-    chunk = max(1, min(c_all, _KS_BLOCK // max(n_all, 1)))
-    theo, emp = np.empty((chunk, n_all)), np.empty((chunk, n_all))
+    chunk = max(1, min(len(rows), _KS_BLOCK // max(len(offsets), 1)))
+    theo, emp = np.empty((chunk, len(offsets))), np.empty((chunk, len(offsets)))
     with np.errstate(invalid="ignore", over="ignore", under="ignore"):
-        for start in range(0, c_all, chunk):
-            stop = min(c_all, start + chunk)
-            c, width = stop - start, n_all - start                          # width: the longest tail here
+        for start in range(0, len(rows), chunk):
+            r = rows[start:start + chunk]
+            c = len(r)
+            width = int(np.searchsorted(offsets, n_all - r[0]))             # offsets within the longest tail
             t, e = theo[:c, :width], emp[:c, :width]
-            np.subtract(windows[start:stop, :width], logx[start:stop, None], out=t)  # log(x_{i+k} / x_i)
-            np.multiply(t, 1.0 - alphas[start:stop, None], out=t)
+            if r[-1] - r[0] == c - 1:                                        # consecutive candidates: a slice
+                src = windows[r[0]:r[-1] + 1, :width]
+            else:
+                src = windows[r, :width]
+            np.subtract(src, logx[r, None], out=t)                           # log(x_{i+k} / x_i)
+            np.multiply(t, 1.0 - a[start:start + c, None], out=t)
             np.exp(t, out=t)
             np.subtract(1.0, t, out=t)                                       # the power law's CDF
-            np.divide(k_all[:, :width], (n_all - np.arange(start, stop, dtype=np.float64))[:, None], out=e)
+            np.divide(k_all[:, :width], (n_all - r.astype(np.float64))[:, None], out=e)
             np.minimum(e, 1.0, out=e)                                        # the empirical CDF
             np.subtract(e, t, out=t)
             np.abs(t, out=t)
-            out[start:stop] = np.where(valid[start:stop], t.max(axis=1), np.inf)
+            out[start:start + c] = np.where(valid[start:start + c], t.max(axis=1), np.inf)
     return out
 
 
