@@ -67,6 +67,13 @@ def find_runs(root: Path) -> list[Path]:
     return [p for *_, p in sorted(found)]
 
 
+def shuffle_words(sentences, seed: int) -> list[list[str]]:
+    """Each sentence's words in a seeded random order (the control with the grammar's structure removed)."""
+    rng = np.random.default_rng(seed)
+    return [[ws[i] for i in rng.permutation(len(ws))] for ws in (s.split() if isinstance(s, str) else list(s)
+                                                                 for s in sentences)]
+
+
 def _model_sha(run_dir: Path, step: int) -> str:
     if step == 0:
         return "init"
@@ -88,13 +95,15 @@ def analyse_run(run_dir: Path, args, data_cache: dict) -> dict:
     run = load_run(run_dir)
     info = json.loads((run_dir / "run.json").read_text())
     key = (info["data"]["sha256"], info["tokenizer"]["vocab_sha256"], json.dumps(info["meta"], sort_keys=True))
-    if key not in data_cache:
-        t0 = time.time()
-        data_cache[key] = rebuild_run(run_dir)
-        print(f"  rebuilt the suite of {run_dir.name} ({time.time() - t0:.0f} s)", flush=True)
-    data = data_cache[key]
-    layers, seed = run["layers"], data.seed
-    sents, trees = data.tree_set(args.grok_n)
+
+    def data():  # the suite is rebuilt only when a projection is not cached (seconds per run)
+        if key not in data_cache:
+            t0 = time.time()
+            data_cache[key] = rebuild_run(run_dir)
+            print(f"  rebuilt the suite of {run_dir.name} ({time.time() - t0:.0f} s)", flush=True)
+        return data_cache[key]
+
+    layers, seed = run["layers"], int(info["train"]["seed"])
     steps = [0] + checkpoint_steps(run_dir, min_age=args.min_age)
     sweep = {s for s in args.sweep_steps if s in steps} | {steps[-1]}
     thresholds = list(range(layers // 2 + 1))
@@ -108,15 +117,20 @@ def analyse_run(run_dir: Path, args, data_cache: dict) -> dict:
         if got.get("model") != sha or got.get("n") != args.grok_n or got.get("seed") != seed:
             got = {"model": sha, "n": args.grok_n, "seed": seed, "thresholds": {}}
         missing = [t for t in want if str(t) not in got["thresholds"]]
-        if missing or "logged" not in got:
+        if missing or "logged" not in got or (step in sweep and "shuffled_t" not in got):
+            d = data()
+            sents, trees = d.tree_set(args.grok_n)
             model = run_model(run_dir, step)
             for t in missing:
-                res = project(model, data.tokenizer, sents, trees, t, seed)
+                res = project(model, d.tokenizer, sents, trees, t, seed)
                 got["thresholds"][str(t)] = SentenceScores.from_result(res).to_dict()
                 if step == 0 and t == 0:
                     got["baseline_f1"] = res.baseline_f1
+            if step in sweep and "shuffled_t" not in got:
+                res = project(model, d.tokenizer, shuffle_words(sents, seed), None, 0, seed)
+                got["shuffled_t"] = [x.t_score for x in res.sentences]
             if "logged" not in got:
-                res = project(model, data.tokenizer, data.tree_sentences, data.tree_trees, 0, seed)
+                res = project(model, d.tokenizer, d.tree_sentences, d.tree_trees, 0, seed)
                 got["logged"] = {"t_score": res.t_score, "f1": res.f1}
                 if step == 0:
                     got["logged_baseline_f1"] = res.baseline_f1
@@ -126,7 +140,7 @@ def analyse_run(run_dir: Path, args, data_cache: dict) -> dict:
     final = rows[-1]
     return {"name": run_dir.name, "layers": layers, "seed": seed, "rows": rows, "steps": steps,
             "sweep": sorted(sweep), "thresholds": thresholds, "per_step": per_step,
-            "n_logged": len(data.tree_sentences), "final": final, "trained_steps": int(info["train"]["steps"])}
+            "n_logged": int(info["meta"]["eval"]["tree_sample"]), "final": final, "trained_steps": int(info["train"]["steps"])}
 
 
 def _scores(res: dict, step: int, threshold: int = 0):
@@ -155,7 +169,7 @@ def _fmt_ci(v, lo, hi, scale=1.0, digits=2) -> str:
 
 
 def grok_section(results: list[dict], args, figs: Path) -> tuple[list[str], dict]:
-    from lmscope.grokking import gap_intervals
+    from lmscope.grokking import SentenceScores, gap_intervals
 
     depths = sorted({r["layers"] for r in results})
     by_depth = {d: [r for r in results if r["layers"] == d] for d in depths}
@@ -244,6 +258,28 @@ def grok_section(results: list[dict], args, figs: Path) -> tuple[list[str], dict
               "The span mask starts at block *threshold* (0 = every block sees only the span; as the reference, "
               "0 .. depth/2). Same sentences as above; mean ± standard deviation over seeds.", "",
               md_table(["layers", "step", "threshold", "t-score", "F1 (%)"], sweep_rows), ""]
+    # --- shuffled-word control
+    shuf_rows = []
+    for d in depths:
+        for s in sorted(set.intersection(*[set(r["sweep"]) for r in by_depth[d]])):
+            t_g = [_scores(r, s).t_score for r in by_depth[d]]
+            t_s = [float(np.mean(r["per_step"][s]["shuffled_t"])) for r in by_depth[d]]
+            pairs = [(_scores(r, s), SentenceScores(r["per_step"][s]["shuffled_t"],
+                                                    np.zeros((len(r["per_step"][s]["shuffled_t"]), 3))))
+                     for r in by_depth[d]]
+            g = gap_intervals(pairs, n_boot=args.boot, seed=args.seed)
+            shuf_rows.append([d, f"{s:,}", f"{np.mean(t_g):.4g}", f"{np.mean(t_s):.4g}",
+                              _fmt_ci(g["t_gap"], g["t_lo"], g["t_hi"], digits=3 if s else 6),
+                              " / ".join(f"{a / b:.2f}" for a, b in zip(t_g, t_s))])
+    lines += ["### Against shuffled sentences", "",
+              "The raw t-score grows with the scale of the span distances, which training changes. A control "
+              "with that scale but without the grammar's structure: the same model and sentences with their "
+              "words in a seeded random order (threshold 0). A ratio near 1 means the model is as \"tree-like\" "
+              "on word salad as on grammatical sentences.", "",
+              md_table(["layers", "step", "t (sentences)", "t (shuffled)", "difference, mean of seeds [95 % CI]",
+                        "ratio per seed"], shuf_rows), "",
+              "(The interval pairs each sentence with its own shuffled version, bootstrap over sentences as "
+              "above.)", ""]
     # --- correlation with generalization
     gen_key = "test_gen_acc" if all("test_gen_acc" in r["final"] for r in results) else "gen_acc"
     corr_rows, xs_t, xs_f, ys = [], [], [], []
@@ -429,7 +465,9 @@ def bundled_section(args, figs: Path) -> list[str]:
         f"(mean {sum(lengths) / len(lengths):.1f}), each with its gold binary tree. Span mask from block 0 "
         "(every layer), cosine distance, vectors read after the given block (layer L = output of block L). "
         "One masked pass per span start for the causal SmolLM2, one per span for the MiniLM encoder; the "
-        "same passes serve every layer. The CLI equivalent for one layer:", "",
+        "same passes serve every layer. *t shuffled*: the t-score of the same sentences with their words in a "
+        f"seeded random order (seed {args.seed}), a per-layer control for the scale of the span distances. "
+        "The CLI equivalent for one layer:", "",
         "```",
         "lmscope data make question-formation --out qf --n-train 0 --n-val 300 --n-gen 0",
         "lmscope trees smollm2-135m --data qf/val.jsonl --limit 150 --out runs/trees-smollm2",
@@ -440,6 +478,8 @@ def bundled_section(args, figs: Path) -> list[str]:
         sweep = tree_projection(model, words, gold_trees=golds, layer=layers, seed=args.seed)
         secs = time.time() - t0
         print("\n".join(sweep.summary_lines()), f"({secs:.0f} s)", flush=True)
+        shuffled = tree_projection(model, shuffle_words(words, args.seed), layer=layers, seed=args.seed)
+        t_shuf = {int(r["layer"]): float(r["t_score"]) for _, r in shuffled.table().iterrows()}
         with atomic_dir(Path(args.runs) / model) as tmp:
             rep = Report(tmp, f"Tree projections: {model}")
             tree_layers_section(rep, sweep)
@@ -454,8 +494,10 @@ def bundled_section(args, figs: Path) -> list[str]:
         t = sweep.table()
         base_cols = [c for c in t.columns if c.startswith("f1_")]
         lines += [f"### {model}", "",
-                  md_table(["layer", "t-score", "F1", *[c.removeprefix("f1_") + " F1" for c in base_cols]],
-                           [[int(r["layer"]), f"{r['t_score']:.4f}", f"{100 * r['f1']:.1f}",
+                  md_table(["layer", "t-score", "t shuffled", "t / t shuffled", "F1",
+                            *[c.removeprefix("f1_") + " F1" for c in base_cols]],
+                           [[int(r["layer"]), f"{r['t_score']:.4f}", f"{t_shuf[int(r['layer'])]:.4f}",
+                             f"{r['t_score'] / t_shuf[int(r['layer'])]:.2f}", f"{100 * r['f1']:.1f}",
                              *[f"{100 * r[c]:.1f}" for c in base_cols]] for _, r in t.iterrows()]),
                   "",
                   f"({secs:.0f} s on this machine.) Chart and induced tree of one sentence at the last layer "
