@@ -168,42 +168,41 @@ def _fmt_ci(v, lo, hi, scale=1.0, digits=2) -> str:
     return f"{scale * v:+.{digits}f} [{scale * lo:+.{digits}f}, {scale * hi:+.{digits}f}]"
 
 
+def _mean_sd(vals, scale=1.0, digits=1) -> str:
+    return f"{scale * np.mean(vals):.{digits}f} ± {scale * np.std(vals):.{digits}f}"
+
+
 def grok_section(results: list[dict], args, figs: Path) -> tuple[list[str], dict]:
     from lmscope.grokking import SentenceScores, gap_intervals
 
     depths = sorted({r["layers"] for r in results})
     by_depth = {d: [r for r in results if r["layers"] == d] for d in depths}
-    complete = all(r["steps"][-1] >= r["trained_steps"] and r["final"]["step"] >= r["trained_steps"]
-                   for r in results)
-    reached = min(r["final"]["step"] for r in results)
+    finished = [r for r in results if r["final"]["step"] >= r["trained_steps"] and "test_gen_acc" in r["final"]]
+    complete = len(finished) == len(results) and all(r["steps"][-1] >= r["trained_steps"] for r in results)
     lines: list[str] = []
     # --- along training (the logged values, step 0 computed now)
-    curve_steps = sorted({0, 2000, 10000, 20000, 30000, 40000, 50000, reached} & (
-        {0} | set.intersection(*[{row["step"] for row in r["rows"]} for r in results])))
+    wanted = {0, 2000, 5000, 10000, 20000, 30000, 40000, 50000}
     table = []
     for d in depths:
-        for key, label in (("t_score", "t-score"), ("f1", "F1 (%)")):
-            cells = []
-            for s in curve_steps:
-                vals = []
-                for r in by_depth[d]:
-                    if s == 0:
-                        vals.append(r["per_step"][0]["logged"][key])
-                    else:
-                        vals += [row[key] for row in r["rows"] if row["step"] == s]
-                if key == "f1":
-                    cells.append(f"{100 * np.mean(vals):.1f} ± {100 * np.std(vals):.1f}")
-                else:
-                    cells.append(f"{np.mean(vals):.4f} ± {np.std(vals):.4f}")
-            table.append([d, label, *cells])
+        logged = {s for r in by_depth[d] for s in (row["step"] for row in r["rows"])}
+        for s in sorted((wanted & logged) | {0} | {max(logged)}):
+            t_vals, f_vals = [], []
+            for r in by_depth[d]:
+                if s == 0:
+                    t_vals.append(r["per_step"][0]["logged"]["t_score"])
+                    f_vals.append(r["per_step"][0]["logged"]["f1"])
+                for row in r["rows"]:
+                    if row["step"] == s:
+                        t_vals.append(row["t_score"])
+                        f_vals.append(row["f1"])
+            table.append([d, f"{s:,}", len(t_vals), _mean_sd(t_vals, digits=4), _mean_sd(f_vals, 100)])
     base = results[0]["per_step"][0]["logged_baseline_f1"]
     lines += ["### Along training", "",
               f"The t-score and F1 each run logged every {results[0]['rows'][0]['step']:,} steps on its "
               f"{results[0]['n_logged']} fixed training sentences (threshold 0, last layer); step 0 is the run's "
               "initial model (its seeded random initialization, rebuilt with `lmscope.grokking.initial_model`), "
-              f"projected now on the same sentences. Mean ± standard deviation over the {len(by_depth[depths[0]])} "
-              "seeds of each depth.", "",
-              md_table(["layers", "score", *[f"step {s:,}" for s in curve_steps]], table), "",
+              "projected now on the same sentences. Mean ± standard deviation over the seeds that reached the step.",
+              "", md_table(["layers", "step", "seeds", "t-score", "F1 (%)"], table), "",
               "F1 of trees that ignore the model, on run "
               f"{results[0]['name']}'s logged sentences: " + ", ".join(
                   f"{k} {100 * v:.1f} %" for k, v in base.items()) + ".", "",
@@ -212,23 +211,27 @@ def grok_section(results: list[dict], args, figs: Path) -> tuple[list[str], dict
     # --- gaps with bootstrap intervals
     n = results[0]["per_step"][0]["n"]
     gap_rows, depth_gap = [], {}
-    all_steps = sorted(set.intersection(*[set(r["sweep"]) for r in results]) - {0})
     for d in depths:
-        for s in all_steps:
-            pairs = [(_scores(r, s), _scores(r, 0)) for r in by_depth[d]]
+        for s in sorted({s for r in by_depth[d] for s in r["sweep"]} - {0}):
+            runs = [r for r in by_depth[d] if s in r["sweep"]]
+            pairs = [(_scores(r, s), _scores(r, 0)) for r in runs]
             g = gap_intervals(pairs, n_boot=args.boot, seed=args.seed)
             depth_gap[(d, s)] = g
             spread_t = [a.t_score - b.t_score for a, b in pairs]
             spread_f = [100 * (a.f1 - b.f1) for a, b in pairs]
-            gap_rows.append([d, f"{s:,}", "mean of seeds", f"{np.mean([b.t_score for _, b in pairs]):.4f}",
+            gap_rows.append([d, f"{s:,}", f"mean of {len(runs)} seeds" if len(runs) > 1 else f"seed {runs[0]['seed']}",
+                             f"{np.mean([b.t_score for _, b in pairs]):.4f}",
                              f"{np.mean([a.t_score for a, _ in pairs]):.3f}",
                              _fmt_ci(g["t_gap"], g["t_lo"], g["t_hi"]),
                              f"{100 * np.mean([b.f1 for _, b in pairs]):.1f}",
                              f"{100 * np.mean([a.f1 for a, _ in pairs]):.1f}",
                              _fmt_ci(g["f1_gap"], g["f1_lo"], g["f1_hi"], 100, 1),
-                             f"t {min(spread_t):+.2f}..{max(spread_t):+.2f}; F1 {min(spread_f):+.1f}..{max(spread_f):+.1f}"])
-        last = max(all_steps)
+                             f"t {min(spread_t):+.2f}..{max(spread_t):+.2f}; F1 {min(spread_f):+.1f}..{max(spread_f):+.1f}"
+                             if len(runs) > 1 else ""])
         for r in by_depth[d]:
+            last = r["steps"][-1]
+            if last == 0 or len(by_depth[d]) == 1:
+                continue
             a, b = _scores(r, last), _scores(r, 0)
             g = gap_intervals([(a, b)], n_boot=args.boot, seed=args.seed)
             gap_rows.append([d, f"{last:,}", f"seed {r['seed']}", f"{b.t_score:.4f}", f"{a.t_score:.3f}",
@@ -239,7 +242,8 @@ def grok_section(results: list[dict], args, figs: Path) -> tuple[list[str], dict
               "threshold 0, last layer, at kept checkpoints and at step 0. Gap = trained − initial on the same "
               f"sentences; 95 % percentile bootstrap intervals over sentences ({args.boot} replicates, seed "
               f"{args.seed}); for the mean of seeds each replicate redraws every run's sentences, so the interval "
-              "is conditional on the seeds (their spread is the last column).", "",
+              "is conditional on the seeds (their spread is the last column). Per-seed rows: each run's last "
+              "kept checkpoint.", "",
               md_table(["layers", "step", "run", "t init", "t trained", "t gap [95 % CI]", "F1 init (%)",
                         "F1 trained (%)", "F1 gap, points [95 % CI]", "spread of the seeds' gaps"], gap_rows), "",
               "F1 of trees that ignore the model on the same sentences (mean over runs): " + ", ".join(
@@ -248,27 +252,28 @@ def grok_section(results: list[dict], args, figs: Path) -> tuple[list[str], dict
     # --- threshold sweep
     sweep_rows = []
     for d in depths:
-        for s in sorted(set.intersection(*[set(r["sweep"]) for r in by_depth[d]])):
-            for t in by_depth[d][0]["thresholds"]:
-                sc = [_scores(r, s, t) for r in by_depth[d]]
-                sweep_rows.append([d, f"{s:,}", t, f"{np.mean([x.t_score for x in sc]):.3f} ± "
-                                   f"{np.std([x.t_score for x in sc]):.3f}",
-                                   f"{100 * np.mean([x.f1 for x in sc]):.1f} ± {100 * np.std([x.f1 for x in sc]):.1f}"])
+        for s in sorted({s for r in by_depth[d] for s in r["sweep"]}):
+            runs = [r for r in by_depth[d] if s in r["sweep"]]
+            for t in runs[0]["thresholds"]:
+                sc = [_scores(r, s, t) for r in runs]
+                sweep_rows.append([d, f"{s:,}", len(runs), t, _mean_sd([x.t_score for x in sc], digits=3),
+                                   _mean_sd([x.f1 for x in sc], 100)])
     lines += ["### Threshold sweep", "",
               "The span mask starts at block *threshold* (0 = every block sees only the span; as the reference, "
               "0 .. depth/2). Same sentences as above; mean ± standard deviation over seeds.", "",
-              md_table(["layers", "step", "threshold", "t-score", "F1 (%)"], sweep_rows), ""]
+              md_table(["layers", "step", "seeds", "threshold", "t-score", "F1 (%)"], sweep_rows), ""]
     # --- shuffled-word control
     shuf_rows = []
     for d in depths:
-        for s in sorted(set.intersection(*[set(r["sweep"]) for r in by_depth[d]])):
-            t_g = [_scores(r, s).t_score for r in by_depth[d]]
-            t_s = [float(np.mean(r["per_step"][s]["shuffled_t"])) for r in by_depth[d]]
+        for s in sorted({s for r in by_depth[d] for s in r["sweep"]}):
+            runs = [r for r in by_depth[d] if s in r["sweep"]]
+            t_g = [_scores(r, s).t_score for r in runs]
+            t_s = [float(np.mean(r["per_step"][s]["shuffled_t"])) for r in runs]
             pairs = [(_scores(r, s), SentenceScores(r["per_step"][s]["shuffled_t"],
                                                     np.zeros((len(r["per_step"][s]["shuffled_t"]), 3))))
-                     for r in by_depth[d]]
+                     for r in runs]
             g = gap_intervals(pairs, n_boot=args.boot, seed=args.seed)
-            shuf_rows.append([d, f"{s:,}", f"{np.mean(t_g):.4g}", f"{np.mean(t_s):.4g}",
+            shuf_rows.append([d, f"{s:,}", len(runs), f"{np.mean(t_g):.4g}", f"{np.mean(t_s):.4g}",
                               _fmt_ci(g["t_gap"], g["t_lo"], g["t_hi"], digits=3 if s else 6),
                               " / ".join(f"{a / b:.2f}" for a, b in zip(t_g, t_s))])
     lines += ["### Against shuffled sentences", "",
@@ -276,41 +281,47 @@ def grok_section(results: list[dict], args, figs: Path) -> tuple[list[str], dict
               "with that scale but without the grammar's structure: the same model and sentences with their "
               "words in a seeded random order (threshold 0). A ratio near 1 means the model is as \"tree-like\" "
               "on word salad as on grammatical sentences.", "",
-              md_table(["layers", "step", "t (sentences)", "t (shuffled)", "difference, mean of seeds [95 % CI]",
-                        "ratio per seed"], shuf_rows), "",
+              md_table(["layers", "step", "seeds", "t (sentences)", "t (shuffled)",
+                        "difference, mean of seeds [95 % CI]", "ratio per seed"], shuf_rows), "",
               "(The interval pairs each sentence with its own shuffled version, bootstrap over sentences as "
               "above.)", ""]
     # --- correlation with generalization
-    gen_key = "test_gen_acc" if all("test_gen_acc" in r["final"] for r in results) else "gen_acc"
-    corr_rows, xs_t, xs_f, ys = [], [], [], []
+    corr_rows = []
     for r in results:
         fin = r["final"]
-        last = r["steps"][-1]
-        sc = _scores(r, last)
+        sc = _scores(r, r["steps"][-1]) if r["steps"][-1] else None
         corr_rows.append([r["name"], f"{fin['step']:,}", f"{fin['t_score']:.3f}", f"{100 * fin['f1']:.1f}",
-                          f"{sc.t_score:.3f}", f"{100 * sc.f1:.1f}", f"{fin.get('id_acc', float('nan')):.3f}",
-                          f"{fin[gen_key]:.3f}"])
-        xs_t.append(fin["t_score"])
-        xs_f.append(fin["f1"])
-        ys.append(fin[gen_key])
-    what = ("held-out generalization accuracy (`test_gen_acc`, first word of the question on "
-            f"{results[0]['final'].get('test_gen_n', '?')} held-out gen-split rows, scored once at the final step)"
-            if gen_key == "test_gen_acc" else
-            "generalization accuracy on the 200 evaluation rows of the gen split (`gen_acc`; the runs have not "
-            "reached their final step, where the held-out rows are scored)")
-    rho_t, r_t, p_t = spearman_perm(xs_t, ys)
-    rho_f, r_f, p_f = spearman_perm(xs_f, ys)
+                          f"{r['steps'][-1]:,}", "" if sc is None else f"{sc.t_score:.3f}",
+                          "" if sc is None else f"{100 * sc.f1:.1f}", f"{fin.get('id_acc', float('nan')):.3f}",
+                          f"{fin['gen_acc']:.3f}",
+                          f"{fin['test_gen_acc']:.3f}" if "test_gen_acc" in fin else "(not yet)"])
     lines += ["### Tree-structuredness and generalization", "",
-              f"Per run, at its last logged step: the logged t-score and F1 (50 sentences), the same at the last "
-              f"kept checkpoint on {n} sentences, and {what}.", "",
-              md_table(["run", "step", "t (log)", "F1 (log, %)", f"t ({n})", f"F1 ({n}, %)", "id acc", gen_key],
-                       corr_rows), "",
-              f"Across the n = {len(results)} runs: t-score vs {gen_key}: Spearman ρ = {rho_t:+.2f} (exact "
-              f"permutation p = {p_t:.2f}), Pearson r = {r_t:+.2f}; F1 vs {gen_key}: ρ = {rho_f:+.2f} "
-              f"(p = {p_f:.2f}), r = {r_f:+.2f}. Depth and seed vary together here: with two depths, a "
-              "correlation can come from the depth alone.", "",
-              "![scatter](figures/trees-grok-generalization.png)", ""]
-    plot_scatter(results, gen_key, figs / "trees-grok-generalization.png")
+              f"Per run, at its last logged step: the logged t-score and F1 ({results[0]['n_logged']} sentences), "
+              f"the same at its last kept checkpoint on {n} sentences, in-distribution and generalization accuracy "
+              "on the 200 evaluation rows, and held-out generalization accuracy (`test_gen_acc`: first word of "
+              f"the question on {results[0]['final'].get('test_gen_n', 1000)} held-out gen-split rows, scored once, "
+              "at the final step).", "",
+              md_table(["run", "last logged step", "t (log)", "F1 (log, %)", "checkpoint", f"t ({n})",
+                        f"F1 ({n}, %)", "id acc", "gen acc", "test_gen_acc"], corr_rows), ""]
+    status = {"complete": complete, "finished": [r["name"] for r in finished],
+              "reached": {r["name"]: r["final"]["step"] for r in results}, "n": len(finished),
+              "depth_gap": {f"{d}@{s}": g for (d, s), g in depth_gap.items()}}
+    if len(finished) >= 4:
+        xs_t = [r["final"]["t_score"] for r in finished]
+        xs_f = [r["final"]["f1"] for r in finished]
+        ys = [r["final"]["test_gen_acc"] for r in finished]
+        rho_t, r_t, p_t = spearman_perm(xs_t, ys)
+        rho_f, r_f, p_f = spearman_perm(xs_f, ys)
+        status.update(rho_t=rho_t, rho_f=rho_f, p_t=p_t, p_f=p_f)
+        lines += [f"Across the n = {len(finished)} finished runs: final t-score vs test_gen_acc: Spearman ρ = "
+                  f"{rho_t:+.2f} (exact permutation p = {p_t:.2f}), Pearson r = {r_t:+.2f}; final F1 vs "
+                  f"test_gen_acc: ρ = {rho_f:+.2f} (p = {p_f:.2f}), r = {r_f:+.2f}. Depth and seed vary together "
+                  "here: with two depths, a correlation can come from the depth alone.", "",
+                  "![scatter](figures/trees-grok-generalization.png)", ""]
+        plot_scatter(finished, "test_gen_acc", figs / "trees-grok-generalization.png")
+    else:
+        lines += [f"Only {len(finished)} run(s) had reached the final step, where the held-out rows are scored: "
+                  "too few for a correlation across runs (it needs at least 4); not computed.", ""]
     # --- consistency of the recomputation with the log
     diffs = []
     for r in results:
@@ -323,8 +334,6 @@ def grok_section(results: list[dict], args, figs: Path) -> tuple[list[str], dict
               f"Recomputed from the kept checkpoints, the logged sentences' t-score and F1 equal the logged values "
               f"at every step that has both ({len(diffs) // 2} run-steps; largest difference {max(diffs, default=0):.1e})."
               if diffs else "No kept checkpoint coincides with a logged step; the recomputation was not checked.", ""]
-    status = {"complete": complete, "reached": reached, "gen_key": gen_key, "rho_t": rho_t, "n": len(results),
-              "depth_gap": {f"{d}@{s}": g for (d, s), g in depth_gap.items()}}
     return lines, status
 
 
@@ -393,11 +402,11 @@ def setup_table(results: list[dict], args, runs_root: Path) -> list[str]:
     depths = "/".join(str(d) for d in sorted({r["layers"] for r in results}))
     seeds = len({r["seed"] for r in results})
     rows = [
-        ["task, data", f"question formation from our grammar (`lmscope data`): {info['data']['n_texts']:,} "
-         "training rows (declaratives and questions)",
-         "question formation, McCoy et al.'s `question.train` (structural-grokking repository)",
-         "same grammar family, our generator; data size: **scale** (the reference file is not in our copy, "
-         "so its size is not compared)"],
+        ["task, data", f"question formation from our weighted grammar after McCoy et al. (`lmscope data`, its "
+         f"own rule weights and vocabulary): {info['data']['n_texts']:,} training rows (declaratives and questions)",
+         "question formation, McCoy et al.'s data files (`question.train`)",
+         "data distribution: **not scale** (a re-implemented grammar); data size: **scale** (the reference "
+         "file is not in our copy, so its size is not compared)"],
         ["model", f"causal LM, post-LN, sinusoidal positions, d_model {m['d_model']}, {m['n_heads']} heads, "
          f"MLP {m['d_ff']}, {depths} layers, dropout {m['dropout']}",
          "causal LM (`create_lm`), d_model 512, 4 heads, 2–10 layers",
@@ -411,7 +420,8 @@ def setup_table(results: list[dict], args, runs_root: Path) -> list[str]:
          f"{ev['tree_sample']} logged per evaluation, {args.grok_n} at kept checkpoints",
          "training split, the same declaratives (period removed), 10,000 sampled per checkpoint",
          "sample size only (it sets the width of the intervals, which are given)"],
-        ["gold trees", "the grammar's binary trees", "`parse_question` of the reference", "same grammar"],
+        ["gold trees", "our grammar's derivation trees (binary)", "the reference's `parse_question` bracketing",
+         "**not scale**: another bracketing convention, so F1 values are not comparable with the paper's"],
         ["distance, score", "cosine; t-score = Σ over nodes of the chosen split's score minus a uniformly "
          "random split's (one draw per node, seeded), mean over sentences; F1 pooled over sentences",
          "cosine, `normalize=True` (the same one random split per node), mean over sentences; parseval F1",
@@ -419,11 +429,11 @@ def setup_table(results: list[dict], args, runs_root: Path) -> list[str]:
         ["layer, threshold", "last layer; threshold 0 along training, 0 .. depth/2 at kept checkpoints",
          "last layer (`layer_id=-1`); threshold 0 (structural grokking), 0 .. depth/2 (tree-projections "
          "paper)", "same"],
-        ["control", "the run's own initial model (step 0)", "training curves from the first checkpoint (3k)",
-         "ours adds the untrained point"],
+        ["controls", "the run's own initial model (step 0); the same sentences with shuffled words",
+         "training curves from the first checkpoint (3k)", "ours adds them (no effect on the scores)"],
         ["generalization", f"first word of the question, held-out gen rows ({ev.get('n_test', 0):,}), at the "
-         "final step", "first word of the question on `question.test`", "same measure; our gen split has two "
-         "different auxiliaries in every row"],
+         "final step", "first word of the question on `question.test`", "same measure; **not scale**: our gen split "
+         "keeps only rows whose two auxiliaries differ"],
     ]
     return ["## Setup against the papers", "",
             "*Characterizing Intrinsic Compositionality in Transformers with Tree Projections* (Murty et al., "
@@ -559,9 +569,11 @@ def write_page(doc: Path, args, grok_lines, setup_lines, status, bundled_lines) 
         regenerate_command(args),
         "```", ""]
     if status and not status["complete"]:
-        intro += [f"**Partial:** the runs had reached step {status['reached']:,} of their "
-                  f"{args.expected_steps:,} when this page was written; the numbers below are at the steps "
-                  "reached. Rerun the command above when the sweep has finished to complete them.", ""]
+        reached = ", ".join(f"{k} {v:,}" for k, v in status["reached"].items())
+        intro += [f"**Partial:** when this page was written the sweep was still training; steps reached of "
+                  f"{args.expected_steps:,}: {reached} (runs not listed had not started). The numbers below are at "
+                  "the steps reached. To complete them, let the sweep finish (the first command resumes it) and "
+                  "rerun the second command (add `--skip-bundled` to keep the bundled section as it is).", ""]
     text = "\n".join([
         *intro,
         kept("setup", setup_lines, "(setup table not generated yet: run with --grok-runs)"), "",
