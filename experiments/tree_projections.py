@@ -315,8 +315,8 @@ def grok_section(results: list[dict], args, figs: Path) -> tuple[list[str], dict
         status.update(rho_t=rho_t, rho_f=rho_f, p_t=p_t, p_f=p_f)
         lines += [f"Across the n = {len(finished)} finished runs: final t-score vs test_gen_acc: Spearman ρ = "
                   f"{rho_t:+.2f} (exact permutation p = {p_t:.2f}), Pearson r = {r_t:+.2f}; final F1 vs "
-                  f"test_gen_acc: ρ = {rho_f:+.2f} (p = {p_f:.2f}), r = {r_f:+.2f}. Depth and seed vary together "
-                  "here: with two depths, a correlation can come from the depth alone.", "",
+                  f"test_gen_acc: ρ = {rho_f:+.2f} (p = {p_f:.2f}), r = {r_f:+.2f}. Runs of both depths are pooled "
+                  "(the table shows each run).", "",
                   "![scatter](figures/trees-grok-generalization.png)", ""]
         plot_scatter(finished, "test_gen_acc", figs / "trees-grok-generalization.png")
     else:
