@@ -14,7 +14,9 @@ _EXPORTS = {
     **dict.fromkeys(["attention_sparsity", "dyck_closing_accuracy", "main_verb_index", "make_eval_fn", "pos_sequence",
                      "qf_first_word_accuracy", "tense_accuracy", "tense_correct", "tree_scores", "weight_norm"],
                     "metrics"),
-    **dict.fromkeys(["load_run"], "runs"),
+    **dict.fromkeys(["RunData", "checkpoint_steps", "initial_model", "load_run", "rebuild_run", "run_model"],
+                    "runs"),
+    **dict.fromkeys(["SentenceScores", "gap_intervals", "pooled_f1"], "treestats"),
     **dict.fromkeys(["GrokConfig", "grok_sweep_jobs", "grok_train", "sweep_run_name"], "run"),
 }
 __all__ = sorted(_EXPORTS)
