@@ -405,9 +405,9 @@ def play_games(capability: Capability | str, model: Oracle, evaluator: Evaluator
             path.parent.mkdir(parents=True, exist_ok=True)
             _append(path, header)
     memo = model if isinstance(model, Memo) else Memo(model)
-    result = GameResult(cap.name, header["model"]["spec"], ev.name, resources.to_dict(), seed,
+    result = GameResult(cap.name, header["model"]["spec"], ev.label, resources.to_dict(), seed,
                         transcript=str(path) if path else None)
-    bar = progress(total=n_games, desc=f"games ({ev.name})", quiet=quiet)
+    bar = progress(total=n_games, desc=f"games ({ev.label})", quiet=quiet)
     try:
         for i in range(n_games):
             prev = done.get(i)
@@ -448,7 +448,7 @@ def replay(transcript: str | os.PathLike) -> GameResult:
         seed = int(header["seed"])
     except (KeyError, TypeError, ValueError):
         raise LmscopeError(f"{transcript}: incomplete header") from None
-    result = GameResult(cap.name, header.get("model", {}).get("spec", "?"), ev.name, res.to_dict(), seed,
+    result = GameResult(cap.name, header.get("model", {}).get("spec", "?"), ev.label, res.to_dict(), seed,
                         transcript=str(transcript))
     for i in sorted(games):
         rec = games[i]
