@@ -245,3 +245,27 @@ def test_cli_ablation_options_need_the_adaptive_evaluator(capsys, tmp_path, extr
         main(["eval", "game", "--capability", "question-formation", "--model", "truth", "--evaluator", "adaptive",
               "--taxonomy", "bogus", "--transcript", str(tmp_path / "t.jsonl")])
     assert exit_.value.code == 2 and "invalid choice: 'bogus'" in capsys.readouterr().err
+
+
+def test_a_transcript_of_the_previous_question_formation_is_not_resumed(tmp_path):
+    """Version 2 of question formation draws other gen queries: games recorded under version 1 (no
+    version in the header) are refused rather than mixed in; other capabilities still resume."""
+    path = tmp_path / "t.jsonl"
+    cap = get_capability("question-formation")
+    play_games(cap, make_oracle("memorizer", cap), "fresh", Resources(8, 2, 2), 4, seed=0, transcript=path)
+    header, _ = read_transcript(path)
+    assert header["capability_version"] == 2
+    lines = path.read_text().splitlines()
+    old = json.loads(lines[0])
+    del old["capability_version"]
+    path.write_text("\n".join([json.dumps(old)] + lines[1:]) + "\n")
+    with pytest.raises(LmscopeError, match="capability_version differs"):
+        play_games(cap, make_oracle("memorizer", cap), "fresh", Resources(8, 2, 2), 4, seed=0, transcript=path)
+    arith, path2 = get_capability("arithmetic"), tmp_path / "a.jsonl"
+    play_games(arith, make_oracle("heuristic", arith), "fresh", Resources(8, 2, 2), 4, seed=0, transcript=path2)
+    lines = path2.read_text().splitlines()
+    old = json.loads(lines[0])
+    del old["capability_version"]
+    path2.write_text("\n".join([json.dumps(old)] + lines[1:]) + "\n")
+    res = play_games(arith, make_oracle("heuristic", arith), "fresh", Resources(8, 2, 2), 6, seed=0, transcript=path2)
+    assert res.stats()["n"] == 6

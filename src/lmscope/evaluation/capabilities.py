@@ -45,6 +45,7 @@ class Capability:
     kinds: tuple[str, ...] = ()  # every value of kind(query)
     gen_fraction = 0.25
     max_answer_tokens = 32  # generation budget of LM oracles
+    version = 1  # raised when the queries a seed draws change; a transcript of another version is not resumed
 
     # -- to implement ---------------------------------------------------------------------------
     def sample(self, rng: np.random.Generator, split: str) -> str:
@@ -113,7 +114,7 @@ class Capability:
 
     def describe(self) -> dict:
         return {"name": self.name, "description": self.description, "gen_fraction": self.gen_fraction,
-                "kinds": list(self.kinds)}
+                "kinds": list(self.kinds), "version": self.version}
 
 
 # ------------------------------------------------------------------------------------------ arithmetic
@@ -443,6 +444,7 @@ class QuestionFormation(_GrammarCapability):
     instruction = "Turn the sentence into a yes/no question."
     kinds = ("subj-none", "subj-pp", "subj-rc")
     mode, suite, marker = "aux", "question-formation", "quest"
+    version = 2  # 2: gen is the suite's gen split (the two auxiliaries differ)
 
     def _in_gen(self, clause):
         """The suite's split of a sentence: True for gen (a relative clause on the subject with an auxiliary

@@ -331,15 +331,14 @@ class AdaptiveEvaluator(Evaluator):
         left = list(choices)
         wrong = 0
         for r in range(res.rounds):
-            qs = []
-            for _ in range(res.queries_per_round):
-                if not left:
-                    break
-                score = np.round(failure_scores(answered, left), 12)  # ties up to rounding
-                top = np.flatnonzero(score == score.max())
-                qs.append(left.pop(int(top[int(rng.integers(len(top)))])))
-            if not qs:
+            if not left:
                 break
+            # one fit per round (the evidence changes only with the answers); the highest scores are
+            # asked, ties (up to rounding) in a random order
+            score = np.round(failure_scores(answered, left), 12)
+            order = np.lexsort((rng.permutation(len(left)), -score))
+            qs = [left[int(i)] for i in order[:res.queries_per_round]]
+            left = [q for q in left if q not in set(qs)]
             answers = ch.ask(qs, r)
             flags = [not cap.is_correct(q, a) for q, a in zip(qs, answers)]
             answered += list(zip(qs, flags))
