@@ -132,6 +132,7 @@ def test_failure_scores_learn_a_planted_word():
     assert p[::2].min() > p[1::2].max()
     assert text_features("a b a") == ["0=a", "1=b", "2=a", "a", "b"]
     assert np.all(failure_scores([], fresh) == 0.5)
+    assert np.all(failure_scores([(q, False) for q, _ in answered], fresh) == 0.5)  # one outcome: no ranking
 
 
 def test_shuffled_taxonomy_is_a_seeded_permutation_of_the_labels():

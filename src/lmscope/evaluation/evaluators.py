@@ -210,9 +210,11 @@ def text_features(query: str) -> list[str]:
 
 def failure_scores(answered: list[tuple[str, bool]], candidates: list[str], l2: float = FAILURE_L2) -> np.ndarray:
     """P(wrong) of each candidate query from the queries answered so far, by an L2-penalized logistic
-    regression on :func:`text_features` (the features seen among the answered queries). With nothing
-    answered, or no failure yet, every candidate has the same score where their features are unseen."""
-    if not answered:
+    regression on :func:`text_features` (the features seen among the answered queries). Until both a
+    right and a wrong answer have been seen there is nothing to tell apart, and every candidate scores
+    0.5 (a regression fitted on one outcome would only rank queries by how many unseen words they have,
+    which favours short ones)."""
+    if len({bool(bad) for _, bad in answered}) < 2:
         return np.full(len(candidates), 0.5)
     names = sorted({f for q, _ in answered for f in text_features(q)})
     col = {f: i + 1 for i, f in enumerate(names)}
