@@ -67,11 +67,11 @@ def fmt(s: dict) -> list[str]:
             f"{s['p_model_given_model']:.2f}", f"{s['p_model_given_truth']:.2f}", str(s["n"])]
 
 
-def train_small(run: Path, steps: int, seed: int, log) -> dict:
+def train_small(run: Path, steps: int, seed: int, log, stop_at: int | None = None) -> dict:
     from lmscope.grokking import grok_train
 
     t0 = time.time()
-    res = grok_train(CAP, run, **{**TRAIN, "steps": steps}, seed=seed, quiet=True)
+    res = grok_train(CAP, run, **{**TRAIN, "steps": steps}, seed=seed, quiet=True, stop_after=stop_at)
     log(f"small transformer seed {seed}: step {res['step']} in {time.time() - t0:.0f} s, "
         f"last metrics {res['last_metrics']}")
     return res
@@ -115,8 +115,14 @@ def main(argv=None) -> int:
     ap.add_argument("--small-games", type=int, default=60, help="games per point, small transformer (default 60)")
     ap.add_argument("--lm-games", type=int, default=20, help="games per point, SmolLM2 (default 20)")
     ap.add_argument("--steps", type=int, default=TRAIN["steps"], help="training steps of the small transformers")
+    ap.add_argument("--stop-at", type=int, default=None,
+                    help="train the small transformers only to this step of their --steps schedule (resumable "
+                         "later; a multiple of the checkpoint interval, 1000)")
     ap.add_argument("--train-seeds", default="0,1", help="training seeds of the small transformers (default 0,1)")
     ap.add_argument("--seeds", default="0,1,2", help="game seeds of the seed tables (default 0,1,2)")
+    ap.add_argument("--small-seeds", default=None, help="game seeds of case 2's seed table (default: --seeds)")
+    ap.add_argument("--small-values", default=",".join(map(str, SAMPLES)),
+                    help="sample budgets of case 2's profiles (default 4,8,16,32,64,128)")
     ap.add_argument("--lm", default="local:smollm2-135m")
     ap.add_argument("--no-lm", action="store_true", help="leave SmolLM2 out (the page says so)")
     args = ap.parse_args(argv)
@@ -128,6 +134,8 @@ def main(argv=None) -> int:
     figs.mkdir(parents=True, exist_ok=True)
     train_seeds = [int(v) for v in args.train_seeds.split(",")]
     seeds = [int(v) for v in args.seeds.split(",")]
+    small_seeds = [int(v) for v in (args.small_seeds or args.seeds).split(",")]
+    small_values = [int(v) for v in args.small_values.split(",")]
 
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
@@ -157,17 +165,17 @@ def main(argv=None) -> int:
     trained, smalls = {}, {}
     for s in train_seeds:
         run = runs / f"small-qf-l2-seed{s}"
-        trained[s] = train_small(run, args.steps, s, log)
+        trained[s] = train_small(run, args.steps, s, log, stop_at=args.stop_at)
         smalls[s] = (f"small transformer (seed {s})", run)
     timings["training"] = time.time() - t0
     t0 = time.time()
     tables, seeds2, acc = [], {}, {}
     for s, (name, run) in smalls.items():
         oracle = Memo(make_oracle(f"small:{run}", cap2))
-        tables.append(profile(cap2, {name: oracle}, PROFILE_EVALUATORS, "samples", SAMPLES, Resources(4, 2, 2),
+        tables.append(profile(cap2, {name: oracle}, PROFILE_EVALUATORS, "samples", small_values, Resources(4, 2, 2),
                               args.small_games, seed=0, transcripts=runs / f"case2-small-seed{s}", quiet=True,
                               log=log).table)
-        seeds2[name] = seed_table(cap2, oracle, f"small-seed{s}", SEED_EVALUATORS, base, args.small_games, seeds,
+        seeds2[name] = seed_table(cap2, oracle, f"small-seed{s}", SEED_EVALUATORS, base, args.small_games, small_seeds,
                                   runs / "case2-seeds", log)
         acc[name] = accuracy(cap, cap2, oracle, oracle, 400)
     timings["small profiles"] = time.time() - t0
@@ -195,7 +203,8 @@ def main(argv=None) -> int:
                  figs / "profile.png", "samples",
                  f"{smalls[train_seeds[0]][0]}, question formation, first word (2 rounds x 2 queries)")
     both = pd.concat(tables + ([smol.table] if smol is not None else []), ignore_index=True)
-    write_doc(doc, args, case1, seeds1, prof1, both, seeds2, acc, trained, timings, cache, example, runs, seeds)
+    write_doc(doc, args, case1, seeds1, prof1, both, seeds2, acc, trained, timings, cache, example, runs, seeds,
+              small_seeds)
     print(f"wrote {doc}")
     return 0
 
@@ -230,7 +239,7 @@ SETUP = [
 
 
 def write_doc(doc, args, case1, seeds1, prof1, table2, seeds2, acc, trained, timings, cache, example, runs,
-              seeds) -> None:
+              seeds, small_seeds) -> None:
     def cell(s):
         text = f"{s['advantage']:.2f} [{s['ci_low']:.2f}, {s['ci_high']:.2f}]"
         return text + (f" (signed {s['signed_advantage']:+.2f})" if s["signed_advantage"] < 0 else "")
@@ -245,14 +254,20 @@ def write_doc(doc, args, case1, seeds1, prof1, table2, seeds2, acc, trained, tim
         return md_table(["model", "evaluator"] + [f"samples {c}" for c in cols], rows)
 
     def seed_rows(label, table):
-        return [[label, e] + [cell(by[s]) for s in seeds] for e, by in table.items()]
+        return [[label, e] + [cell(v) for v in by.values()] for e, by in table.items()]
 
     def pct(k, n):
         lo, hi = wilson(k, n)
         return f"{100 * k / n:.0f} % [{100 * lo:.0f}, {100 * hi:.0f}]"
 
+    small_values = sorted(set(int(v) for v in table2["value"]))
     cmd = "PYTHONPATH=src .venv/bin/python experiments/pseudointelligence.py"
-    ran = cmd + (" --no-lm" if args.no_lm else "")
+    ran = " ".join([cmd] + (["--no-lm"] if args.no_lm else [])
+                   + ([f"--stop-at {args.stop_at}"] if args.stop_at else [])
+                   + ([f"--train-seeds {args.train_seeds}"] if args.train_seeds != "0,1" else [])
+                   + ([f"--small-games {args.small_games}"] if args.small_games != 60 else [])
+                   + ([f"--small-values {args.small_values}"] if small_values != SAMPLES else [])
+                   + ([f"--small-seeds {args.small_seeds}"] if args.small_seeds else []))
     t = TRAIN | {"steps": args.steps}
     train_cmd = (f"lmscope grok train --task question-formation --layers {t['layers']} --steps {t['steps']} "
                  f"--lr {t['lr']} --batch-size {t['batch_size']} --n-train {t['n_train']} --eval-every "
@@ -336,7 +351,11 @@ def write_doc(doc, args, case1, seeds1, prof1, table2, seeds2, acc, trained, tim
         "## Case 2: small transformers (and SmolLM2-135M) on the first word",
         "",
         f"The small transformers, one per training seed: `{train_cmd}` (d = 64, {timings['training'] / 60:.1f} "
-        "min here for all of them, resumed if present). Their last evaluation rows (200 rows per split): "
+        "min here for all of them, resumed if present)"
+        + (f"; this revision trained them only to step {args.stop_at} of that schedule (`--stop-at "
+           f"{args.stop_at}`: CPU time on a machine shared with a training sweep), the checkpoint the games use"
+           if args.stop_at else "")
+        + ". Their last evaluation rows (200 rows per split): "
         + "; ".join(f"seed {s}: first-word accuracy in distribution {r['last_metrics'].get('id_acc')}, on the "
                     f"gen split {r['last_metrics'].get('gen_acc')}, fronts the first auxiliary on gen "
                     f"{r['last_metrics'].get('gen_first_aux')}" for s, r in trained.items()) + ".",
@@ -358,16 +377,17 @@ def write_doc(doc, args, case1, seeds1, prof1, table2, seeds2, acc, trained, tim
         f"small transformers, {args.lm_games} for SmolLM2; seed 0):",
         "",
         f"    lmscope eval profile --capability question-formation-aux --model small:{runs}/small-qf-l2-seed0 \\",
-        "        --evaluator fresh,adaptive,discriminator --values 4,8,16,32,64,128 --rounds 2 --queries 2 \\",
+        f"        --evaluator fresh,adaptive,discriminator --values {','.join(map(str, small_values))} --rounds 2 "
+        "--queries 2 \\",
         f"        --games {args.small_games} --out runs/pseudointelligence/case2-cli   # --taxonomy / --no-probe",
         "",
         piv(table2),
         "",
         "![profile](figures/pseudointelligence/profile.png)",
         "",
-        f"At 32 samples, rerun with game seeds {', '.join(map(str, seeds))} ({args.small_games} games each):",
+        f"At 32 samples, rerun with game seeds {', '.join(map(str, small_seeds))} ({args.small_games} games each):",
         "",
-        md_table(["model", "evaluator"] + [f"seed {s}" for s in seeds],
+        md_table(["model", "evaluator"] + [f"seed {s}" for s in small_seeds],
                  [row for name, tab in seeds2.items() for row in seed_rows(name, tab)]),
         "",
     ]
