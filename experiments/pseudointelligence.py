@@ -233,9 +233,9 @@ SETUP = [
      "shuffled among its queries, or none (a logistic regression on the words of answered queries)",
      "none given", "design: the full taxonomy hands the evaluator the rule; the `none` rows follow the "
      "framework"),
-    ("coin", "fair, in pairs of opposite coins (seeded order)", "fair coin", "variance only: a constant guess "
-     "scores exactly 0"),
-    ("advantage", "|P(says model | g) − P(says model | μ)|, 95 % bootstrap interval over coin pairs; signed "
+    ("coin", "fair, in pairs of opposite coins (seeded order)", "fair coin", "design, variance only: a constant "
+     "guess scores exactly 0"),
+    ("advantage", "\\|P(says model \\| g) − P(says model \\| μ)\\|, 95 % bootstrap interval over coin pairs; signed "
      "value beside it", "the same definition; no estimator", "an interval is ours"),
     ("pseudointelligence claim", "the advantage of each evaluator we run (a lower bound on the class's best)",
      "(ε, 𝓔)-pseudointelligent: no evaluator in 𝓔 beats ε", "scale: a handful of evaluators, not the "
@@ -302,8 +302,9 @@ def write_doc(doc, args, case1, seeds1, prof1, table2, seeds2, acc, trained, tim
         "Differences marked *design* are ours and are ablated on this page (the adaptive evaluator without "
         "its categories or its probes); *scale* marks what a CPU run cannot match.",
         "",
-        f"Regenerate everything (~{sum(timings.values()) / 60:.0f} min on 2 CPU cores for what this revision "
-        f"ran: `{ran}`; without `--no-lm` SmolLM2 is rerun too, ~25 min more): `{cmd}`. Transcripts of every "
+        f"Regenerate everything: `{cmd}` (case 1 takes ~6 min on 2 shared CPU cores; case 2 trains the small "
+        "transformers, 10,000 steps each, and runs SmolLM2, about an hour per transformer and SmolLM2 together "
+        f"there). This revision ran `{ran}` ({sum(timings.values()) / 60:.1f} min here). Transcripts of every "
         f"game are written under `{runs}/` (gitignored); each replays without the model, e.g. "
         f"`lmscope eval game --replay {runs}/case1/memorizer__static__s32-r2-q2.jsonl`. The small "
         "transformers are trained on one CPU thread (`torch.set_num_threads(1)` in the script): their "
