@@ -17,7 +17,8 @@ Every game is kept in a JSONL transcript under --runs (gitignored; each replays 
 one CPU thread: their weights depend on the thread count), and the LM's answers are kept in
 lmscope's LM cache, so a rerun costs only the games.
 
-    PYTHONPATH=src .venv/bin/python experiments/pseudointelligence.py      # ~45 min on 2 CPU cores
+    PYTHONPATH=src .venv/bin/python experiments/pseudointelligence.py      # case 1 ~6 min; case 2 hours
+    PYTHONPATH=src .venv/bin/python experiments/pseudointelligence.py --case1-only
 """
 
 from __future__ import annotations
