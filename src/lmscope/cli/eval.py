@@ -102,14 +102,14 @@ def _resources(args, **override):
 def _evaluator(args, name):
     from lmscope.evaluation import make_evaluator
 
-    # threshold None: the evaluator's own default; taxonomy / probe reach the adaptive evaluator only
+    # threshold None: the evaluator's own default; taxonomy and probe reach the adaptive evaluator only
     return make_evaluator(name, threshold=args.threshold, taxonomy=args.taxonomy, probe=not args.no_probe)
 
 
 def _check_adaptive_options(args, names) -> None:
     if (args.taxonomy != "full" or args.no_probe) and "adaptive" not in names:
-        flag = "--no-probe" if args.no_probe else "--taxonomy"
-        raise LmscopeError(f"{flag} changes the adaptive evaluator only; add --evaluator adaptive")
+        raise LmscopeError(f"{'--no-probe' if args.no_probe else '--taxonomy'} changes the adaptive evaluator "
+                           "only; add --evaluator adaptive")
 
 
 def cmd_eval_game(args) -> None:
@@ -182,8 +182,7 @@ def cmd_eval_profile(args) -> None:
                                      MARKER))
     resource = {"queries": "queries_per_round"}.get(args.vary, args.vary)
     values = int_list(args.values, "--values")
-    names = [name for spec in args.evaluator for name in name_list(spec, "--evaluator")]
-    _check_adaptive_options(args, names)
+    _check_adaptive_options(args, names := [n for spec in args.evaluator for n in name_list(spec, "--evaluator")])
     evaluators = [_evaluator(args, name) for name in names]
     base = _resources(args)
     out = Path(args.out)
@@ -227,13 +226,10 @@ def _game_options(p) -> None:
                         "discriminator, responses it classifies as the model's (positive log-odds); without "
                         "--threshold it says 'model' when the summed log-odds of all its responses are positive")
     p.add_argument("--taxonomy", choices=["full", "none", "shuffled"], default="full",
-                   help="the query categories the adaptive evaluator learns over: full (the capability's own "
-                        "kinds, default), shuffled (the same labels permuted among its sampled queries, seeded) "
-                        "or none (no categories: a regression on the words of the queries it saw answered predicts "
-                        "which fail)")
-    p.add_argument("--no-probe", action="store_true",
-                   help="the adaptive evaluator does not probe the model before the game; it learns only from "
-                        "the game's own answers")
+                   help="the adaptive evaluator's query categories: the capability's kinds (default), shuffled "
+                        "among its queries (seeded), or none (it learns from the queries' words)")
+    p.add_argument("--no-probe", action="store_true", help="the adaptive evaluator does not probe the model "
+                                                           "before the game")
     p.add_argument("--games", type=positive_int, default=100, help="games, each with a hidden fair coin (default 100)")
     p.add_argument("--seed", type=seed, default=0, help="seed of the coins and the evaluators (default 0)")
     p.add_argument("--on-error", choices=["continue", "stop"], default="stop",
