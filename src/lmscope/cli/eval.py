@@ -102,7 +102,14 @@ def _resources(args, **override):
 def _evaluator(args, name):
     from lmscope.evaluation import make_evaluator
 
-    return make_evaluator(name, threshold=args.threshold)  # None: the evaluator's own default
+    # threshold None: the evaluator's own default; taxonomy and probe reach the adaptive evaluator only
+    return make_evaluator(name, threshold=args.threshold, taxonomy=args.taxonomy, probe=not args.no_probe)
+
+
+def _check_adaptive_options(args, names) -> None:
+    if (args.taxonomy != "full" or args.no_probe) and "adaptive" not in names:
+        raise LmscopeError(f"{'--no-probe' if args.no_probe else '--taxonomy'} changes the adaptive evaluator "
+                           "only; add --evaluator adaptive")
 
 
 def cmd_eval_game(args) -> None:
@@ -121,6 +128,7 @@ def cmd_eval_game(args) -> None:
     if missing:
         raise LmscopeError(f"give {', '.join(missing)} (or --replay TRANSCRIPT); `lmscope eval list` lists them")
     cap = get_capability(args.capability)
+    _check_adaptive_options(args, [args.evaluator])
     evaluator = _evaluator(args, args.evaluator)
     resources = _resources(args)
     evaluator.check(cap, resources)
@@ -133,7 +141,7 @@ def cmd_eval_game(args) -> None:
         transcript = Path(args.out) / "transcript.jsonl"
     else:
         r = resources
-        transcript = Path("lmscope-games") / (f"{cap.name}__{model_label(args.model)}__{evaluator.name}__"
+        transcript = Path("lmscope-games") / (f"{cap.name}__{model_label(args.model)}__{evaluator.label}__"
                                               f"s{r.samples}-r{r.rounds}-q{r.queries_per_round}__seed{args.seed}.jsonl")
     factory, opened = _game_lms(args)
     try:
@@ -174,7 +182,8 @@ def cmd_eval_profile(args) -> None:
                                      MARKER))
     resource = {"queries": "queries_per_round"}.get(args.vary, args.vary)
     values = int_list(args.values, "--values")
-    evaluators = [_evaluator(args, name) for spec in args.evaluator for name in name_list(spec, "--evaluator")]
+    _check_adaptive_options(args, names := [n for spec in args.evaluator for n in name_list(spec, "--evaluator")])
+    evaluators = [_evaluator(args, name) for name in names]
     base = _resources(args)
     out = Path(args.out)
     factory, opened = _game_lms(args)
@@ -216,6 +225,11 @@ def _game_options(p) -> None:
                    help="wrong (or judged wrong) answers at which an evaluator says 'model' (default 1); for the "
                         "discriminator, responses it classifies as the model's (positive log-odds); without "
                         "--threshold it says 'model' when the summed log-odds of all its responses are positive")
+    p.add_argument("--taxonomy", choices=["full", "none", "shuffled"], default="full",
+                   help="the adaptive evaluator's query categories: the capability's kinds (default), shuffled "
+                        "among its queries (seeded), or none (it learns from the queries' words)")
+    p.add_argument("--no-probe", action="store_true", help="the adaptive evaluator does not probe the model "
+                                                           "before the game")
     p.add_argument("--games", type=positive_int, default=100, help="games, each with a hidden fair coin (default 100)")
     p.add_argument("--seed", type=seed, default=0, help="seed of the coins and the evaluators (default 0)")
     p.add_argument("--on-error", choices=["continue", "stop"], default="stop",

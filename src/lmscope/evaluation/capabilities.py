@@ -45,6 +45,7 @@ class Capability:
     kinds: tuple[str, ...] = ()  # every value of kind(query)
     gen_fraction = 0.25
     max_answer_tokens = 32  # generation budget of LM oracles
+    version = 1  # raised when the queries a seed draws change; a transcript of another version is not resumed
 
     # -- to implement ---------------------------------------------------------------------------
     def sample(self, rng: np.random.Generator, split: str) -> str:
@@ -113,7 +114,7 @@ class Capability:
 
     def describe(self) -> dict:
         return {"name": self.name, "description": self.description, "gen_fraction": self.gen_fraction,
-                "kinds": list(self.kinds)}
+                "kinds": list(self.kinds), "version": self.version}
 
 
 # ------------------------------------------------------------------------------------------ arithmetic
@@ -425,7 +426,7 @@ class _GrammarCapability(Capability):
     def sample(self, rng, split):
         while True:
             clause = G.sample_clause(rng)
-            if self._in_gen(clause) == (split == "gen"):
+            if self._in_gen(clause) == (split == "gen"):  # None (in neither split) is never drawn
                 return " ".join(leaves(G.clause_tree(clause, self.mode)))
 
     def _words(self, query: str) -> list[str]:
@@ -438,14 +439,18 @@ class _GrammarCapability(Capability):
 class QuestionFormation(_GrammarCapability):
     name = "question-formation"
     description = ("declarative -> yes/no question by fronting the main auxiliary (the question-formation "
-                   "suite of lmscope.data); gen: a relative clause on the subject, so the first auxiliary is "
-                   "not the main one")
+                   "suite of lmscope.data); gen: a relative clause on the subject whose auxiliary is another "
+                   "word than the main one, so fronting the first auxiliary never gives the right first word")
     instruction = "Turn the sentence into a yes/no question."
     kinds = ("subj-none", "subj-pp", "subj-rc")
     mode, suite, marker = "aux", "question-formation", "quest"
+    version = 2  # 2: gen is the suite's gen split (the two auxiliaries differ)
 
     def _in_gen(self, clause):
-        return isinstance(clause.subj.mod, G.RC)
+        """The suite's split of a sentence: True for gen (a relative clause on the subject with an auxiliary
+        other than the main one), False for id (no relative clause on the subject), None for neither (a
+        relative clause on the subject with the main auxiliary's word; never drawn)."""
+        return G._qf_generalizes(clause)
 
     def answer(self, query):
         return " ".join(G.hierarchical_question(self.tree(query))) + " ?"
@@ -484,7 +489,7 @@ class QuestionFormationAux(QuestionFormation):
     name = "question-formation-aux"
     description = ("question formation judged by the first word of the question only: the auxiliary a "
                    "yes/no question starts with (the grokking papers' metric); gen: a relative clause on "
-                   "the subject")
+                   "the subject with another auxiliary than the main one (the linear rule is always wrong)")
     instruction = "Which auxiliary (do, does, don't, doesn't) starts the yes/no question of this sentence?"
     max_answer_tokens = 8
 

@@ -31,6 +31,12 @@ The evaluators (:data:`EVALUATORS`):
     the kinds most likely to fail, and updates the posterior with the answers (follow-ups concentrate
     where errors appear). It never asks a probed query again: it learns kinds, not answers. With
     ``samples = rounds x queries`` it has nothing to learn from or choose among and is ``fresh``.
+    Its kinds are the capability's own categories, which for question formation are the very split
+    the generalization rule turns on; the ablations take that away: ``taxonomy="shuffled"`` permutes
+    the category labels among its sampled queries (seeded), ``taxonomy="none"`` gives it no
+    categories (a logistic regression on the words of the queries it saw answered predicts which
+    unused ones fail), and
+    ``probe=False`` drops the pre-game probes (it learns only from the game's own answers).
 ``discriminator``
     poses its ``samples`` queries to g and fits a logistic regression (L2) that tells g's responses
     from μ's by cheap checks of the response (:meth:`Capability.checks`, crossed with the query
@@ -131,6 +137,11 @@ class Evaluator:
         _check_threshold(threshold)
         self.threshold = int(threshold)
 
+    @property
+    def label(self) -> str:
+        """The name of this evaluator with its options where they change what it is (tables, file names)."""
+        return self.name
+
     def options(self) -> dict:
         return {"threshold": self.threshold}
 
@@ -185,29 +196,112 @@ class FreshEvaluator(Evaluator):
         return self._ask_known(cap, res, ch, cap.sample_queries(rng, res.queries, "mix"))
 
 
+TAXONOMIES = ("full", "none", "shuffled")
+
+
+FAILURE_L2 = 1.0
+
+
+def text_features(query: str) -> list[str]:
+    """Task-agnostic features of a query's text: each word, and each word at its position ("3=who")."""
+    words = query.split()
+    return sorted(set(words) | {f"{i}={w}" for i, w in enumerate(words)})
+
+
+def failure_scores(answered: list[tuple[str, bool]], candidates: list[str], l2: float = FAILURE_L2) -> np.ndarray:
+    """P(wrong) of each candidate query from the queries answered so far, by an L2-penalized logistic
+    regression on :func:`text_features` (the features seen among the answered queries). Until both a
+    right and a wrong answer have been seen there is nothing to tell apart, and every candidate scores
+    0.5 (a regression fitted on one outcome would only rank queries by how many unseen words they have,
+    which favours short ones)."""
+    if len({bool(bad) for _, bad in answered}) < 2:
+        return np.full(len(candidates), 0.5)
+    names = sorted({f for q, _ in answered for f in text_features(q)})
+    col = {f: i + 1 for i, f in enumerate(names)}
+
+    def design(queries):
+        X = np.zeros((len(queries), len(names) + 1))
+        X[:, 0] = 1.0
+        for r, q in enumerate(queries):
+            for f in text_features(q):
+                if f in col:
+                    X[r, col[f]] = 1.0
+        return X
+
+    y = np.array([float(bad) for _, bad in answered])
+    w = fit_logistic(design([q for q, _ in answered]), y, l2)
+    return 1 / (1 + np.exp(-np.clip(design(candidates) @ w, -30, 30)))
+
+
 class AdaptiveEvaluator(Evaluator):
+    """See the module docstring; ``taxonomy`` and ``probe`` are the ablations of what it is handed.
+
+    ``taxonomy="full"``: it groups queries by the capability's own categories (``cap.kind``), which for
+    the grammar tasks are the very split the generalization rule turns on. ``"shuffled"``: the same
+    category names and sizes, but the labels of its sampled queries are permuted at random (seeded by
+    the game), so a category no longer says anything about the query. ``"none"``: it is given no
+    categories (it never calls ``cap.kind``) and scores each unused query by a logistic regression,
+    fitted on the queries it has seen answered (probes and earlier rounds), that predicts a wrong
+    answer from the query's words and words-at-positions (:func:`failure_scores`), the features any
+    text has. ``probe=False``: no pre-game probes of g; every sample is a candidate
+    query and it learns only from the answers of the game itself.
+    """
+
     name = "adaptive"
-    description = "learns from probes of the model which query kinds fail, then asks and follows up there"
+    description = ("learns from probes of the model which query kinds fail, then asks and follows up there "
+                   "(ablations: --taxonomy none|shuffled, --no-probe)")
     uses = ("probe",)
+
+    def __init__(self, threshold: int | None = 1, taxonomy: str = "full", probe: bool = True):
+        super().__init__(threshold)
+        if taxonomy not in TAXONOMIES:
+            raise LmscopeError(f"unknown taxonomy {taxonomy!r} (--taxonomy); choose one of {', '.join(TAXONOMIES)}")
+        if not isinstance(probe, (bool, np.bool_)):
+            raise LmscopeError(f"probe must be true or false, got {probe!r}")
+        self.taxonomy, self.probe = taxonomy, bool(probe)
+
+    @property
+    def label(self) -> str:
+        return "-".join([self.name] + ([self.taxonomy] if self.taxonomy != "full" else [])
+                        + ([] if self.probe else ["noprobe"]))
+
+    def options(self):
+        opts: dict = {"threshold": self.threshold}
+        if self.taxonomy != "full":
+            opts["taxonomy"] = self.taxonomy
+        if not self.probe:
+            opts["probe"] = False
+        return opts
 
     def check(self, cap, res):
         self._need_known(res, res.samples, "its samples, --samples")
 
+    def categories(self, cap: Capability, queries: list[str], rng: np.random.Generator) -> dict[str, str]:
+        """query -> the category this evaluator files it under (``full`` or ``shuffled``)."""
+        kinds = [cap.kind(q) for q in queries]
+        if self.taxonomy == "shuffled":
+            kinds = [kinds[int(i)] for i in rng.permutation(len(kinds))]
+        return dict(zip(queries, kinds))
+
     def play(self, cap, res, rng, ch):
         pool = cap.sample_queries(rng, res.samples, "mix")
-        n_probe = (res.samples - res.queries) // 2
+        n_probe = (res.samples - res.queries) // 2 if self.probe else 0
         probes, choices = pool[:n_probe], pool[n_probe:]
+        answered: list[tuple[str, bool]] = []  # (query, wrong) of every probe and asked query
+        if probes:
+            answered += [(q, not cap.is_correct(q, a)) for q, a in zip(probes, ch.probe(probes))]
+        if self.taxonomy == "none":
+            return self._play_untold(cap, res, rng, ch, answered, choices)
+        label = self.categories(cap, pool, rng)
         fail = dict.fromkeys(cap.kinds, 0)
         seen = dict.fromkeys(cap.kinds, 0)
-        if probes:
-            for q, a in zip(probes, ch.probe(probes)):
-                k = cap.kind(q)
-                seen[k] += 1
-                fail[k] += not cap.is_correct(q, a)
+        for q, bad in answered:
+            seen[label[q]] += 1
+            fail[label[q]] += bad
         ch.note(learned={k: [fail[k], seen[k]] for k in cap.kinds if seen[k]})
         left: dict[str, list[str]] = {}
         for q in choices:
-            left.setdefault(cap.kind(q), []).append(q)
+            left.setdefault(label[q], []).append(q)
         wrong = 0
         for r in range(res.rounds):
             qs = []
@@ -225,10 +319,33 @@ class AdaptiveEvaluator(Evaluator):
             answers = ch.ask(qs, r)
             flags = [not cap.is_correct(q, a) for q, a in zip(qs, answers)]
             for q, bad in zip(qs, flags):
-                seen[cap.kind(q)] += 1
-                fail[cap.kind(q)] += bad
+                seen[label[q]] += 1
+                fail[label[q]] += bad
             wrong += sum(flags)
-            ch.note(round=r, wrong=flags, kinds=[cap.kind(q) for q in qs])
+            ch.note(round=r, wrong=flags, kinds=[label[q] for q in qs])
+            if wrong >= self.threshold:
+                return "model"
+        return "truth"
+
+    def _play_untold(self, cap, res, rng, ch, answered, choices) -> str:
+        """The ``none`` taxonomy: no categories; the text of the queries answered so far predicts failures."""
+        ch.note(learned={"probes": len(answered), "wrong": sum(bad for _, bad in answered)})
+        left = list(choices)
+        wrong = 0
+        for r in range(res.rounds):
+            if not left:
+                break
+            # one fit per round (the evidence changes only with the answers); the highest scores are
+            # asked, ties (up to rounding) in a random order
+            score = np.round(failure_scores(answered, left), 12)
+            order = np.lexsort((rng.permutation(len(left)), -score))
+            qs = [left[int(i)] for i in order[:res.queries_per_round]]
+            left = [q for q in left if q not in set(qs)]
+            answers = ch.ask(qs, r)
+            flags = [not cap.is_correct(q, a) for q, a in zip(qs, answers)]
+            answered += list(zip(qs, flags))
+            wrong += sum(flags)
+            ch.note(round=r, wrong=flags)
             if wrong >= self.threshold:
                 return "model"
         return "truth"
@@ -399,7 +516,8 @@ EVALUATORS: dict[str, type[Evaluator]] = {
 
 
 def make_evaluator(name: str, **options) -> Evaluator:
-    """The evaluator called ``name`` with its options (``threshold``; ``l2`` for the discriminator).
+    """The evaluator called ``name`` with its options (``threshold``; ``l2`` for the discriminator;
+    ``taxonomy`` and ``probe`` for the adaptive evaluator; options another evaluator lacks are ignored).
 
     ``threshold=None`` is each evaluator's default: 1 for the counting evaluators, the summed
     log-odds rule for the discriminator."""
@@ -408,6 +526,8 @@ def make_evaluator(name: str, **options) -> Evaluator:
     cls = EVALUATORS[name]
     if cls is DiscriminatorEvaluator:
         options = {k: v for k, v in options.items() if k in ("threshold", "l2")}
+    elif cls is AdaptiveEvaluator:
+        options = {k: v for k, v in options.items() if k in ("threshold", "taxonomy", "probe")}
     else:
         options = {k: v for k, v in options.items() if k == "threshold"}
     return cls(**options)

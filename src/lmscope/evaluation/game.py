@@ -20,8 +20,8 @@ call of the game in order: ``probe`` (queries to g during learning and g's answe
 round, the queries to the hidden oracle and its responses), ``judge`` (prompts' judge and margins)
 and ``note`` (what the evaluator learned or saw). Lines are appended and flushed as games end, so
 an interrupted run keeps every finished game; starting again with the same transcript resumes (the
-header must match; games already there are skipped; games that ended in a model error are played
-again, the last record of a game counting). :func:`replay` recomputes every guess and the
+header must match, the capability's version included; games already there are skipped; games that
+ended in a model error are played again, the last record of a game counting). :func:`replay` recomputes every guess and the
 advantage from a transcript alone, feeding the evaluator the recorded answers, without the model.
 
 A model oracle that raises during a game (a crashed server, a bad checkpoint) ends that game with
@@ -315,11 +315,11 @@ def play_game(cap: Capability, evaluator: Evaluator, res: Resources, model: Orac
 def _header(cap: Capability, model: Oracle | str, evaluator: Evaluator, res: Resources, seed: int) -> dict:
     desc = model.describe() if isinstance(model, Oracle) else {"spec": str(model)}
     return {"type": "header", "format": TRANSCRIPT_FORMAT, "lmscope": __version__, "capability": cap.name,
-            "model": desc, "evaluator": evaluator.name, "evaluator_options": evaluator.options(),
+            "capability_version": cap.version, "model": desc, "evaluator": evaluator.name, "evaluator_options": evaluator.options(),
             "resources": res.to_dict(), "seed": int(seed)}
 
 
-_MATCH_KEYS = ("capability", "evaluator", "evaluator_options", "resources", "seed")
+_MATCH_KEYS = ("capability", "capability_version", "evaluator", "evaluator_options", "resources", "seed")
 
 
 def read_transcript(path: str | os.PathLike) -> tuple[dict, dict[int, dict]]:
@@ -393,6 +393,7 @@ def play_games(capability: Capability | str, model: Oracle, evaluator: Evaluator
     if path is not None:
         if path.exists():
             old, done = read_transcript(path)
+            old = {"capability_version": 1, **old}  # transcripts from before versions were recorded
             diff = [k for k in _MATCH_KEYS if old.get(k) != header.get(k)]
             om, nm = old.get("model") or {}, header["model"]
             if any(om.get(k) != nm.get(k) for k in ("spec", "step")):  # same spec, another checkpoint: refused
@@ -405,9 +406,9 @@ def play_games(capability: Capability | str, model: Oracle, evaluator: Evaluator
             path.parent.mkdir(parents=True, exist_ok=True)
             _append(path, header)
     memo = model if isinstance(model, Memo) else Memo(model)
-    result = GameResult(cap.name, header["model"]["spec"], ev.name, resources.to_dict(), seed,
+    result = GameResult(cap.name, header["model"]["spec"], ev.label, resources.to_dict(), seed,
                         transcript=str(path) if path else None)
-    bar = progress(total=n_games, desc=f"games ({ev.name})", quiet=quiet)
+    bar = progress(total=n_games, desc=f"games ({ev.label})", quiet=quiet)
     try:
         for i in range(n_games):
             prev = done.get(i)
@@ -448,7 +449,7 @@ def replay(transcript: str | os.PathLike) -> GameResult:
         seed = int(header["seed"])
     except (KeyError, TypeError, ValueError):
         raise LmscopeError(f"{transcript}: incomplete header") from None
-    result = GameResult(cap.name, header.get("model", {}).get("spec", "?"), ev.name, res.to_dict(), seed,
+    result = GameResult(cap.name, header.get("model", {}).get("spec", "?"), ev.label, res.to_dict(), seed,
                         transcript=str(transcript))
     for i in sorted(games):
         rec = games[i]

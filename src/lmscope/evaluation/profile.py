@@ -108,19 +108,19 @@ def profile(capability: Capability | str, models: dict[str, Oracle], evaluators:
     memos = {label: (m if isinstance(m, Memo) else Memo(m)) for label, m in models.items()}
     for label, memo in memos.items():
         for v, ev, res in points:
-            path = folder / f"{model_label(label)}__{ev.name}__{resource}{v}.jsonl" if folder else None
+            path = folder / f"{model_label(label)}__{ev.label}__{resource}{v}.jsonl" if folder else None
             r = play_games(cap, memo, ev, res, n_games, seed=seed, transcript=path, judge_lm=judge_lm,
                            on_error=on_error, quiet=quiet)
             s = r.stats()
-            rows.append({"model": label, "evaluator": ev.name, "resource": resource, "value": v,
+            rows.append({"model": label, "evaluator": ev.label, "resource": resource, "value": v,
                          **{k: s[k] for k in STAT_COLUMNS},
                          "transcript": str(path) if path else None})
             if log is not None:
-                log(f"{label} / {ev.name} / {resource} {v}: advantage {s['advantage']:.3f} "
+                log(f"{label} / {ev.label} / {resource} {v}: advantage {s['advantage']:.3f} "
                     f"[{s['ci_low']:.2f}, {s['ci_high']:.2f}], signed {s['signed_advantage']:+.3f}, "
                     f"over {s['n']} games")
             if r.stopped:
-                raise LmscopeError(f"stopped: {label} / {ev.name} / {resource} {v}: {r.stopped}; the transcripts "
+                raise LmscopeError(f"stopped: {label} / {ev.label} / {resource} {v}: {r.stopped}; the transcripts "
                                    "keep every finished game, and running the profile again resumes")
     return ProfileResult(cap.name, resource, list(values), base.to_dict(), n_games, seed,
                          pd.DataFrame(rows, columns=COLUMNS))
