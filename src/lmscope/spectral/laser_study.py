@@ -222,7 +222,10 @@ def laser_study(model, task: str | EvalTask, cfg: StudyConfig | None = None, qui
     scorer = TaskScorer(model_hf, tok, scored, batch_size=cfg.batch_size, top_k=1, quiet=quiet)
     editor = WeightEditor(model_hf, src)
     t0 = time.perf_counter()
-    b = scorer.score()
+    first = min(r.layer for r in grid)  # no config edits below it: the unmodified model replays its input too
+    if first > 0:
+        scorer.prepare_prefix([first])
+    b = scorer.score(start_layer=first)
     t_base = time.perf_counter() - t0
     base = {"top1": b.top1.astype(float), "logloss": b.logloss.astype(float)}
     t0 = time.perf_counter()
