@@ -292,7 +292,7 @@ SETUP = [
      "(about 65,000 prompts)", "the bundled set is what ships; CounterFact would need a download",
      "scale (data size); the facts themselves differ"),
     ("Answers scored", "single-token: the prompts whose answer, after a space, is one token of SmolLM2's "
-     "tokenizer; first-token (all prompts) shown beside it",
+     "tokenizer (first-token scoring of all prompts: --first-token)",
      "GPT-J/Phi-1.5 scripts assert the answer with its leading space is one token; the Llama-2 script "
      "generates up to 10 tokens and checks the answer is in them", "same rule as the GPT-J script", "same"),
     ("Top-1", "the model's most likely next token, lower-cased and stripped, equals the answer; no aliases",
