@@ -84,6 +84,7 @@ COMMANDS = {
     "intruders-scale": (["intruders", "{M}", "{M2}", "--scale", "0.5", "--out", "{OUT}"], None),
     "laser-apply": (["laser", "apply", "{M}", "--layer", "0", "--role", "q", "--keep", "0.5", "--out", "{OUT}"], None),
     "laser-search": (["laser", "search", "{M}", "--task", "{W}/task/t.jsonl", "--out", "{OUT}"], "task"),
+    "laser-study": (["laser", "study", "{M}", "--task", "{W}/task/t.jsonl", "--out", "{OUT}"], "task"),
     "finetune": (["finetune", "{M}", "--data", "{W}/data/train.jsonl", "--max-steps", "1", "--out", "{OUT}"], "data"),
     "eval": (["eval", "{M}", "--task", "{W}/task/t.jsonl", "--out", "{OUT}"], "task"),
     "priors-query": (["priors", "query", "{W}/cfg/q.json", "--lm", "local:{M}", "--no-cache", "--out", "{OUT}"],

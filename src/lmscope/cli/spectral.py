@@ -109,7 +109,9 @@ def cmd_laser_apply(args) -> None:
 def cmd_laser_search(args) -> None:
     from lmscope.spectral.laser_search import DEFAULT_KEEPS, DEFAULT_ROLES, SearchConfig, laser_search
 
-    cfg = SearchConfig(layers=int_list(args.layers, "--layers"),
+    if args.grid == "paper" and (args.layers or args.keeps or args.roles):
+        raise LmscopeError("--grid paper fixes the layers, roles and keeps; leave out --layers, --roles and --keeps")
+    cfg = SearchConfig(grid=args.grid, scoring=args.scoring, layers=int_list(args.layers, "--layers"),
                        roles=tuple(name_list(args.roles, "--roles") or DEFAULT_ROLES),
                        keeps=tuple(float_list(args.keeps, "--keeps") or DEFAULT_KEEPS), val_fraction=args.val_fraction,
                        seed=args.seed, limit=args.limit, batch_size=args.batch_size, top_k=args.top_k,
@@ -128,6 +130,43 @@ def cmd_laser_search(args) -> None:
                      args=args)
         lines.append(f"report: {Path(args.out) / 'index.html'}")
     emit(args, res.to_dict(), lines)
+
+
+def cmd_laser_study(args) -> None:
+    from lmscope.spectral.laser_search import DEFAULT_ROLES, PAPER_KEEPS
+    from lmscope.spectral.laser_study import StudyConfig, laser_study
+
+    layers = int_list(args.layers, "--layers")
+    cfg = StudyConfig(layers=tuple(layers) if layers else None,
+                      roles=tuple(name_list(args.roles, "--roles") or DEFAULT_ROLES),
+                      keeps=tuple(float_list(args.keeps, "--keeps") or PAPER_KEEPS), scoring=args.scoring,
+                      resplits=args.resplits, val_fraction=args.val_fraction, seed=args.seed, n_boot=args.n_boot,
+                      batch_size=args.batch_size, device=args.device)
+    check_out(args)
+    res = laser_study(args.model, args.task, cfg, quiet=args.quiet, log=logger(args))
+    lines = res.summary_lines()
+    if args.out:
+        write_report(args.out, f"LASER study: {res.model}", lambda rep: _study_report(rep, res), args=args)
+        lines.append(f"report: {Path(args.out) / 'index.html'}")
+    emit(args, res.to_dict(), lines)
+
+
+def _study_report(rep, res) -> None:
+    import pandas as pd
+
+    from lmscope._io import write_json
+
+    write_json(rep.out / "laser_study.json", res.to_dict())
+    for name, rows in (("grid", res.grid), ("resplits", res.resplits)):
+        pd.DataFrame(rows).to_csv(rep.out / f"laser_study_{name}.csv", index=False)
+    rep.heading(f"LASER study on {res.model}: {res.task}")
+    cmd = command_line()
+    if cmd:
+        rep.code(cmd)
+    rep.code("\n".join(res.summary_lines()))
+    rep.text("Tables: laser_study_grid.csv (every config on every scored example, with a paired bootstrap "
+             "interval), laser_study_resplits.csv (per resplit: the validation-chosen config and its test "
+             "difference), laser_study.json (everything).")
 
 
 def add_spectrum(sub, common) -> None:
@@ -200,12 +239,46 @@ def add_laser(sub, common) -> None:
     las.add_argument("--limit", type=positive_int, help="use a seeded sample of this many examples")
     las.add_argument("--batch-size", type=positive_int, default=32)
     las.add_argument("--top-k", type=positive_int, default=5, help="k of the top-k metric (default 5)")
+    las.add_argument("--grid", choices=["full", "paper"], default="full",
+                     help="full: --layers x --roles x --keeps (default); paper: the pre-registered grid in the "
+                          "paper's regime (last 5 layers, fc_in and fc_out, keep 0.1, 0.05, 0.01)")
+    las.add_argument("--scoring", choices=["first-token", "single-token"], default="first-token",
+                     help="first-token: every example, judged by the answer's first token (default); "
+                          "single-token: only examples whose answer is one token of the model's tokenizer, as "
+                          "the paper scores CounterFact")
     las.add_argument("--no-compose", action="store_true", help="skip the greedy composition")
     las.add_argument("--no-resume", action="store_true", help="rescore every config even if a previous run did")
     las.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda, cuda:N")
     las.add_argument("--out", help="report folder: table of every config, heatmaps, per-example test metrics")
     add_force(las)
     las.set_defaults(func=cmd_laser_search)
+
+    lst = lsub.add_parser("study", parents=[common], help="a grid scored once, R random resplits, bootstrap intervals",
+                          description="Score every config of a grid (default: the pre-registered one in the "
+                                      "paper's regime, last 5 layers x fc_in, fc_out x keep 0.1, 0.05, 0.01) on "
+                                      "every example once; then for each of R seeded validation/test resplits "
+                                      "choose the config with the best validation accuracy and report its test "
+                                      "accuracy minus the unmodified model's with a paired bootstrap 95% interval "
+                                      "over the test examples, and how many of the examples the unmodified model "
+                                      "gets wrong it fixes (and right ones it breaks).")
+    lst.add_argument("model", help=MODEL_HELP)
+    lst.add_argument("--task", required=True, help=TASK_HELP + " (a recall task)")
+    lst.add_argument("--layers", help="layers of the grid, e.g. 25-29 (default: the last 5)")
+    lst.add_argument("--roles", help="roles of the grid (default: fc_in,fc_out)")
+    lst.add_argument("--keeps", help="kept fractions (default: 0.1,0.05,0.01)")
+    lst.add_argument("--scoring", choices=["first-token", "single-token"], default="single-token",
+                     help="single-token (default): only examples whose answer is one token of the model's "
+                          "tokenizer; first-token: every example, judged by the answer's first token")
+    lst.add_argument("--resplits", type=positive_int, default=10, help="random validation/test resplits (default 10)")
+    lst.add_argument("--val-fraction", type=fraction, default=0.2, help="validation share (default 0.2)")
+    lst.add_argument("--seed", type=seed, default=0,
+                     help="resplit r shuffles with seed SEED + r; the bootstraps are seeded from it (default 0)")
+    lst.add_argument("--n-boot", type=positive_int, default=2000, help="bootstrap resamples (default 2000)")
+    lst.add_argument("--batch-size", type=positive_int, default=32)
+    lst.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda, cuda:N")
+    lst.add_argument("--out", help="report folder: the grid and resplit tables (CSV), JSON, index.html")
+    add_force(lst)
+    lst.set_defaults(func=cmd_laser_study)
 
 
 COMMANDS = {"spectrum": add_spectrum, "intruders": add_intruders, "laser": add_laser}

@@ -40,10 +40,76 @@ from lmscope.spectral.svd import SVDCache
 DEFAULT_KEEPS = (0.9, 0.8, 0.6, 0.4, 0.2, 0.1, 0.05, 0.01, 0.005)
 DEFAULT_ROLES = ("fc_in", "fc_out")
 
+# The pre-registered grid in the paper's regime (fixed before any of its results were seen): the MLP
+# matrices of the last PAPER_LAST_LAYERS layers at kept fractions of at most 0.1. The authors' own grids
+# cover the last 5 (Llama-2, 32 layers) or 11 (GPT-J, 28 layers) layers, fc_in and fc_out, and keep
+# values down to 0.005; their CounterFact gain on GPT-J comes from the last layer's fc_in at keep 0.01.
+PAPER_KEEPS = (0.1, 0.05, 0.01)
+PAPER_LAST_LAYERS = 5
+GRIDS = ("full", "paper")
+
+SCORINGS = {
+    "first-token": "every prompt; top-1 compares the model's next token with the first token of the answer or "
+                   "an alias (multi-token answers are judged by their first token)",
+    "single-token": "only prompts whose answer, after a space, is exactly one token of the model's tokenizer "
+                    "(as the paper's CounterFact scoring); top-1 compares the model's next token with that token; "
+                    "aliases are not used",
+}
+
+
+def check_scoring(scoring: str) -> str:
+    if scoring not in SCORINGS:
+        raise LmscopeError(f"unknown scoring {scoring!r}; choose one of {', '.join(SCORINGS)}")
+    return scoring
+
+
+def late_layers(src: ModelSource, n: int = PAPER_LAST_LAYERS) -> list[int]:
+    """The last ``n`` layers of ``src`` (all of them when it has fewer)."""
+    layers = sorted({r.layer for r in src.matrices() if r.layer is not None})
+    if not layers:
+        raise LmscopeError(f"{src.spec} has no numbered layers")
+    return layers[-n:]
+
+
+def answer_tokens(tokenizer, prompt: str, answer: str) -> list[int]:
+    """The tokens of ``" " + answer`` as they follow ``prompt`` (the scorer's rule: the tokens the whole text
+    adds after the prompt's own, or the answer alone when the prompt's tokens change in context)."""
+    p = list(tokenizer(prompt, add_special_tokens=True)["input_ids"])
+    full = list(tokenizer(prompt + " " + answer, add_special_tokens=True)["input_ids"])
+    if full[:len(p)] == p and len(full) > len(p):
+        return full[len(p):]
+    return list(tokenizer(" " + answer, add_special_tokens=False)["input_ids"])
+
+
+def single_token_subset(task: EvalTask, tokenizer) -> tuple[EvalTask, list[int]]:
+    """The examples of a recall task whose answer, after a space, is exactly one token; their aliases are
+    dropped, so top-1 is correct only when the model's next token is that token. Returns the subset and
+    the kept indices into ``task``."""
+    if task.kind != "recall":
+        raise LmscopeError(f"single-token scoring needs a recall task (prompt and answer); {task.name} is a "
+                           f"{task.kind} task (use --scoring first-token)")
+    keep = [i for i, r in enumerate(task.rows) if len(answer_tokens(tokenizer, r["prompt"], r["answer"])) == 1]
+    if not keep:
+        raise LmscopeError(f"no answer of {task.name} is a single token of this model's tokenizer; "
+                           "use --scoring first-token")
+    return EvalTask(task.name, task.kind, [{**task.rows[i], "aliases": []} for i in keep]), keep
+
+
+def scored_task(task: EvalTask, tokenizer, scoring: str) -> tuple[EvalTask, list[int]]:
+    """The examples ``scoring`` keeps (see :data:`SCORINGS`) and their indices into ``task``."""
+    if check_scoring(scoring) == "single-token":
+        return single_token_subset(task, tokenizer)
+    return task, list(range(len(task)))
+
 
 @dataclass
 class SearchConfig:
-    """What to search. ``layers=None`` means every layer; ``limit`` samples that many examples (seeded)."""
+    """What to search. ``layers=None`` means every layer; ``limit`` samples that many examples (seeded).
+
+    ``grid="paper"`` searches the pre-registered grid instead (the last :data:`PAPER_LAST_LAYERS` layers,
+    fc_in and fc_out, keep in :data:`PAPER_KEEPS`; ``layers`` and ``keeps`` are then ignored).
+    ``scoring`` is one of :data:`SCORINGS`.
+    """
 
     layers: list[int] | None = None
     roles: tuple[str, ...] = DEFAULT_ROLES
@@ -56,8 +122,13 @@ class SearchConfig:
     compose: bool = True
     device: str = "auto"
     resume: bool = True
+    scoring: str = "first-token"
+    grid: str = "full"
 
     def __post_init__(self):
+        check_scoring(self.scoring)
+        if self.grid not in GRIDS:
+            raise LmscopeError(f"unknown grid {self.grid!r}; choose one of {', '.join(GRIDS)}")
         check_number("val_fraction", self.val_fraction, above=0.0, below=1.0)
         check_int("seed", self.seed, 0)
         if self.limit is not None:
@@ -200,18 +271,21 @@ def plan_search(src: ModelSource, task: EvalTask, cfg: SearchConfig) -> list[Red
     """Every (layer, role, keep) of the grid, checked against the model (clear errors, nothing run)."""
     refs = src.matrices()
     all_layers = sorted({r.layer for r in refs if r.layer is not None})
-    layers = all_layers if cfg.layers is None else sorted(set(cfg.layers))
+    if cfg.grid == "paper":
+        layers, keeps, roles = late_layers(src), PAPER_KEEPS, list(DEFAULT_ROLES)
+    else:
+        layers = all_layers if cfg.layers is None else sorted(set(cfg.layers))
+        keeps, roles = cfg.keeps, [canonical_role(r) for r in cfg.roles]
     if not layers:
         raise LmscopeError("no layers to search")
-    roles = [canonical_role(r) for r in cfg.roles]
-    if not roles or not cfg.keeps:
+    if not roles or not keeps:
         raise LmscopeError("give at least one role and one keep value")
-    grid = [Reduction(L, role, float(k)) for L in layers for role in roles for k in cfg.keeps]
+    grid = [Reduction(L, role, float(k)) for L in layers for role in roles for k in keeps]
     for L in layers:  # checks layers, roles and keeps, one reduction per (layer, role)
-        check_reductions(src, [Reduction(L, role, k) for role in roles for k in cfg.keeps[:1]])
-    for k in cfg.keeps:
+        check_reductions(src, [Reduction(L, role, k) for role in roles for k in keeps[:1]])
+    for k in keeps:
         kept_rank((1, 1), float(k))
-    if len(set(cfg.keeps)) != len(cfg.keeps):
+    if len(set(keeps)) != len(keeps):
         raise LmscopeError("keep values repeat")
     return grid
 
@@ -227,6 +301,13 @@ def laser_search(model: str | ModelSource, task: str | EvalTask, cfg: SearchConf
     task = load_eval_task(task) if not isinstance(task, EvalTask) else task
     task = task.sample(cfg.limit, cfg.seed + 1, minimum=2)
     grid = plan_search(src, task, cfg)
+    tok = src.load_tokenizer()
+    n_given = len(task)
+    task, _ = scored_task(task, tok, cfg.scoring)
+    if len(task) < 2:
+        raise LmscopeError(f"{cfg.scoring} scoring keeps {len(task)} of {n_given} examples; a search needs at least 2")
+    if cfg.scoring != "first-token":
+        log(f"{cfg.scoring} scoring keeps {len(task)} of {n_given} examples")
     val_idx, test_idx = split_indices(len(task), cfg.val_fraction, cfg.seed)
     if len(val_idx) < 200:
         log(f"note: {len(val_idx)} validation examples; picking the best of {len(grid)} configs on so few tends to "
@@ -234,7 +315,6 @@ def laser_search(model: str | ModelSource, task: str | EvalTask, cfg: SearchConf
     device = resolve_device(cfg.device)
 
     model_hf = src.load_model().to(device).eval()
-    tok = src.load_tokenizer()
     val, test = task.subset(val_idx), task.subset(test_idx)
     scorer = TaskScorer(model_hf, tok, val, batch_size=cfg.batch_size, top_k=cfg.top_k, quiet=quiet)
     test_scorer = TaskScorer(model_hf, tok, test, batch_size=cfg.batch_size, top_k=cfg.top_k, quiet=quiet)
@@ -242,7 +322,7 @@ def laser_search(model: str | ModelSource, task: str | EvalTask, cfg: SearchConf
     svds = SVDCache()
 
     key = "|".join([_model_identity(src), task.fingerprint(), json.dumps(val_idx), str(cfg.top_k), device.type,
-                    torch.__version__])
+                    torch.__version__] + ([cfg.scoring] if cfg.scoring != "first-token" else []))
     store = _Progress(key, cfg.resume)
     base_val = scorer.score()
     base_row = _summary_row(base_val)
@@ -286,7 +366,8 @@ def laser_search(model: str | ModelSource, task: str | EvalTask, cfg: SearchConf
         model=src.spec, task=task.name, kind=task.kind,
         config={**asdict(cfg), "layers": sorted({r.layer for r in grid}), "roles": sorted({canonical_role(r.role)
                                                                                           for r in grid}),
-                "device": device.type},
+                "keeps": sorted({r.keep for r in grid}, reverse=True), "device": device.type,
+                "examples_given": n_given, "examples_scored": len(task)},
         n_val=len(val), n_test=len(test), base={"val": base_row, "test": _summary_row(base_test)},
         table=table, best=best, composed=composed,
         timing={"configs": len(grid), "scored_now": n_scored, "seconds": seconds,
