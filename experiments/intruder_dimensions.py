@@ -202,6 +202,8 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", default="runs/intruders")
     ap.add_argument("--doc", default="docs/results/intruder-dimensions.md")
     ap.add_argument("--only-runs", action="store_true", help="train and measure, do not write the page")
+    ap.add_argument("--finished-only", action="store_true",
+                    help="write the page from the runs already measured, train nothing (the page names what is missing)")
     args = ap.parse_args(argv)
 
     names = [c.strip() for c in args.configs.split(",") if c.strip()]
@@ -218,17 +220,22 @@ def main(argv=None) -> int:
     cache = SVDCache()
 
     results: dict[str, list[dict]] = {}
+    missing = []
     for name in names:
         for seed in seeds:
+            if args.finished_only and not (runs / f"{name}-s{seed}.json").is_file():
+                missing.append(f"{name} seed {seed}")
+                continue
             results.setdefault(name, []).append(run_one(name, seed, args, rows, kind, labels, base, cache, runs))
-    if not args.only_runs:
-        write_doc(results, names, seeds, args, runs, kind)
+    names = [n for n in names if n in results]
+    if not args.only_runs and names:
+        write_doc(results, names, seeds, args, runs, kind, missing)
         print(f"wrote {args.doc}", file=sys.stderr)
     return 0
 
 
 # ------------------------------------------------------------------------------------------ page
-def write_doc(results, names, seeds, args, runs, kind):
+def write_doc(results, names, seeds, args, runs, kind, missing=()):
     doc = Path(args.doc)
     figdir = doc.parent / "figures"
     figdir.mkdir(parents=True, exist_ok=True)
@@ -292,7 +299,10 @@ def write_doc(results, names, seeds, args, runs, kind):
         "",
         f"    {cmd}",
         "",
-        f"Every number below comes from this command: {ns} training seeds ({', '.join(map(str, seeds))}; the seed "
+        (f"**Not finished:** {', '.join(missing)}: the command above trains and adds them (the page was written "
+         "with `--finished-only` from the runs that were done). Each row says which seeds it has.\n\n"
+         if missing else "")
+        + f"Every number below comes from this command: {ns} training seeds ({', '.join(map(str, seeds))}; the seed "
         "sets the head's initialization, the data order and the 80/20 train/test split; the task rows are fixed by "
         f"`--data-seed {args.data_seed}`). Cells give the mean ± the half-width of its 95% t-interval over the seeds, "
         "and where useful the per-seed values.",
@@ -313,7 +323,7 @@ def write_doc(results, names, seeds, args, runs, kind):
     body = []
     for name in names:
         rs = results[name]
-        body.append([name, f"{rs[0]['lr']:g}", rs[0]["steps"], f"{rs[0]['trainable_parameters']:,}",
+        body.append([name, ",".join(str(r["seed"]) for r in rs), f"{rs[0]['lr']:g}", rs[0]["steps"], f"{rs[0]['trainable_parameters']:,}",
                      fmt_ci([r["task_after"] for r in rs]),
                      f"{fmt_ci([r['intruders'] for r in rs], 1)} ({per_seed([r['intruders'] for r in rs])})",
                      fmt_ci([r["general_after"] for r in rs]),
