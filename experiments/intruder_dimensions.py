@@ -113,11 +113,32 @@ def task_result(model, tok, test_rows, kind, labels, max_length):
     return lm_loss(model, tok, [r["text"] for r in test_rows], max_length)
 
 
+def add_checkpoint_tasks(result: dict, run_dir: Path, test_rows, kind, labels, max_length) -> dict:
+    """The task result of every counted checkpoint, beside its intruder count (the last one is the end's)."""
+    from lmscope.train.finetune import checkpoint_steps
+
+    folders = dict(checkpoint_steps(run_dir))
+    for point in result["over_training"]:
+        if "task" not in point:
+            if point["step"] == result["steps"]:
+                point["task"] = result["task_after"]
+            else:
+                src = open_model(folders[point["step"]])
+                point["task"] = task_result(src.load_model(), src.load_tokenizer(), test_rows, kind, labels,
+                                            max_length)
+    return result
+
+
 def run_one(name: str, seed: int, args, rows, kind, labels, base, cache, runs: Path) -> dict:
     res_file = runs / f"{name}-s{seed}.json"
+    _, test_rows = split_rows(rows, 0.2, seed)
     if res_file.is_file():
         print(f"[{name} s{seed}] reusing {res_file}", file=sys.stderr)
-        return json.loads(res_file.read_text())
+        result = json.loads(res_file.read_text())
+        if any("task" not in p for p in result["over_training"]):
+            add_checkpoint_tasks(result, runs / f"{name}-s{seed}", test_rows, kind, labels, args.max_length)
+            res_file.write_text(json.dumps(result, indent=2) + "\n")
+        return result
     base_name, _, lr = name.partition("@")
     spec = CONFIGS[base_name]
     extra = dict(train_set=args.train_set) if spec["method"] == "full" else {}
@@ -139,7 +160,6 @@ def run_one(name: str, seed: int, args, rows, kind, labels, base, cache, runs: P
     sig = intr.signature_matrix()
     np.save(runs / f"{name}-s{seed}-similarity-{sig}.npy", intr.similarity[sig])
 
-    _, test_rows = split_rows(rows, 0.2, seed)
     tuned = open_model(run_dir)
     model, tok = tuned.load_model(), tuned.load_tokenizer()
     editor = WeightEditor(model, tuned)
@@ -173,6 +193,7 @@ def run_one(name: str, seed: int, args, rows, kind, labels, base, cache, runs: P
                            "min_max_cos": float(r.min_max_cos)} for r in over.itertuples()],
         "signature_matrix": sig, "scale": args.scale, **out, "seconds": round(time.time() - t0, 1),
     }
+    add_checkpoint_tasks(result, run_dir, test_rows, kind, labels, args.max_length)
     res_file.write_text(json.dumps(result, indent=2) + "\n")
     return result
 
@@ -227,15 +248,14 @@ def main(argv=None) -> int:
                 missing.append(f"{name} seed {seed}")
                 continue
             results.setdefault(name, []).append(run_one(name, seed, args, rows, kind, labels, base, cache, runs))
-    names = [n for n in names if n in results]
-    if not args.only_runs and names:
-        write_doc(results, names, seeds, args, runs, kind, missing)
+    if not args.only_runs and results:
+        write_doc(results, [n for n in names if n in results], seeds, args, runs, kind, missing, all_names=names)
         print(f"wrote {args.doc}", file=sys.stderr)
     return 0
 
 
 # ------------------------------------------------------------------------------------------ page
-def write_doc(results, names, seeds, args, runs, kind, missing=()):
+def write_doc(results, names, seeds, args, runs, kind, missing=(), all_names=None):
     doc = Path(args.doc)
     figdir = doc.parent / "figures"
     figdir.mkdir(parents=True, exist_ok=True)
@@ -290,7 +310,7 @@ def write_doc(results, names, seeds, args, runs, kind, missing=()):
            + f" --seeds {','.join(map(str, seeds))} --train-set {args.train_set} --grad-clip {args.grad_clip:g}"
            + f" --ckpt-every {args.ckpt_every}"
            + (f" --general-texts {args.general_texts}" if args.general_texts else "")
-           + f" --configs {','.join(names)} --doc {doc}")
+           + f" --configs {','.join(all_names or names)} --doc {doc}")
     ns = len(seeds)
     lines = [
         f"# Intruder dimensions: {args.model} fine-tuned on `{args.task}`",
@@ -317,7 +337,7 @@ def write_doc(results, names, seeds, args, runs, kind, missing=()):
         f"{args.k} by the same λ.",
         "",
     ]
-    header = ["method", "lr", "steps", "trainable params", task_label, "intruders (per seed)",
+    header = ["method", "seeds", "lr", "steps", "trainable params", task_label, "intruders (per seed)",
               f"{gm} after", f"mitigated: {task_label}", f"mitigated: {gm}", f"control: {task_label}",
               f"control: {gm}"]
     body = []
@@ -348,7 +368,8 @@ def write_doc(results, names, seeds, args, runs, kind, missing=()):
 
     lines += ["## Intruders over training", "",
               f"Intruder count (top-{args.k}, eps = {args.eps}, all {first['matrices']} matrices) at every "
-              f"{args.ckpt_every}th step; mean over the seeds (per-seed values in brackets).", ""]
+              f"{args.ckpt_every}th step; mean over the seeds (per-seed values in brackets); after the semicolon the mean "
+              f"{'test accuracy' if kind == 'classification' else 'task LM loss'} of the same checkpoints.", ""]
     steps = [p["step"] for p in first["over_training"]]
     body = []
     for name in names:
@@ -358,7 +379,8 @@ def write_doc(results, names, seeds, args, runs, kind, missing=()):
         cells = []
         for i in range(len(steps)):
             vals = [r["over_training"][i]["n_intruders"] for r in rs]
-            cells.append(f"{np.mean(vals):.1f} ({per_seed(vals)})")
+            task = [r["over_training"][i]["task"] for r in rs if "task" in r["over_training"][i]]
+            cells.append(f"{np.mean(vals):.1f} ({per_seed(vals)})" + (f"; {np.mean(task):.3f}" if task else ""))
         body.append([name, *cells])
     lines += [md_table(["method", *[f"step {s}" for s in steps]], body), "",
               f"![intruders over training](figures/{stem}-training.png)", ""]
