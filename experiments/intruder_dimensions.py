@@ -274,7 +274,9 @@ def write_doc(results, names, seeds, args, runs, kind, missing=(), all_names=Non
     ax.set_xlabel("training step")
     ax.set_ylabel(f"intruders (top-{args.k}, eps={args.eps})")
     ax.legend(fontsize=8)
-    ax.set_title(f"{args.model} on {args.task}: intruders over training ({len(seeds)} seeds)", fontsize=10)
+    n_seeds = sorted({len(results[name]) for name in names})
+    ax.set_title(f"{args.model} on {args.task}: intruders over training "
+                 f"({'/'.join(map(str, n_seeds))} seed{'s' if n_seeds[-1] > 1 else ''} per method)", fontsize=10)
     fig.savefig(figdir / f"{stem}-training.png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     # figure 2: the eps sweep at the end
@@ -286,7 +288,7 @@ def write_doc(results, names, seeds, args, runs, kind, missing=(), all_names=Non
     ax.set_ylabel(f"intruders in the model (top-{args.k})")
     ax.set_yscale("symlog")
     ax.legend(fontsize=8)
-    ax.set_title(f"{args.model} on {args.task}: intruders vs eps at the end (mean of seeds)", fontsize=10)
+    ax.set_title(f"{args.model} on {args.task}: intruders vs eps at the end (mean over seeds)", fontsize=10)
     fig.savefig(figdir / f"{stem}-eps.png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     from lmscope.report.plots import plot_similarity
