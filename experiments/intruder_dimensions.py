@@ -313,7 +313,6 @@ def write_doc(results, names, seeds, args, runs, kind, missing=(), all_names=Non
            + f" --ckpt-every {args.ckpt_every}"
            + (f" --general-texts {args.general_texts}" if args.general_texts else "")
            + f" --configs {','.join(all_names or names)} --doc {doc}")
-    ns = len(seeds)
     lines = [
         f"# Intruder dimensions: {args.model} fine-tuned on `{args.task}`",
         "",
@@ -324,7 +323,9 @@ def write_doc(results, names, seeds, args, runs, kind, missing=(), all_names=Non
         (f"**Not finished:** {', '.join(missing)}: the command above trains and adds them (the page was written "
          "with `--finished-only` from the runs that were done). Each row says which seeds it has.\n\n"
          if missing else "")
-        + f"Every number below comes from this command: {ns} training seeds ({', '.join(map(str, seeds))}; the seed "
+        + f"Every number below comes from this command: training seeds {', '.join(map(str, seeds))}"
+        + (" where finished (" if missing else " (")
+        + "the seed "
         "sets the head's initialization, the data order and the 80/20 train/test split; the task rows are fixed by "
         f"`--data-seed {args.data_seed}`). Cells give the mean ± the half-width of its 95% t-interval over the seeds, "
         "and where useful the per-seed values.",
