@@ -7,8 +7,8 @@ shuffled data. Two settings differ from the paper's reference code by default an
 the task head, with embeddings, norms and biases frozen, as the reference does) and ``grad_clip``
 (the gradient norm is clipped at 1; 0 turns clipping off, as the reference does). Training runs on
 :func:`lmscope.train.loop.train` (its schedule, data order and exact resume). The output directory is
-a PEFT adapter (LoRA) or a full model (full fine-tuning), plus ``lmscope.json`` recording the base model, settings and measured
-metrics, and ``losses.json`` (the training loss of every step).
+a PEFT adapter (LoRA) or a full model (full fine-tuning), plus ``lmscope.json`` recording the base
+model, settings and measured metrics, and ``losses.json`` (the training loss of every step).
 
 Resume
 ------
