@@ -141,3 +141,121 @@ def test_cli_finetune_resume_and_refusal(models, tmp_path, capsys):
     assert json.loads((out / "lmscope.json").read_text())["config"]["ckpt_every"] == 2
     assert main([*args[:-3], "--ckpt-every", "0", "--out", str(tmp_path / "x")]) != 0
     assert "argument --ckpt-every: must be an integer >= 1" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ the reference's trainable set and clipping
+def _reference_rule(name: str) -> bool:
+    """The reference code's rule, written on names: the head, and every non-embedding, non-norm weight."""
+    if name.split(".")[0] in ("classifier", "score"):
+        return True
+    return name.endswith(".weight") and "embeddings" not in name and "LayerNorm" not in name
+
+
+def test_train_set_weights_freezes_exactly_embeddings_norms_and_biases():
+    from conftest import _tiny_config, build_tiny_model
+    from transformers import BertForSequenceClassification
+
+    from lmscope.train.finetune import set_train_set
+
+    config, _ = _tiny_config("bert")
+    config.num_labels = 3
+    model = BertForSequenceClassification(config)
+    n = set_train_set(model, "weights")
+    trained = {k for k, p in model.named_parameters() if p.requires_grad}
+    assert trained == {k for k, _ in model.named_parameters() if _reference_rule(k)}
+    assert {"classifier.weight", "classifier.bias", "bert.pooler.dense.weight",
+            "bert.encoder.layer.0.attention.self.query.weight"} <= trained
+    assert not {"bert.embeddings.word_embeddings.weight", "bert.embeddings.LayerNorm.weight",
+                "bert.encoder.layer.0.attention.self.query.bias", "bert.pooler.dense.bias"} & trained
+    # 2 layers x (4 attention 32x32 + 32x64 + 64x32) + pooler 32x32 + classifier 3x32 + 3
+    assert n == 2 * (4 * 32 * 32 + 2 * 32 * 64) + 32 * 32 + 3 * 32 + 3
+    assert set_train_set(model, "all") == sum(p.numel() for p in model.parameters())
+
+    # GPT-2 ties its output layer to the token embedding: both stay frozen, as does the position embedding
+    gpt2 = build_tiny_model("gpt2")
+    set_train_set(gpt2, "weights")
+    trained = {k for k, p in gpt2.named_parameters() if p.requires_grad}
+    assert gpt2.lm_head.weight is gpt2.transformer.wte.weight and not gpt2.lm_head.weight.requires_grad
+    assert trained == {k for k, p in gpt2.named_parameters() if p.ndim == 2 and not k.startswith("transformer.w")}
+    with pytest.raises(LmscopeError, match="unknown train set"):
+        set_train_set(gpt2, "some")
+
+
+def test_full_finetune_with_the_weights_set_changes_only_the_weights(models, tmp_path):
+    base = load_file(str(models["bert"] / "model.safetensors"))
+    cfg = FinetuneConfig(method="full", train_set="weights", grad_clip=0.0, lr=1e-2, max_steps=4, batch_size=6,
+                         general_texts=2)
+    res = finetune(models["bert"], _cls_rows(), tmp_path / "ft", cfg, quiet=True)
+    tuned = load_file(str(tmp_path / "ft" / "model.safetensors"))
+    changed = {k for k in base if k in tuned and not torch.equal(base[k], tuned[k])}
+    shared = [k for k in base if k in tuned]
+    assert changed == {k for k in shared if _reference_rule(k) and k.startswith("bert.encoder")} | (
+        {k for k in shared if k.startswith("bert.pooler") and k.endswith("weight")})
+    assert res.config["train_set"] == "weights" and res.config["grad_clip"] == 0.0
+    # the whole model trains by default: embeddings, norms and biases change too
+    res_all = finetune(models["bert"], _cls_rows(), tmp_path / "all", FinetuneConfig(
+        method="full", lr=1e-2, max_steps=4, batch_size=6, general_texts=2), quiet=True)
+    tuned = load_file(str(tmp_path / "all" / "model.safetensors"))
+    assert not torch.equal(base["bert.embeddings.word_embeddings.weight"], tuned["bert.embeddings.word_embeddings.weight"])
+    assert not torch.equal(base["bert.encoder.layer.0.attention.self.query.bias"],
+                           tuned["bert.encoder.layer.0.attention.self.query.bias"])
+    assert res_all.metrics["trainable_parameters"] > res.metrics["trainable_parameters"]
+
+
+def test_grad_clip_reaches_the_loop_and_changes_the_updates(models, tmp_path):
+    kw = dict(method="full", train_set="weights", lr=1e-2, max_steps=3, batch_size=6, general_texts=2)
+    assert FinetuneConfig(**kw, grad_clip=0.0).train_config(40).grad_clip == 0.0
+    assert FinetuneConfig(**kw).train_config(40).grad_clip == 1.0
+    finetune(models["bert"], _cls_rows(), tmp_path / "c0", FinetuneConfig(**kw, grad_clip=0.0), quiet=True)
+    finetune(models["bert"], _cls_rows(), tmp_path / "c1", FinetuneConfig(**kw, grad_clip=1e-3), quiet=True)
+    a = load_file(str(tmp_path / "c0" / "model.safetensors"))
+    b = load_file(str(tmp_path / "c1" / "model.safetensors"))
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+    for bad, match in ((dict(grad_clip=-1.0), "grad-clip"), (dict(train_set="bias"), "unknown train set")):
+        with pytest.raises(LmscopeError, match=match):
+            finetune(models["bert"], _cls_rows(), tmp_path / "x", FinetuneConfig(**{**kw, **bad}), quiet=True)
+    with pytest.raises(LmscopeError, match="full fine-tuning only"):
+        finetune(models["bert"], _cls_rows(), tmp_path / "x", FinetuneConfig(method="lora", train_set="weights"))
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_kept_checkpoints_are_models_and_intruders_are_counted_at_each(models, tmp_path, method, capsys):
+    from lmscope.models import open_model
+    from lmscope.spectral.intruders import find_intruders, intruders_over_training
+    from lmscope.train.finetune import checkpoint_steps
+
+    kw = dict(rank=2, lr=5e-2) if method == "lora" else dict(train_set="weights", lr=5e-3)
+    cfg = FinetuneConfig(method=method, max_steps=7, batch_size=6, ckpt_every=3, keep_checkpoints=True,
+                         grad_clip=0.0, general_texts=2, **kw)
+    out = tmp_path / "ft"
+    # interrupted after step 4 and resumed: the kept checkpoints are those of an uninterrupted run
+    assert finetune(models["bert"], _cls_rows(), out, cfg, quiet=True, stop_after=4) is None
+    finetune(models["bert"], _cls_rows(), out, cfg, quiet=True)
+    steps = checkpoint_steps(out)
+    assert [s for s, _ in steps] == [3, 6, 7] and steps[-1][1] == out
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000003", "step-0000006"]
+    m3 = open_model(steps[0][1])
+    assert m3.kind == ("peft" if method == "lora" else "hf")
+    # a kept checkpoint is the model at that step: its matrices lie between the base and the end
+    key = "0.q"
+    w0, w3, w7 = open_model(models["bert"]).load(key), m3.load(key), open_model(out).load(key)
+    assert 0 < float((w3 - w0).norm()) and not torch.equal(w3, w7)
+
+    table = intruders_over_training(models["bert"], out, k=4, eps=0.9, quiet=True)
+    assert list(table["step"]) == [3, 6, 7]
+    for step, folder in steps:  # each row is the count find_intruders gives for that checkpoint
+        res = find_intruders(models["bert"], folder, k=4, eps=0.9, quiet=True)
+        row = table.set_index("step").loc[step]
+        assert row["n_intruders"] == res.total and row["q"] == res.summary()["by_role"]["q"]
+        assert len(row["max_cos"]) == 4 * len(res.table)
+
+    capsys.readouterr()
+    assert main(["intruders", str(models["bert"]), str(out), "--checkpoints", "--k", "4", "--eps", "0.9",
+                 "--json", "--quiet"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [r["step"] for r in doc["steps"]] == [3, 6, 7]
+    assert [r["n_intruders"] for r in doc["steps"]] == list(table["n_intruders"])
+    assert main(["intruders", str(models["bert"]), str(out), "--checkpoints", "--scale", "0.5"]) != 0
+    err = capsys.readouterr().err
+    assert err.startswith("lmscope: error: ") and "--scale" in err and err.count("\n") == 1

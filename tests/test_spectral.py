@@ -839,3 +839,44 @@ def test_intruder_report_section_shows_the_count_against_eps_and_the_match_distr
     html = rep.write().read_text()
     assert (tmp_path / "one" / "intruders_heatmap.png").is_file()
     assert "1 of the 140 top-10 directions checked here do (in 1 of 14 matrices)" in html
+
+
+# ------------------------------------------------------------------------------ mitigation control
+def test_control_scales_as_many_non_intruder_directions_and_never_the_intruder(planted):
+    from lmscope.spectral.intruders import control_edits, control_ranks
+
+    base, tuned = planted["base"], planted["rank1"]
+    res = find_intruders(base, tuned)
+    src = open_model(tuned)
+    seen = set()
+    for seed in range(40):
+        ranks = control_ranks(res, seed=seed)
+        assert list(ranks) == [PLANTED_KEY]  # only the matrix with an intruder, one direction in it
+        (r,) = ranks[PLANTED_KEY]
+        assert r != 0 and 1 <= r <= 9  # a top-10 direction, never the intruder (rank 0)
+        seen.add(r)
+    assert len(seen) >= 6  # the draw does vary with the seed ...
+    assert control_ranks(res, seed=7) == control_ranks(res, seed=7)  # ... and repeats with it
+
+    edits, ranks = control_edits(res, src, scale=0.5, seed=3)
+    (r,) = ranks[PLANTED_KEY]
+    s_t = torch.linalg.svdvals(src.load(PLANTED_KEY).double())
+    s_c = torch.linalg.svdvals(edits[PLANTED_KEY].double())
+    # the spectrum is the tuned one with only the chosen value halved (the intruder at rank 0 keeps its value)
+    expected = s_t.clone()
+    expected[r] *= 0.5
+    np.testing.assert_allclose(s_c.numpy(), np.sort(expected.numpy())[::-1], rtol=1e-4, atol=1e-6)
+    assert float(s_c[0]) == pytest.approx(float(s_t[0]), rel=1e-6)
+    # the control leaves the intruder's direction where it was: the top left singular vector is still u
+    u_c = torch.linalg.svd(edits[PLANTED_KEY].double())[0][:, 0]
+    assert abs(float(u_c @ planted["u"])) > 0.99
+
+
+def test_control_with_every_top_k_direction_an_intruder_has_nothing_to_pick(planted):
+    from lmscope.spectral.intruders import control_ranks
+
+    # k=1: the only top direction is the intruder, so there is no non-intruder to scale
+    res = find_intruders(planted["base"], planted["rank1"], k=1)
+    assert res.total == 1 and control_ranks(res, seed=0) == {PLANTED_KEY: []}
+    # no intruders at all: no control either
+    assert control_ranks(find_intruders(planted["base"], planted["same"]), seed=0) == {}

@@ -47,6 +47,8 @@ def cmd_intruders(args) -> None:
     from lmscope.spectral.intruders import check_k_eps
 
     check_k_eps(args.k, args.eps)
+    if args.checkpoints:
+        return _intruders_over_training(args)
     if args.scale is not None and not (0.0 <= args.scale <= 1.0):
         raise LmscopeError(f"--scale must be in [0, 1], got {args.scale}")
     if args.scale is not None and not args.out:
@@ -84,6 +86,25 @@ def cmd_intruders(args) -> None:
                      what="--report" if args.scale is not None else "--out")
         lines.append(f"report: {Path(report_dir) / 'index.html'}")
     emit(args, payload, lines)
+
+
+def _intruders_over_training(args) -> None:
+    from lmscope.spectral import SVDCache
+    from lmscope.spectral.intruders import intruders_over_training
+
+    other = [o for o, v in (("--scale", args.scale), ("--out", args.out), ("--report", args.report),
+                            ("--matrix", args.matrix)) if v is not None]
+    if other:
+        raise LmscopeError(f"--checkpoints counts intruders over training only; it does not take {other[0]}")
+    table = intruders_over_training(args.base, args.tuned, k=args.k, eps=args.eps,
+                                    roles=name_list(args.roles, "--roles"), layers=int_list(args.layers, "--layers"),
+                                    cache=SVDCache(enabled=not args.no_cache), quiet=args.quiet)
+    shown = table.drop(columns=["max_cos"])
+    lines = [shown.to_string(index=False, float_format=lambda v: f"{v:.3f}")]
+    if len(table) == 1:
+        lines.append(f"(no kept checkpoints in {args.tuned}: only its last step; fine-tune with --keep-checkpoints)")
+    emit(args, {"base": args.base, "tuned": args.tuned, "k": args.k, "eps": args.eps,
+                "steps": table.to_dict(orient="records")}, lines)
 
 
 def cmd_laser_apply(args) -> None:
@@ -198,6 +219,8 @@ def add_intruders(sub, common) -> None:
     i.add_argument("--scale", type=number(0.0, 1.0), help="mitigation: multiply intruders' singular values by this (e.g. 0.75)")
     i.add_argument("--out", help="report folder; with --scale, the mitigated checkpoint's folder")
     i.add_argument("--report", help="report folder when --out is the mitigated checkpoint")
+    i.add_argument("--checkpoints", action="store_true",
+                   help="count at every checkpoint TUNED kept (`lmscope finetune --keep-checkpoints`) and at its end")
     i.add_argument("--no-cache", action="store_true", help="do not read or write the SVD cache")
     add_force(i)
     i.set_defaults(func=cmd_intruders)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from lmscope.cli._help import MODEL_HELP
-from lmscope.cli._numbers import fraction, integer, positive_int, positive_number, seed
+from lmscope.cli._numbers import fraction, integer, number, positive_int, positive_number, seed
 from lmscope.cli._output import add_force, check_out, emit
 from lmscope.errors import LmscopeError
 
@@ -21,7 +21,8 @@ def cmd_finetune(args) -> None:
     cfg = FinetuneConfig(method=args.method, rank=args.rank, alpha=args.alpha, targets=args.targets, lr=args.lr,
                          epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size,
                          max_length=args.max_length, seed=args.seed, test_fraction=args.test_fraction,
-                         ckpt_every=args.ckpt_every)
+                         ckpt_every=args.ckpt_every, train_set=args.train_set, grad_clip=args.grad_clip,
+                         keep_checkpoints=args.keep_checkpoints)
     res = finetune(args.model, data, args.out, cfg, quiet=args.quiet, force=args.force)
     m = res.metrics
     lines = [f"wrote {res.out} ({cfg.method}, {m['steps']} steps, {m['trainable_parameters']} trainable parameters)",
@@ -61,6 +62,14 @@ def add_finetune(sub, common) -> None:
     f.add_argument("--seed", type=seed, default=0)
     f.add_argument("--ckpt-every", type=positive_int, default=100,
                    help="steps between checkpoints in OUT.partial/, from which an interrupted run resumes")
+    f.add_argument("--keep-checkpoints", action="store_true",
+                   help="also keep the model of every checkpoint, in OUT/checkpoints/step-N/ "
+                        "(for `lmscope intruders --checkpoints`)")
+    f.add_argument("--train-set", default="all", choices=["all", "weights"],
+                   help="full fine-tuning: train all parameters (default), or only the weight matrices and "
+                        "the task head, with embeddings, norms and biases frozen (the paper's reference code)")
+    f.add_argument("--grad-clip", type=number(0.0), default=1.0,
+                   help="clip the gradient norm at this value; 0 turns clipping off (default 1.0)")
     f.add_argument("--out", required=True, help="output folder (adapter or full model)")
     add_force(f)
     f.set_defaults(func=cmd_finetune)

@@ -3,7 +3,9 @@
 For a pre-trained matrix W0 and its fine-tuned version Wt, each of the top-k left singular vectors
 of Wt is compared with every left singular vector of W0; it is an *intruder* when its largest
 absolute cosine similarity stays below eps. Mitigation scales the intruders' singular values by
-lambda: W' = Wt + (lambda - 1) * sum_i s_i u_i v_i^T.
+lambda: W' = Wt + (lambda - 1) * sum_i s_i u_i v_i^T. Its control (:func:`control_edits`) scales as
+many randomly chosen non-intruder directions of the same top-k, in the same matrices, by the same
+lambda. :func:`intruders_over_training` counts them at every kept checkpoint of a fine-tune.
 """
 
 from __future__ import annotations
@@ -164,20 +166,78 @@ def find_intruders(base: str | ModelSource, tuned: str | ModelSource, k: int = 1
     return IntruderResult(base_src.spec, tuned_src.spec, k, eps, pd.DataFrame(rows), sims, dirs)
 
 
-def mitigation_edits(result: IntruderResult, tuned: ModelSource, scale: float = 0.75) -> dict[str, torch.Tensor]:
-    """The edited matrices: every intruder's singular value multiplied by ``scale``."""
+def _check_scale(scale: float) -> None:
     if not (0.0 <= scale <= 1.0):
         raise LmscopeError(f"scale must be in [0, 1], got {scale}")
+
+
+def _scaled(result: IntruderResult, tuned: ModelSource, ranks: dict[str, list[int]], scale: float
+            ) -> dict[str, torch.Tensor]:
+    """Each matrix of ``ranks`` with the singular values of its top-k directions at those ranks x ``scale``."""
     edits = {}
+    for key, rk in ranks.items():
+        if not rk:
+            continue
+        top = result.directions[key]
+        idx = torch.tensor(rk, dtype=torch.long)
+        u, s, vh = top.U[:, idx], top.S[idx], top.Vh[idx]
+        edits[key] = tuned.load(key) + (scale - 1.0) * (u * s) @ vh
+    return edits
+
+
+def mitigation_edits(result: IntruderResult, tuned: ModelSource, scale: float = 0.75) -> dict[str, torch.Tensor]:
+    """The edited matrices: every intruder's singular value multiplied by ``scale``."""
+    _check_scale(scale)
+    return _scaled(result, tuned, {row.key: list(row.intruder_ranks) for row in result.table.itertuples()}, scale)
+
+
+def control_ranks(result: IntruderResult, seed: int = 0) -> dict[str, list[int]]:
+    """The control of the mitigation: in every matrix with n intruders, n ranks drawn at random (without
+    replacement, seeded) among the top-k directions that are not intruders (all of them where fewer than
+    n are left). Matrices are visited in table order, so the draw depends only on ``seed`` and the result."""
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[int]] = {}
     for row in result.table.itertuples():
         if row.n_intruders == 0:
             continue
-        top = result.directions[row.key]
-        idx = torch.tensor(row.intruder_ranks, dtype=torch.long)
-        u, s, vh = top.U[:, idx], top.S[idx], top.Vh[idx]
-        wt = tuned.load(row.key)
-        edits[row.key] = wt + (scale - 1.0) * (u * s) @ vh
-    return edits
+        k = len(row.max_cos)
+        pool = [i for i in range(k) if i not in set(row.intruder_ranks)]
+        n = min(row.n_intruders, len(pool))
+        out[row.key] = sorted(int(i) for i in rng.choice(pool, size=n, replace=False)) if n else []
+    return out
+
+
+def control_edits(result: IntruderResult, tuned: ModelSource, scale: float = 0.75, seed: int = 0
+                  ) -> tuple[dict[str, torch.Tensor], dict[str, list[int]]]:
+    """The control of :func:`mitigation_edits`: the same number of non-intruder top-k directions per matrix
+    (:func:`control_ranks`) scaled by the same ``scale``. Returns the edited matrices and the ranks scaled."""
+    _check_scale(scale)
+    ranks = control_ranks(result, seed)
+    return _scaled(result, tuned, ranks, scale), ranks
+
+
+def intruders_over_training(base: str | ModelSource, tuned: str | Path, k: int = 10, eps: float = 0.5,
+                            roles=None, layers=None, cache: SVDCache | None = None,
+                            quiet: bool | None = None) -> pd.DataFrame:
+    """Intruders at every kept checkpoint of a fine-tune (``lmscope finetune --keep-checkpoints``) and at its
+    end: one row per step with ``step``, ``n_intruders``, ``matrices_with_intruders``, ``min_max_cos`` (the
+    lowest similarity of any tuned top-k vector), one count per role, and ``max_cos`` (every tuned top-k
+    vector's best match, all matrices together, for other thresholds). The base's SVDs are computed once."""
+    from lmscope.train.finetune import checkpoint_steps
+
+    check_k_eps(k, eps)
+    base_src = open_model(base)
+    cache = cache if cache is not None else SVDCache()
+    rows = []
+    for step, folder in progress(checkpoint_steps(tuned), desc="checkpoints", quiet=quiet):
+        res = find_intruders(base_src, open_model(folder), k=k, eps=eps, roles=roles, layers=layers, cache=cache,
+                             quiet=True)
+        rows.append({"step": step, "n_intruders": res.total,
+                     "matrices_with_intruders": int((res.table["n_intruders"] > 0).sum()),
+                     "min_max_cos": float(res.table["min_max_cos"].min()),
+                     **{str(r): int(n) for r, n in res.summary()["by_role"].items()},
+                     "max_cos": [float(x) for x in res.max_cos_values()]})
+    return pd.DataFrame(rows)
 
 
 def mitigate_intruders(result: IntruderResult, out: str | Path, scale: float = 0.75,

@@ -2,10 +2,13 @@
 
 Hyper-parameter conventions follow the intruder-dimensions paper: LoRA alpha = 2r, LoRA on all
 linear layers of the transformer blocks (or a chosen subset), AdamW, linear schedule with 6% warmup,
-shuffled data, gradient norm clipped at 1. Training runs on :func:`lmscope.train.loop.train` (its
-schedule, data order and exact resume). The output directory is a PEFT adapter (LoRA) or a full
-model (full fine-tuning), plus ``lmscope.json`` recording the base model, settings and measured
-metrics, and ``losses.json`` (the training loss of every step).
+shuffled data. Two settings differ from the paper's reference code by default and can be set to it:
+``train_set`` (full fine-tuning trains ``"all"`` parameters, or only ``"weights"``: the matrices and
+the task head, with embeddings, norms and biases frozen, as the reference does) and ``grad_clip``
+(the gradient norm is clipped at 1; 0 turns clipping off, as the reference does). Training runs on
+:func:`lmscope.train.loop.train` (its schedule, data order and exact resume). The output directory is
+a PEFT adapter (LoRA) or a full model (full fine-tuning), plus ``lmscope.json`` recording the base
+model, settings and measured metrics, and ``losses.json`` (the training loss of every step).
 
 Resume
 ------
@@ -16,6 +19,14 @@ trainable weights, optimizer and data position every ``ckpt_every`` steps; see
 :mod:`lmscope.train.loop`). Starting the same fine-tune again resumes from the newest checkpoint and
 ends with the same weights as an uninterrupted run; a fine-tune with other settings is refused
 while ``OUT.partial/`` is there. On success ``OUT`` is written (atomically) and ``OUT.partial/`` removed.
+
+Checkpoints kept
+----------------
+With ``keep_checkpoints`` the model at every ``ckpt_every`` steps is also kept, in the same form as
+``OUT`` (a PEFT adapter or a full model, with its ``lmscope.json``), in ``OUT/checkpoints/step-N/``
+(``OUT`` itself is the last step). :func:`checkpoint_steps` lists them; they open with
+:func:`lmscope.models.open_model` like any fine-tuned model (see
+:func:`lmscope.spectral.intruders.intruders_over_training`).
 """
 
 from __future__ import annotations
@@ -30,7 +41,7 @@ from pathlib import Path
 
 import torch
 
-from lmscope._io import dumps, write_json
+from lmscope._io import atomic_dir, dumps, write_json
 from lmscope.data.tasks import infer_task_kind, load_task_file, split_rows
 from lmscope.errors import LmscopeError, check_int, check_number
 from lmscope.models import ModelSource, open_model
@@ -38,6 +49,10 @@ from lmscope.train.evaluate import classification_accuracy, forgetting_loss, lm_
 from lmscope.train.loop import RunDirMismatch, TrainConfig, check_run_dir, read_metrics, run_record, train
 
 METHODS = ("lora", "rslora", "full")
+TRAIN_SETS = ("all", "weights")
+# the modules of a task head that transformers adds (sequence classification); always trained
+HEAD_MODULES = ("classifier", "score")
+CHECKPOINTS_DIR = "checkpoints"
 # the reference settings: LoRA r = 1 at 3e-4, higher ranks at 1.5e-4, full fine-tuning at 1e-5
 DEFAULT_LR = {"lora": 1.5e-4, "rslora": 1.5e-4, "full": 1e-5}
 
@@ -60,10 +75,19 @@ class FinetuneConfig:
     task: str = "auto"                  # auto | classification | lm
     general_texts: int | None = None    # how many general-text passages measure forgetting (None: all)
     ckpt_every: int = 100               # steps between the checkpoints in OUT.partial/
+    train_set: str = "all"              # full fine-tuning: "all" parameters, or "weights" (see set_train_set)
+    grad_clip: float = 1.0              # gradient-norm clipping; 0 turns it off
+    keep_checkpoints: bool = False      # keep the model of every checkpoint in OUT/checkpoints/step-N/
 
     def validate(self) -> None:
         if self.method not in METHODS:
             raise LmscopeError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.train_set not in TRAIN_SETS:
+            raise LmscopeError(f"unknown train set {self.train_set!r}; choose one of {', '.join(TRAIN_SETS)}")
+        if self.train_set != "all" and self.method != "full":
+            raise LmscopeError(f"the train set applies to full fine-tuning only; {self.method} trains its "
+                               "adapters and the task head")
+        check_number("grad-clip", self.grad_clip, 0.0)
         check_int("rank", self.rank, 1)
         if self.alpha is not None:
             check_number("alpha", self.alpha, above=0.0)
@@ -102,7 +126,7 @@ class FinetuneConfig:
         total = self.max_steps or max(1, int(round(self.epochs * math.ceil(n_train / self.batch_size))))
         return TrainConfig(steps=total, batch_size=self.batch_size, lr=self.learning_rate,
                            warmup=int(round(self.warmup * total)), schedule="linear",
-                           weight_decay=self.weight_decay, grad_clip=1.0, eval_every=1,
+                           weight_decay=self.weight_decay, grad_clip=float(self.grad_clip), eval_every=1,
                            ckpt_every=self.ckpt_every, keep_checkpoints=2, seed=self.seed)
 
 
@@ -117,6 +141,41 @@ class FinetuneResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def set_train_set(model: torch.nn.Module, train_set: str = "all") -> int:
+    """Choose which parameters of ``model`` full fine-tuning trains; returns how many numbers that is.
+
+    ``"all"``: every parameter. ``"weights"`` (the paper's reference code): the 2-D weight matrices
+    (attention, MLP, a pooler, an untied output layer) and every parameter of the task head
+    (:data:`HEAD_MODULES`); embeddings (any ``nn.Embedding``, so a tied output layer too), norms and
+    biases stay frozen.
+    """
+    if train_set not in TRAIN_SETS:
+        raise LmscopeError(f"unknown train set {train_set!r}; choose one of {', '.join(TRAIN_SETS)}")
+    embeddings = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
+    for name, p in model.named_parameters():
+        head = name.split(".", 1)[0] in HEAD_MODULES
+        p.requires_grad_(train_set == "all" or head or (p.ndim == 2 and id(p) not in embeddings))
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def checkpoint_steps(out: str | Path) -> list[tuple[int, Path]]:
+    """The kept checkpoints of a finished fine-tune (``keep_checkpoints``), then ``out`` itself as
+    its last step: ``[(step, folder), ...]`` in step order. LmscopeError if ``out`` is no fine-tune."""
+    out = Path(out)
+    try:
+        info = json.loads((out / "lmscope.json").read_text(encoding="utf-8"))
+        last = int(info["metrics"]["steps"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise LmscopeError(f"{out} is not a finished lmscope fine-tune (no readable lmscope.json)") from None
+    steps = []
+    root = out / CHECKPOINTS_DIR
+    if root.is_dir():
+        for d in root.iterdir():
+            if d.is_dir() and d.name.startswith("step-") and d.name[5:].isdigit() and (d / "lmscope.json").is_file():
+                steps.append((int(d.name[5:]), d))
+    return sorted(s for s in steps if s[0] < last) + [(last, out)]
 
 
 def _target_modules(targets, family: str | None):
@@ -234,6 +293,8 @@ def finetune(model: str | ModelSource, data, out: str | Path, config: FinetuneCo
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     model_obj, tok = _load_for_task(src, kind, labels)
+    if cfg.method == "full":
+        set_train_set(model_obj, cfg.train_set)
     label2id = {lab: i for i, lab in enumerate(labels)}
 
     def task_metric(m) -> dict:
@@ -271,8 +332,20 @@ def finetune(model: str | ModelSource, data, out: str | Path, config: FinetuneCo
     write_json(before_file, metrics)
 
     collate = batch_collator(tok, kind, label2id, cfg.max_length)
+    meta = {"base": src.spec, "method": cfg.method, "task": kind, "labels": labels}
+    kept = partial / "kept"
+
+    def keep(m, step: int) -> None:
+        # runs after every step (before that step's checkpoint is written); resumed steps rewrite theirs
+        if cfg.keep_checkpoints and step % cfg.ckpt_every == 0 and step < tcfg.steps:
+            with atomic_dir(kept / f"step-{step:07d}") as tmp:
+                m.save_pretrained(tmp)
+                tok.save_pretrained(tmp)
+                (tmp / "lmscope.json").write_text(dumps({**meta, "step": step}) + "\n")
+
     summary = train(partial, model_obj, batch_loss, train_rows, tcfg, collate=collate, run_info=run_info,
-                    quiet=quiet, stop_after=stop_after, desc=f"finetune {cfg.method}")
+                    eval_fn=keep if cfg.keep_checkpoints else None, quiet=quiet, stop_after=stop_after,
+                    desc=f"finetune {cfg.method}")
     if summary["step"] < tcfg.steps:
         return None
     losses = [float(r["loss"]) for r in read_metrics(partial)]
@@ -292,5 +365,7 @@ def finetune(model: str | ModelSource, data, out: str | Path, config: FinetuneCo
         tok.save_pretrained(tmp)
         (tmp / "lmscope.json").write_text(dumps(info) + "\n")
         (tmp / "losses.json").write_text(json.dumps(losses) + "\n")
+        if cfg.keep_checkpoints and kept.is_dir():
+            shutil.move(str(kept), str(tmp / CHECKPOINTS_DIR))
     shutil.rmtree(partial, ignore_errors=True)
     return FinetuneResult(str(out), src.spec, info["config"], kind, metrics, losses)
