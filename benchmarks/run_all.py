@@ -175,14 +175,15 @@ def section(r: dict) -> str:
                                                            r["per_matrix_table"]["rows"]), ""]
     if name == "bench_weightwatcher":
         cpus = r["machine"].get("cpu_count") or 1
-        if r.get("threads", 1) > 1 and max(r["load_avg_before"][0], r["load_avg_after"][0]) > cpus:
+        # the load before the run is other work; the load after includes the benchmark's own threads
+        if r.get("threads", 1) > 1 and r["load_avg_before"][0] > cpus - r["threads"] + 0.5:
             lines += [f"*Caveat: {r['threads']} threads on {cpus} CPUs already busy with other work (load above "
                       "the CPU count): WeightWatcher's BLAS threads spend most of the time waiting for each other "
                       "(its one-thread runs are many times faster), so these ratios measure that contention, not "
                       "the two methods. The one-thread figures are the fair comparison here.*", ""]
-        elif max(r["load_avg_before"][0], r["load_avg_after"][0]) > cpus:
-            lines += [f"*Caveat: the machine was busy with other work during this run (load average above its "
-                      f"{cpus} CPUs): both sides' times are inflated and the ratios noisier than on an idle "
+        elif r["load_avg_before"][0] > cpus - r.get("threads", 1) + 0.5:
+            lines += [f"*Caveat: the machine was busy with other work during this run (load average before it "
+                      f"{r['load_avg_before'][0]:.1f} on {cpus} CPUs): both sides' times are inflated and the ratios noisier than on an idle "
                       "machine; the runs alternate which side goes first so that both share the same "
                       "conditions.*", ""]
         lines += [f"WeightWatcher's ESD: {r['ww_esd']}.", ""]
