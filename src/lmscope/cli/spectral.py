@@ -167,27 +167,13 @@ def cmd_laser_study(args) -> None:
     res = laser_study(args.model, args.task, cfg, quiet=args.quiet, log=logger(args))
     lines = res.summary_lines()
     if args.out:
-        write_report(args.out, f"LASER study: {res.model}", lambda rep: _study_report(rep, res), args=args)
+        from lmscope.report.sections import laser_study_section
+
+        cmd = command_line()
+        write_report(args.out, f"LASER study: {res.model}", lambda rep: laser_study_section(rep, res, command=cmd),
+                     args=args)
         lines.append(f"report: {Path(args.out) / 'index.html'}")
     emit(args, res.to_dict(), lines)
-
-
-def _study_report(rep, res) -> None:
-    import pandas as pd
-
-    from lmscope._io import write_json
-
-    write_json(rep.out / "laser_study.json", res.to_dict())
-    for name, rows in (("grid", res.grid), ("resplits", res.resplits)):
-        pd.DataFrame(rows).to_csv(rep.out / f"laser_study_{name}.csv", index=False)
-    rep.heading(f"LASER study on {res.model}: {res.task}")
-    cmd = command_line()
-    if cmd:
-        rep.code(cmd)
-    rep.code("\n".join(res.summary_lines()))
-    rep.text("Tables: laser_study_grid.csv (every config on every scored example, with a paired bootstrap "
-             "interval), laser_study_resplits.csv (per resplit: the validation-chosen config and its test "
-             "difference), laser_study.json (everything).")
 
 
 def add_spectrum(sub, common) -> None:

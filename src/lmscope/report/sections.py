@@ -117,6 +117,23 @@ def laser_verdict(result) -> str:
                    f"with {score(b['val'])}; on the held-out test split it scored {score(b['test'])}.")
 
 
+def laser_study_section(report: Report, result, command: str | None = None) -> None:
+    """A LASER study (:func:`lmscope.spectral.laser_study.laser_study`): its summary, and the grid and
+    per-resplit tables as CSV beside a JSON of everything."""
+    import pandas as pd
+
+    write_json(report.out / "laser_study.json", result.to_dict())
+    for name, rows in (("grid", result.grid), ("resplits", result.resplits)):
+        pd.DataFrame(rows).to_csv(report.out / f"laser_study_{name}.csv", index=False)
+    report.heading(f"LASER study on {result.model}: {result.task}")
+    if command:
+        report.code(command)
+    report.code("\n".join(result.summary_lines()))
+    report.text("Tables: laser_study_grid.csv (every config on every scored example, with a paired bootstrap "
+                "interval), laser_study_resplits.csv (per resplit: the validation-chosen config and its test "
+                "difference), laser_study.json (everything).")
+
+
 def laser_section(report: Report, result, prefix: str = "laser", command: str | None = None) -> None:
     """LASER search: summary, Δ heatmap per role, the table of every config, the composition trials."""
     import pandas as pd
