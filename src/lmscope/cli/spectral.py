@@ -146,10 +146,7 @@ def cmd_laser_search(args) -> None:
     if args.out:
         from lmscope.report.sections import laser_section
 
-        cmd = command_line()
-        write_report(args.out, f"LASER search: {res.model}", lambda rep: laser_section(rep, res, command=cmd),
-                     args=args)
-        lines.append(f"report: {Path(args.out) / 'index.html'}")
+        _laser_report(args, f"LASER search: {res.model}", laser_section, res, lines)
     emit(args, res.to_dict(), lines)
 
 
@@ -169,11 +166,15 @@ def cmd_laser_study(args) -> None:
     if args.out:
         from lmscope.report.sections import laser_study_section
 
-        cmd = command_line()
-        write_report(args.out, f"LASER study: {res.model}", lambda rep: laser_study_section(rep, res, command=cmd),
-                     args=args)
-        lines.append(f"report: {Path(args.out) / 'index.html'}")
+        _laser_report(args, f"LASER study: {res.model}", laser_study_section, res, lines)
     emit(args, res.to_dict(), lines)
+
+
+def _laser_report(args, title: str, section, res, lines: list[str]) -> None:
+    """Write ``section(report, res, command=...)`` as the report in --out and name it in ``lines``."""
+    cmd = command_line()
+    write_report(args.out, title, lambda rep: section(rep, res, command=cmd), args=args)
+    lines.append(f"report: {Path(args.out) / 'index.html'}")
 
 
 def add_spectrum(sub, common) -> None:

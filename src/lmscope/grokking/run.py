@@ -129,36 +129,47 @@ class GrokConfig:
         return argv
 
 
+def suite_data(task: str, n_train: int, n_val: int, n_gen: int, n_test: int, seed: int):
+    """The data of a grokking run: ``(rows, by_split, heldout, texts, vocab_texts)``. The held-out rows
+    (``n_test`` per kind) are drawn with the others, so their texts are distinct from every split, then
+    set apart: ``by_split`` keeps ``n_val`` val and ``n_gen`` generalization rows, ``heldout`` is
+    ``{"id": rows, "gen": rows}``. ``texts`` are the training lines, ``vocab_texts`` every split's (the
+    held-out rows are scored too, so their words are in the vocabulary)."""
+    from lmscope.data.suites import make_suite
+    from lmscope.grokking.metrics import GEN_SPLIT
+    from lmscope.train.loop import suite_lines
+
+    rows = make_suite(task, n_train, n_val + n_test, n_gen + n_test, seed=seed)
+    by_split: dict[str, list[dict]] = {}
+    for r in rows:
+        by_split.setdefault(r["split"], []).append(r)
+    gen_split = GEN_SPLIT[task]
+    heldout = {"id": by_split.get("val", [])[n_val:], "gen": by_split.get(gen_split, [])[n_gen:]}
+    by_split["val"] = by_split.get("val", [])[:n_val]
+    by_split[gen_split] = by_split.get(gen_split, [])[:n_gen]
+    if task == "dyck":
+        texts = [r["text"] for r in by_split.get("train", [])]
+        vocab_texts = [r["text"] for r in rows]
+    else:
+        texts, vocab_texts = suite_lines(rows, "train"), suite_lines(rows, None)
+    return rows, by_split, heldout, texts, vocab_texts
+
+
 def grok_train(task: str, out_dir: str | os.PathLike, config: GrokConfig | None = None, *,
                quiet: bool | None = None, stop_after: int | None = None, **settings) -> dict:
     """Train (or resume) a grokking run in ``out_dir`` with ``config`` (default: the defaults), any
     GrokConfig field given as a keyword replacing its value (``grok_train(task, out, layers=4)``);
     returns :func:`train_lm`'s summary plus ``task`` and ``layers``. LmscopeError for an unknown task
     or settings out of range."""
-    from lmscope.data.suites import make_suite
     from lmscope.grokking.metrics import GEN_SPLIT, TASKS, make_eval_fn
     from lmscope.models.small import SmallConfig
     from lmscope.models.small_tokenizer import WordTokenizer
-    from lmscope.train.loop import TrainConfig, suite_lines, train_lm
+    from lmscope.train.loop import TrainConfig, train_lm
 
     if task not in TASKS:
         raise LmscopeError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     c = GrokConfig.make(config, **settings)
-    # the held-out rows are drawn with the others (texts distinct from every split) and set apart
-    rows = make_suite(task, c.n_train, c.n_val + c.n_test, c.n_gen + c.n_test, seed=c.seed)
-    by_split: dict[str, list[dict]] = {}
-    for r in rows:
-        by_split.setdefault(r["split"], []).append(r)
-    gen_split = GEN_SPLIT[task]
-    heldout = {"id": by_split.get("val", [])[c.n_val:], "gen": by_split.get(gen_split, [])[c.n_gen:]}
-    by_split["val"] = by_split.get("val", [])[:c.n_val]
-    by_split[gen_split] = by_split.get(gen_split, [])[:c.n_gen]
-    if task == "dyck":
-        texts = [r["text"] for r in by_split.get("train", [])]
-        vocab_texts = [r["text"] for r in rows]
-    else:
-        texts = suite_lines(rows, "train")
-        vocab_texts = suite_lines(rows, None)  # every split's words: the held-out rows are scored too
+    rows, by_split, heldout, texts, vocab_texts = suite_data(task, c.n_train, c.n_val, c.n_gen, c.n_test, c.seed)
     tokenizer = WordTokenizer.build(vocab_texts)
     model_config = SmallConfig(vocab_size=tokenizer.vocab_size, d_model=c.d_model, n_layers=c.layers,
                                n_heads=c.heads, d_ff=c.d_ff, max_len=c.max_len, causal=True, norm="post",

@@ -144,9 +144,9 @@ def rebuild_run(run_dir: str | os.PathLike) -> RunData:
     """Regenerate a grokking run's suite and tokenizer from its ``run.json`` (task, seed, split sizes)
     and check them against the run's fingerprints of the training texts and of the vocabulary;
     LmscopeError if the folder is not a grokking run or the data cannot be rebuilt exactly."""
-    from lmscope.data.suites import make_suite
+    from lmscope.grokking.run import suite_data
     from lmscope.models.small_tokenizer import WordTokenizer
-    from lmscope.train.loop import suite_lines, texts_fingerprint, vocab_fingerprint
+    from lmscope.train.loop import texts_fingerprint, vocab_fingerprint
 
     path = Path(run_dir)
     info = _read_run_file(path)
@@ -164,13 +164,7 @@ def rebuild_run(run_dir: str | os.PathLike) -> RunData:
         want_texts, want_vocab = info["data"]["sha256"], info["tokenizer"]["vocab_sha256"]
     except (KeyError, TypeError, ValueError) as e:
         raise LmscopeError(f"{path / RUN_FILE}: incomplete settings ({e})") from None
-    rows = make_suite(task, n_train, n_val + n_test, n_gen + n_test, seed=seed)
-    if task == "dyck":
-        texts = [r["text"] for r in rows if r["split"] == "train"]
-        vocab_texts = [r["text"] for r in rows]
-    else:
-        texts = suite_lines(rows, "train")
-        vocab_texts = suite_lines(rows, None)
+    rows, _, _, texts, vocab_texts = suite_data(task, n_train, n_val, n_gen, n_test, seed)
     if texts_fingerprint(texts) != want_texts:
         raise LmscopeError(f"{path}: the regenerated training texts differ from the run's (another version of "
                            "the suite generator?)")
