@@ -23,6 +23,7 @@ RUNS = [
     ("bench_memory.py", [], "bench_memory.json"),
     ("bench_intruders.py", [], "bench_intruders.json"),
     ("bench_weightwatcher.py", [], "bench_weightwatcher.json"),
+    ("bench_eigensolvers.py", [], "bench_eigensolvers.json"),
     ("bench_laser.py", [], "bench_laser.json"),
     ("bench_trees.py", [], "bench_trees.json"),
     ("bench_train.py", [], "bench_train.json"),
@@ -34,6 +35,7 @@ TITLES = {
     "bench_memory": "Peak memory of `lmscope spectrum` on a sharded checkpoint",
     "bench_intruders": "Intruder dimensions of N fine-tuned checkpoints against one base",
     "bench_weightwatcher": "Spectrum metrics: lmscope vs WeightWatcher",
+    "bench_eigensolvers": "Eigensolvers: the floor under lmscope's spectrum time",
     "bench_laser": "LASER search: configs per second against the straightforward loop",
     "bench_trees": "Tree projections: fast SCI charts against the reference procedure",
     "bench_train": "Training throughput: lmscope's loop against a plain PyTorch loop",
@@ -78,6 +80,8 @@ def machine_line(m: dict) -> str:
 
 def headline(r: dict) -> str:
     name = r["benchmark"]
+    if "headline" in r:
+        return r["headline"]
     if name == "bench_memory":
         return (f"lmscope's peak RSS is **{r['ratio_lmscope_peak_to_size']:.3f}x** the checkpoint size "
                 f"(target < {r['target_ratio']}: {'met' if r['target_met'] else 'not met'}); the baseline's "
@@ -198,7 +202,7 @@ def write_markdown(out: Path) -> Path:
             results.append(json.loads(path.read_text()))
         except json.JSONDecodeError:
             print(f"skipping unreadable {path}", file=sys.stderr)
-    order = {"bench_memory": 0, "bench_intruders": 1, "bench_weightwatcher": 2, "bench_laser": 3, "bench_trees": 4,
+    order = {"bench_memory": 0, "bench_intruders": 1, "bench_weightwatcher": 2, "bench_eigensolvers": 2.5, "bench_laser": 3, "bench_trees": 4,
              "bench_train": 5, "bench_lm_score": 6}
     results.sort(key=lambda r: (order.get(r.get("benchmark"), 9), r.get("model", ""), r.get("threads", 0)))
     lines = ["# Benchmarks", "",
