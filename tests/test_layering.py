@@ -22,7 +22,7 @@ from pathlib import Path
 # several methods and builds an HTML report, so it imports `report` and belongs up here with the command
 # line (which calls it), not among the methods. Row 3 is the report; row 4 holds the method packages,
 # side by side (they may not import each other, except the edges in SIDEWAYS); rows 5-9 are the base in
-# a fixed order; rows 10-15 are the small top-level utility modules and the package root.
+# a fixed order; rows 10-16 are the small top-level utility modules and the package root.
 # ------------------------------------------------------------------------------------------------
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("__main__",),                                            # 0  python -m lmscope
@@ -40,8 +40,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("progress",),                                            # 11 progress bars
     ("cache",),                                               # 12 the cache directory
     ("_io",),                                                 # 13 atomic writes, JSON
-    ("errors",),                                              # 14 LmscopeError
-    ("lmscope",),                                             # 15 the package root (__version__)
+    ("_settings",),                                           # 14 settings dataclasses = command options
+    ("errors",),                                              # 15 LmscopeError
+    ("lmscope",),                                             # 16 the package root (__version__)
 )
 
 # Imports between packages of one row, declared in DESIGN.md ("grokking -> trees and pushdown -> data";

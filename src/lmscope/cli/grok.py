@@ -7,8 +7,9 @@ import re
 from pathlib import Path
 
 from lmscope.cli._lists import MAX_RANGE, int_list
-from lmscope.cli._numbers import integer, number, positive_int
+from lmscope.cli._numbers import positive_int
 from lmscope.cli._output import add_force, check_out, command_line, emit
+from lmscope.cli._settings import add_settings
 from lmscope.errors import LmscopeError
 from lmscope.grokking.run import SWEEP_OPTIONS, GrokConfig
 
@@ -99,21 +100,9 @@ def cmd_grok_plot(args) -> None:
     emit(args, res, [f"wrote {len(res['files'])} files to {res['out']}"])
 
 
-def _converter(f):
-    """The argparse type of a GrokConfig field: an integer at least its minimum, or a finite number."""
-    if f.metadata.get("minimum") is not None:
-        return integer(f.metadata["minimum"])
-    if f.metadata.get("number_above") is not None:
-        return number(above=f.metadata["number_above"])
-    return integer(0) if isinstance(f.default, int) else number()
-
-
 def _config_options(p, skip: tuple[str, ...] = (), sweep: bool = False) -> None:
     """The options of grok train and grok sweep made from the GrokConfig fields (name, type, default, help)."""
-    for f in GrokConfig.options():
-        if f.name not in skip:
-            text = (sweep and f.metadata["sweep_help"]) or f.metadata["help"]
-            p.add_argument(GrokConfig.flag(f.name), type=_converter(f), default=f.default, help=text)
+    add_settings(p, GrokConfig, skip, sweep)
 
 
 def add_grok(sub, common) -> None:

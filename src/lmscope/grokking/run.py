@@ -9,10 +9,12 @@ checkpoint when started again in the same folder with the same settings.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from lmscope._io import write_json
+from lmscope._settings import Settings
+from lmscope._settings import setting as _setting
 from lmscope.errors import LmscopeError, check_int, check_number
 
 # GrokConfig is read when the command line is built: the training stack (torch) is imported only by
@@ -21,27 +23,15 @@ from lmscope.errors import LmscopeError, check_int, check_number
 GROK_FILE = "grok.json"
 
 
-def _int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise LmscopeError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _setting(default, help: str | None = None, *, sweep_help: str | None = None, minimum: int | None = None,
-             number_above: float | None = None):
-    """A GrokConfig field. With ``help`` it is also an option of `lmscope grok train` and `grok sweep`
-    (``--name-with-dashes``, its type that of the default; ``sweep_help`` replaces the help in grok
-    sweep); ``minimum``: an integer at least this; ``number_above``: a finite number above this."""
-    return field(default=default, metadata={"help": help, "sweep_help": sweep_help, "minimum": minimum,
-                                            "number_above": number_above})
-
-
 @dataclass(frozen=True)
-class GrokConfig:
+class GrokConfig(Settings):
     """The settings of one grokking run: model, training and evaluation. The one definition of them:
     :func:`grok_train` reads it, the command-line options of `lmscope grok train` / `grok sweep` are
     generated from the fields that have a help text (in this order), and :meth:`to_argv` writes a
-    run's command line for a sweep. LmscopeError for a value out of range."""
+    run's command line for a sweep (see :mod:`lmscope._settings`). LmscopeError for a value out of range."""
+
+    WHAT = "grok_train option"
+    COMMAND = "lmscope grok train"
 
     layers: int = _setting(2, "transformer blocks (default 2)", minimum=1)
     steps: int = _setting(2000, "training steps (default 2000)",
@@ -71,11 +61,7 @@ class GrokConfig:
     max_len: int = _setting(256)
 
     def __post_init__(self):
-        for f in fields(self):
-            value = getattr(self, f.name)
-            optional = value is None and "None" in str(f.type)  # e.g. sample_size: int | None (all rows)
-            if f.metadata["minimum"] is not None and not optional:
-                _int(f.name, value, f.metadata["minimum"])
+        self.check_settings()
         check_number("lr", self.lr, above=0.0)
         check_number("dropout", self.dropout, 0.0, below=1.0)
         check_number("weight_decay", self.weight_decay, 0.0)
@@ -84,49 +70,6 @@ class GrokConfig:
             check_int("warmup", self.warmup, 0)
         if self.d_model % self.heads:
             raise LmscopeError(f"d_model {self.d_model} is not divisible by heads {self.heads}")
-
-    @classmethod
-    def options(cls) -> list:
-        """The fields that are command-line options, in the order of the help."""
-        return [f for f in fields(cls) if f.metadata["help"]]
-
-    @staticmethod
-    def flag(name: str) -> str:
-        """The command-line option of a field: ``d_model`` -> ``--d-model``."""
-        return "--" + name.replace("_", "-")
-
-    @classmethod
-    def make(cls, config: GrokConfig | None = None, **settings) -> GrokConfig:
-        """``config`` (default: the defaults) with ``settings`` replaced; LmscopeError for an unknown name."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(settings) - known)
-        if unknown:
-            raise LmscopeError(f"unknown grok_train option {unknown[0]!r}")
-        return replace(config or cls(), **settings)
-
-    @classmethod
-    def from_args(cls, args, **settings) -> GrokConfig:
-        """From parsed command-line options (an argparse Namespace): every option field it holds,
-        except those given in ``settings``."""
-        values = {f.name: getattr(args, f.name) for f in cls.options() if hasattr(args, f.name)}
-        return cls.make(**{**values, **settings})
-
-    def to_argv(self) -> list[str]:
-        """The options of `lmscope grok train` that give this configuration (every option field).
-        LmscopeError for a setting the command line cannot express."""
-        argv = []
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if not f.metadata["help"]:
-                if value != f.default:
-                    raise LmscopeError(f"{f.name} is not a command-line option of lmscope grok train")
-            elif value is None and f.default is None:
-                continue  # the command line's default
-            elif value is None:
-                raise LmscopeError(f"{f.name}=None cannot be given on the command line")
-            else:
-                argv += [self.flag(f.name), str(value)]
-        return argv
 
 
 def suite_data(task: str, n_train: int, n_val: int, n_gen: int, n_test: int, seed: int):
