@@ -276,6 +276,44 @@ def main_verb_index(tree: Tree | str) -> int:
     return len(leaves(t[0]))
 
 
+# ------------------------------------------------------------------------------------------ metrics' parts
+_POS: dict[str, str] = {}
+for _w in DETERMINERS:
+    _POS[_w] = "DET"
+for _pair in NOUNS:
+    for _w in _pair:
+        _POS[_w] = "N"
+for _forms in INTRANSITIVE + TRANSITIVE:
+    for _w in _forms:
+        _POS[_w] = "V"
+for _w in PREPOSITIONS:
+    _POS[_w] = "P"
+for _w in RELATIVES:
+    _POS[_w] = "REL"
+for _w in AUXILIARY_WORDS:
+    _POS[_w] = "AUX"
+_POS["."] = "."
+_POS["?"] = "?"
+
+
+def pos_tag(word: str) -> str:
+    """The part of speech of a grammar word (DET, N, V, P, REL, AUX, '.', '?'), or ``X`` for others."""
+    return _POS.get(word, "X")
+
+
+def pos_sequence(words: Sequence[str]) -> list[str]:
+    return [pos_tag(w) for w in words]
+
+
+def tense_correct(output: Sequence[str], gold: Sequence[str], main_index: int) -> bool:
+    """Whether ``output`` has the part-of-speech sequence of ``gold`` and the same main verb (the word
+    at ``main_index``, which fixes tense and number)."""
+    output, gold = list(output), list(gold)
+    if pos_sequence(output) != pos_sequence(gold):
+        return False
+    return 0 <= main_index < len(gold) and output[main_index] == gold[main_index]
+
+
 def linear_question(decl: str | Sequence[str]) -> list[str]:
     """The linear rule: move the FIRST auxiliary of the word sequence to the front."""
     words = declarative_words(decl)

@@ -27,7 +27,7 @@ import torch
 
 from lmscope.data import grammars
 from lmscope.data.dyck import bracket_pairs
-from lmscope.data.grammars import main_verb_index
+from lmscope.data.grammars import main_verb_index, pos_sequence, pos_tag, tense_correct  # noqa: F401 (re-exported)
 from lmscope.data.trees import leaves, parse_bracketed
 from lmscope.errors import LmscopeError
 from lmscope.models.hooks import capture_blocks
@@ -39,43 +39,6 @@ TRANSFORM_MARKER = {"question-formation": "quest", "tense-inflection": "PRESENT"
 GEN_SPLIT = {"question-formation": "gen", "tense-inflection": "gen", "dyck": "ood"}
 
 # ------------------------------------------------------------------------------------------ helpers
-_POS: dict[str, str] = {}
-for _w in grammars.DETERMINERS:
-    _POS[_w] = "DET"
-for _pair in grammars.NOUNS:
-    for _w in _pair:
-        _POS[_w] = "N"
-for _forms in grammars.INTRANSITIVE + grammars.TRANSITIVE:
-    for _w in _forms:
-        _POS[_w] = "V"
-for _w in grammars.PREPOSITIONS:
-    _POS[_w] = "P"
-for _w in grammars.RELATIVES:
-    _POS[_w] = "REL"
-for _w in grammars.AUXILIARY_WORDS:
-    _POS[_w] = "AUX"
-_POS["."] = "."
-_POS["?"] = "?"
-
-
-def pos_tag(word: str) -> str:
-    """The part of speech of a grammar word (DET, N, V, P, REL, AUX, '.', '?'), or ``X`` for others."""
-    return _POS.get(word, "X")
-
-
-def pos_sequence(words: Sequence[str]) -> list[str]:
-    return [pos_tag(w) for w in words]
-
-
-def tense_correct(output: Sequence[str], gold: Sequence[str], main_index: int) -> bool:
-    """Whether ``output`` has the part-of-speech sequence of ``gold`` and the same main verb (the word
-    at ``main_index``, which fixes tense and number)."""
-    output, gold = list(output), list(gold)
-    if pos_sequence(output) != pos_sequence(gold):
-        return False
-    return 0 <= main_index < len(gold) and output[main_index] == gold[main_index]
-
-
 def _device(model) -> torch.device:
     return next(model.parameters()).device
 
