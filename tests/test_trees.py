@@ -334,6 +334,23 @@ def test_f1_of_a_tree_against_itself_and_branching_baselines():
     assert prf([bracket_match("a", "a")])["f1"] is None
 
 
+def test_parse_f1_lives_in_the_base_and_pools_like_prf():
+    import lmscope.data.trees as base
+    import lmscope.trees as tp
+
+    assert tp.prf is base.prf and tp.bracket_match is base.bracket_match and tp.parse_f1 is base.parse_f1
+    words = "a b c d".split()
+    pred = [right_branching(words), left_branching("a b".split())]
+    gold = [left_branching(words), right_branching("a b".split())]
+    got = base.parse_f1(pred, gold)
+    assert got == prf([bracket_match(p, g) for p, g in zip(pred, gold)])
+    assert (got["matched"], got["predicted"], got["gold"]) == (2, 4, 4) and got["f1"] == pytest.approx(0.5)
+    with pytest.raises(LmscopeError, match="2 predicted trees but 1 gold"):
+        base.parse_f1(pred, gold[:1])
+    with pytest.raises(LmscopeError, match="tree 1: the predicted tree's words"):
+        base.parse_f1([("a", "x")], [("a", "b")])
+
+
 def test_t_score_is_zero_when_all_splits_are_equally_good():
     n = 7
     chart = np.triu(np.full((n, n), 0.8))

@@ -1,4 +1,4 @@
-"""Unlabeled constituency trees over words: parsing, printing, spans and baseline trees.
+"""Unlabeled constituency trees over words: parsing, printing, spans, baseline trees and parse F1.
 
 A tree is either a leaf, the word itself (a ``str``), or an internal node, a ``tuple`` of two or
 more subtrees. Trees are immutable and hashable, so they can be set members and dict keys::
@@ -320,3 +320,60 @@ BASELINES: dict[str, Callable[..., Tree]] = {
     "balanced": balanced,
     "random": random_tree,
 }
+
+BASELINE_NAMES = ("left", "right", "balanced", "random")
+
+
+# ----------------------------------------------------------------------------------------- parse F1
+def bracket_match(pred: Tree, gold: Tree) -> tuple[int, int, int]:
+    """(matched, predicted, gold) bracket counts; brackets are :func:`spans`."""
+    p, g = spans(pred), spans(gold)
+    return len(p & g), len(p), len(g)
+
+
+def prf(counts: Sequence[tuple[int, int, int]]) -> dict:
+    """Pooled precision, recall and F1 over ``(matched, predicted, gold)`` counts.
+
+    With no brackets at all (only one-word sentences) the scores are None.
+    """
+    m = sum(c[0] for c in counts)
+    p = sum(c[1] for c in counts)
+    g = sum(c[2] for c in counts)
+    precision = m / p if p else None
+    recall = m / g if g else None
+    if precision is None or recall is None:
+        f1 = None
+    else:
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "matched": m, "predicted": p, "gold": g}
+
+
+def baseline_tree(name: str, words: Sequence[str], rng: np.random.Generator | int | None = None) -> Tree:
+    """A baseline tree over ``words``: left- or right-branching, balanced, or random (seeded)."""
+    if name == "left":
+        return left_branching(list(words))
+    if name == "right":
+        return right_branching(list(words))
+    if name == "balanced":
+        return balanced(list(words))
+    if name == "random":
+        return random_tree(list(words), rng)
+    raise LmscopeError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINE_NAMES)}")
+
+
+def parse_f1(pred_trees: Sequence[Tree], gold_trees: Sequence[Tree]) -> dict:
+    """Unlabeled parsing F1 of ``pred_trees`` against ``gold_trees`` (pairwise, same words), pooled over
+    the corpus as :func:`prf` pools it: ``{"precision", "recall", "f1", "matched", "predicted", "gold"}``.
+
+    LmscopeError when the lists differ in length or a pair's words differ.
+    """
+    pred_trees, gold_trees = list(pred_trees), list(gold_trees)
+    if len(pred_trees) != len(gold_trees):
+        raise LmscopeError(f"{len(pred_trees)} predicted trees but {len(gold_trees)} gold trees")
+    counts = []
+    for i, (p, g) in enumerate(zip(pred_trees, gold_trees, strict=True)):
+        if leaves(p) != leaves(g):
+            raise LmscopeError(f"tree {i + 1}: the predicted tree's words {' '.join(leaves(p))!r} differ from "
+                               f"the gold tree's {' '.join(leaves(g))!r}")
+        counts.append(bracket_match(p, g))
+    return prf(counts)

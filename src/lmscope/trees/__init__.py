@@ -15,7 +15,7 @@ hidden states are read with the hooks of :mod:`lmscope.models.hooks`). A method 
 
 from lmscope.trees.adapters import HFAdapter, SmallAdapter, SpanAdapter, load_adapter, make_adapter
 from lmscope.trees.chart import DISTANCES, ChartStats, compute_charts, similarity
-from lmscope.trees.decode import BASELINE_NAMES, baseline_tree, bracket_match, decode, prf, t_score
+from lmscope.trees.decode import BASELINE_NAMES, baseline_tree, bracket_match, decode, parse_f1, prf, t_score
 from lmscope.trees.inputs import SentenceFile, read_sentence_file
 from lmscope.trees.projection import (
     LayerSweepResult,
@@ -27,6 +27,6 @@ from lmscope.trees.projection import (
 __all__ = [
     "BASELINE_NAMES", "DISTANCES", "ChartStats", "HFAdapter", "LayerSweepResult", "SentenceFile",
     "SentenceProjection", "SmallAdapter", "SpanAdapter", "TreeProjectionResult", "baseline_tree", "bracket_match",
-    "compute_charts", "decode", "load_adapter", "make_adapter", "prf", "read_sentence_file", "similarity",
+    "compute_charts", "decode", "load_adapter", "make_adapter", "parse_f1", "prf", "read_sentence_file", "similarity",
     "t_score", "tree_projection",
 ]

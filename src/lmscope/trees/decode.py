@@ -1,5 +1,7 @@
-"""From a chart to a tree: greedy top-down decoding, the tree-structuredness score, parsing F1 and baselines.
+"""From a chart to a tree: greedy top-down decoding and the tree-structuredness score.
 
+Parsing F1 (:func:`bracket_match`, :func:`prf`, :func:`parse_f1`) and the baseline trees
+(:func:`baseline_tree`) live in the base, :mod:`lmscope.data.trees`, and are re-exported here.
 Charts are (n, n) arrays with the similarity ``s(i, j)`` of the span of words ``i..j`` at ``[i, j]``
 (``j >= i``). Trees are :mod:`lmscope.data.trees` trees (a word, or a tuple of subtrees).
 """
@@ -10,14 +12,18 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lmscope.data.trees import Tree, balanced, left_branching, random_tree, right_branching, spans
+from lmscope.data.trees import (  # noqa: F401 - parse F1 and the baselines live in the base, re-exported here
+    BASELINE_NAMES,
+    Tree,
+    baseline_tree,
+    bracket_match,
+    parse_f1,
+    prf,
+)
 from lmscope.errors import LmscopeError
 
 Node = tuple[int, int, int]
 """An internal node ``(i, j, k)`` of a binary tree over words: span ``i..j`` split into ``i..k`` and ``k+1..j``."""
-
-BASELINE_NAMES = ("left", "right", "balanced", "random")
-
 
 def _check_chart(chart: np.ndarray) -> np.ndarray:
     chart = np.asarray(chart, dtype=float)
@@ -98,42 +104,6 @@ def t_score(chart: np.ndarray, nodes: Sequence[Node], rng: np.random.Generator |
         r = int(gen.integers(i, j))
         total += split_score(chart, i, j, k) - split_score(chart, i, j, r)
     return total
-
-
-def bracket_match(pred: Tree, gold: Tree) -> tuple[int, int, int]:
-    """(matched, predicted, gold) bracket counts; brackets are :func:`lmscope.data.trees.spans`."""
-    p, g = spans(pred), spans(gold)
-    return len(p & g), len(p), len(g)
-
-
-def prf(counts: Sequence[tuple[int, int, int]]) -> dict:
-    """Pooled precision, recall and F1 over ``(matched, predicted, gold)`` counts.
-
-    With no brackets at all (only one-word sentences) the scores are None.
-    """
-    m = sum(c[0] for c in counts)
-    p = sum(c[1] for c in counts)
-    g = sum(c[2] for c in counts)
-    precision = m / p if p else None
-    recall = m / g if g else None
-    if precision is None or recall is None:
-        f1 = None
-    else:
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "matched": m, "predicted": p, "gold": g}
-
-
-def baseline_tree(name: str, words: Sequence[str], rng: np.random.Generator | int | None = None) -> Tree:
-    """A baseline tree over ``words``: left- or right-branching, balanced, or random (seeded)."""
-    if name == "left":
-        return left_branching(list(words))
-    if name == "right":
-        return right_branching(list(words))
-    if name == "balanced":
-        return balanced(list(words))
-    if name == "random":
-        return random_tree(list(words), rng)
-    raise LmscopeError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINE_NAMES)}")
 
 
 def sentence_rng(seed: int, index: int, stream: int) -> np.random.Generator:
