@@ -27,14 +27,13 @@ import numpy as np
 import torch
 
 from lmscope.data import grammars
-from lmscope.data.trees import Tree, leaves, parse_bracketed, spans, to_bracketed
+from lmscope.data.trees import BASELINE_NAMES, Tree, baseline_tree, leaves, parse_bracketed, parse_f1, to_bracketed
 from lmscope.errors import LmscopeError, check_int
 from lmscope.progress import progress
 from lmscope.pushdown.tape import Stack, model_tape, tree_from_attachments
 
 TASKS = ("question-formation", "tense-inflection", "dyck", "arith")
 TRANSFORM_MARKER = {"question-formation": "quest", "tense-inflection": "PRESENT"}
-BASELINES = ("left", "right", "balanced", "random")
 PLAIN_NO_PARSE = "the plain relative-position model (--pushdown-layers none) has no attachments, so no parse"
 
 
@@ -176,20 +175,6 @@ def task_scores(model, tokenizer, task: str, rows: Sequence[dict]) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ parses
-def bracket_counts(pred: Tree, gold: Tree) -> tuple[int, int, int]:
-    """(matched, predicted, gold) brackets."""
-    p, g = spans(pred), spans(gold)
-    return len(p & g), len(p), len(g)
-
-
-def pooled_f1(counts: Sequence[tuple[int, int, int]]) -> float | None:
-    m, p, g = (sum(c[i] for c in counts) for i in range(3))
-    if not p or not g:
-        return None
-    prec, rec = m / p, m / g
-    return 2 * prec * rec / (prec + rec) if prec + rec else 0.0
-
-
 def parse_sentences(model, tokenizer, sentences: Sequence[Sequence[str]], beam: int = 1,
                     quiet: bool | None = True) -> list[tuple[Tree, float | None]]:
     """The best beam parse of each sentence and its joint log-probability (beam 1: the greedy reading,
