@@ -209,6 +209,32 @@ def test_tense_inflection_split_rules(suites):
     assert G.linear_agreement_present("the cat near the yaks slept") == "the cat near the yaks sleep".split()
 
 
+def _shape(tree):
+    """The tree with every word replaced by '*'."""
+    return "*" if isinstance(tree, str) else tuple(_shape(c) for c in tree)
+
+
+@pytest.mark.parametrize("name", ["question-formation", "tense-inflection"])
+@pytest.mark.parametrize("seed", [0, 5])
+def test_target_trees_follow_from_the_grammar(name, seed):
+    rows = make_suite(name, 300, 50, 150, seed=seed)
+    for r in rows:
+        tree, out = parse_bracketed(r["tree"], labeled=False), parse_bracketed(r["target_tree"], labeled=False)
+        target = r["target"].split()
+        assert is_binary(out)
+        assert leaves(out) == target[:-1] and target[-1] in ("?", ".")  # exactly the target's words, no final mark
+        if r["task"] in ("decl", "PAST"):
+            assert out == tree
+        elif r["task"] == "quest":  # (SUBJ (AUX VP)) -> (AUX (SUBJ VP))
+            subj, (aux, vp) = tree
+            assert out == (aux, (subj, vp)) and leaves(out) == G.hierarchical_question(tree)
+        else:  # the same shape, every verb in the present, agreeing with its own subject
+            assert _shape(out) == _shape(tree) and leaves(out) == G.hierarchical_agreement_present(tree)
+    # by hand
+    assert to_bracketed(G.question_tree(G.Clause(G.NP("the", 1, False), G.Verb(False, 0), False))) == \
+        "(does ((the dog) sleep))"
+
+
 def test_grammar_vocabularies(suites):
     for name in ("question-formation", "tense-inflection"):
         vocab = set(G.vocabulary(name))
@@ -307,6 +333,19 @@ def test_load_suite_file(tmp_path):
     p.write_text(json.dumps({"text": "a b", "tree": "(a b"}) + "\n")
     with pytest.raises(LmscopeError, match=r":1: bad tree: unbalanced parentheses"):
         load_suite_file(p)
+    good = {"text": "the dog does sleep . quest", "target": "does the dog sleep ?",
+            "tree": "((the dog) (does sleep))", "target_tree": "(does ((the dog) sleep))"}
+    p.write_text(json.dumps(good) + "\n" + json.dumps({**good, "target_tree": "(does ((the cat) sleep))"}) + "\n")
+    with pytest.raises(LmscopeError) as exc:
+        load_suite_file(p)
+    assert str(exc.value) == (f"{p}:2: target_tree leaves 'does the cat sleep' do not match the words "
+                              "'does the dog sleep' of the target")
+    for bad, msg in (({**good, "target_tree": "(does (the"}, ":1: bad target_tree: unbalanced"),
+                     ({"text": "a b", "target_tree": "(a b)"}, ":1: a 'target_tree' needs a 'target'"),
+                     ({**good, "target_tree": 3}, ":1: 'target_tree' must be a string")):
+        p.write_text(json.dumps(bad) + "\n")
+        with pytest.raises(LmscopeError, match=msg):
+            load_suite_file(p)
     p.write_text(json.dumps({"target": "x"}) + "\n")
     with pytest.raises(LmscopeError, match=r":1: 'text' must be a non-empty string"):
         load_suite_file(p)

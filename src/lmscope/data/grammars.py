@@ -31,6 +31,13 @@ The tree of a row covers exactly the declarative sentence, i.e. the words of ``t
 final `` . quest`` / `` . decl`` / `` . PRESENT`` / `` . PAST`` (neither the ``.`` nor the task
 marker). For tense inflection it is the tree of the past-tense input sentence.
 
+Every row also has ``"target_tree"``, the gold tree of the output sentence, over exactly the words of
+``target`` before its final ``?`` / ``.`` (the final punctuation is outside the tree, as the ``.`` is
+outside ``tree``). A question is the declarative's tree with the main auxiliary moved out to the
+front, ``(AUX (SUBJECT VP))`` (e.g. ``(does ((the dog) (admire (the owl))))``); a present-tense
+sentence has the past sentence's tree with the present verbs in place; an identity row's
+``target_tree`` is its ``tree``.
+
 Rows (each also has ``"split"`` and ``"task"``, the task marker):
 
 * question formation: ``{"text": "<decl> . quest", "target": "<question> ?"}``, the question formed
@@ -235,11 +242,11 @@ def clause_tree(clause: Clause, tense: str) -> Tree:
             _pred_tree(clause.verb, clause.obj, clause.negated, clause.subj.plural, tense))
 
 
-def _question_words(clause: Clause) -> list[str]:
-    """The question, built from the derivation: the main auxiliary, the subject, the verb phrase."""
-    subj, pred = clause_tree(clause, "aux")
-    aux, vp = pred
-    return [aux, *leaves(subj), *leaves(vp)]
+def question_tree(clause: Clause) -> Tree:
+    """The question's gold tree, built from the derivation: ``(AUX (SUBJECT VP))``, the main auxiliary
+    moved out of the declarative's ``(SUBJECT (AUX VP))``."""
+    subj, (aux, vp) = clause_tree(clause, "aux")
+    return (aux, (subj, vp))
 
 
 # ------------------------------------------------------------------------------------------ the two rules
@@ -435,27 +442,21 @@ def _qf_generalizes(clause: Clause) -> bool | None:
     if not isinstance(clause.subj.mod, RC):
         return False
     words = leaves(clause_tree(clause, "aux"))
-    return True if words[first_auxiliary(words)] != _question_words(clause)[0] else None
+    return True if words[first_auxiliary(words)] != question_tree(clause)[0] else None
 
 
 def _qf_row(clause: Clause, split: str, task: str) -> dict:
     tree = clause_tree(clause, "aux")
-    decl = " ".join(leaves(tree))
-    if task == "quest":
-        text, target = f"{decl} . quest", " ".join(_question_words(clause)) + " ?"
-    else:
-        text, target = f"{decl} . decl", f"{decl} ."
-    return {"text": text, "target": target, "tree": to_bracketed(tree), "split": split, "task": task}
+    out, end = (question_tree(clause), "?") if task == "quest" else (tree, ".")
+    return {"text": " ".join(leaves(tree)) + f" . {task}", "target": " ".join(leaves(out)) + f" {end}",
+            "tree": to_bracketed(tree), "target_tree": to_bracketed(out), "split": split, "task": task}
 
 
 def _tense_row(clause: Clause, split: str, task: str) -> dict:
     tree = clause_tree(clause, "past")
-    past = " ".join(leaves(tree))
-    if task == "PRESENT":
-        target = " ".join(leaves(clause_tree(clause, "present"))) + " ."
-    else:
-        target = f"{past} ."
-    return {"text": f"{past} . {task}", "target": target, "tree": to_bracketed(tree), "split": split, "task": task}
+    out = clause_tree(clause, "present") if task == "PRESENT" else tree
+    return {"text": " ".join(leaves(tree)) + f" . {task}", "target": " ".join(leaves(out)) + " .",
+            "tree": to_bracketed(tree), "target_tree": to_bracketed(out), "split": split, "task": task}
 
 
 def _suite(n_train, n_val, n_gen, seed, identity_fraction, salt: int, transform: str, identity: str,

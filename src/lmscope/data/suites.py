@@ -5,7 +5,9 @@ task marker) with three splits: ``train``, ``val`` (the same distribution as ``t
 generalization split, ``gen`` (``ood`` for Dyck), built so that a provable rule separates it from
 ``train`` (see :func:`suite_info` and each module's docstring). ``tree`` is an unlabeled, binary,
 bracketed tree (:mod:`lmscope.data.trees`) whose leaves are the words of ``text`` (all of them, or, for
-the grammar suites, those before the final ``. MARKER``).
+the grammar suites, those before the final ``. MARKER``). The grammar suites' rows also have
+``"target_tree"``, the output sentence's tree over the words of ``target`` before its final ``?``/``.``
+(:mod:`lmscope.data.grammars`).
 
 Generation is deterministic: one numpy stream per (seed, split), so the same options and seed give
 the same rows. Texts are distinct within and across splits (``train`` is drawn first, then ``val``,
@@ -64,14 +66,16 @@ SUITES: dict[str, Suite] = {
         "clause on the subject", ("train", "val", "gen"), _grammars.question_formation,
         lambda identity_fraction=0.5: dict(_grammars.QF_RULES),
         "text '<declarative> . quest' -> target '<question> ?' (task 'quest'), or identity "
-        "'<declarative> . decl' -> '<declarative> .' (task 'decl'); tree: the declarative's words"),
+        "'<declarative> . decl' -> '<declarative> .' (task 'decl'); tree: the declarative's words; "
+        "target_tree: the output's words before its final '?' / '.'"),
     "tense-inflection": Suite(
         "tense-inflection",
         "past -> present with subject-verb agreement (McCoy et al. 2020); gen: agreement attractor "
         "between subject and verb", ("train", "val", "gen"), _grammars.tense_inflection,
         lambda identity_fraction=0.5: dict(_grammars.TENSE_RULES),
         "text '<past declarative> . PRESENT' -> target '<present declarative> .' (task 'PRESENT'), or "
-        "identity '<past> . PAST' -> '<past> .' (task 'PAST'); tree: the past declarative's words"),
+        "identity '<past> . PAST' -> '<past> .' (task 'PAST'); tree: the past declarative's words; "
+        "target_tree: the output's words before its final '.'"),
     "dyck": Suite(
         "dyck",
         "bounded-depth Dyck-k strings with the closing bracket expected at each position; ood: unseen "
@@ -150,11 +154,31 @@ def tree_words(text: str) -> tuple[list[str], list[str] | None]:
     return words, None
 
 
+def target_tree_words(target: str) -> tuple[list[str], list[str] | None]:
+    """The word lists a ``target_tree`` may cover: all words of ``target``, and those before a final
+    ``?`` or ``.`` (or None)."""
+    words = target.split()
+    return words, (words[:-1] if words and words[-1] in ("?", ".") else None)
+
+
+def _check_tree(bracketed: str, allowed: tuple[list[str], list[str] | None], key: str, of: str, where: str) -> None:
+    try:
+        got = leaves(parse_bracketed(bracketed))
+    except LmscopeError as e:
+        raise LmscopeError(f"{where}: bad {key}: {e}") from None
+    allw, before = allowed
+    if got != allw and got != before:
+        raise LmscopeError(f"{where}: {key} leaves {' '.join(got)!r} do not match the words "
+                           f"{' '.join(before if before is not None else allw)!r} of the {of}")
+
+
 def load_suite_file(path: str | os.PathLike) -> list[dict]:
-    """Read a JSONL file of suite rows: ``text`` required; ``target``, ``tree``, ``split`` optional strings.
+    """Read a JSONL file of suite rows: ``text`` required; ``target``, ``tree``, ``target_tree``, ``split``
+    optional strings.
 
     A ``tree`` (bracketed, unlabeled or Penn-Treebank style) must have as leaves the words of ``text``
-    (all of them, or those before its last ``.``). Problems raise :class:`LmscopeError` naming the
+    (all of them, or those before its last ``.``); a ``target_tree`` those of ``target`` (all of them, or
+    those before a final ``?`` or ``.``). Problems raise :class:`LmscopeError` naming the
     line: ``path:LINE: ...``.
     """
     rows = []
@@ -163,19 +187,15 @@ def load_suite_file(path: str | os.PathLike) -> list[dict]:
         text = row.get("text")
         if not isinstance(text, str) or not text.strip():
             raise LmscopeError(f"{where}: 'text' must be a non-empty string")
-        for key in ("target", "tree", "split"):
+        for key in ("target", "tree", "target_tree", "split"):
             if key in row and not isinstance(row[key], str):
                 raise LmscopeError(f"{where}: {key!r} must be a string, got {type(row[key]).__name__}")
         if "tree" in row:
-            try:
-                tree = parse_bracketed(row["tree"])
-            except LmscopeError as e:
-                raise LmscopeError(f"{where}: bad tree: {e}") from None
-            got = leaves(tree)
-            allw, before = tree_words(text)
-            if got != allw and got != before:
-                raise LmscopeError(f"{where}: tree leaves {' '.join(got)!r} do not match the words "
-                                   f"{' '.join(before if before is not None else allw)!r} of the text")
+            _check_tree(row["tree"], tree_words(text), "tree", "text", where)
+        if "target_tree" in row:
+            if "target" not in row:
+                raise LmscopeError(f"{where}: a 'target_tree' needs a 'target'")
+            _check_tree(row["target_tree"], target_tree_words(row["target"]), "target_tree", "target", where)
         rows.append(row)
     return rows
 
