@@ -27,7 +27,15 @@ import numpy as np
 import torch
 
 from lmscope.data import grammars
-from lmscope.data.trees import BASELINE_NAMES, Tree, baseline_tree, leaves, parse_bracketed, parse_f1, to_bracketed
+from lmscope.data.trees import (
+    BASELINE_NAMES,
+    Tree,
+    baseline_tree,
+    leaves,
+    parse_bracketed,
+    parse_f1,
+    to_bracketed,
+)
 from lmscope.errors import LmscopeError, check_int
 from lmscope.progress import progress
 from lmscope.pushdown.tape import Stack, model_tape, tree_from_attachments
@@ -56,6 +64,11 @@ def _device(model):
 
 
 # ------------------------------------------------------------------------------------------ reading
+def _tape_rows(stacks: Sequence[Stack], dev) -> torch.Tensor:
+    """Each row's current tape: BOS (depth 0), then its words' depths."""
+    return torch.tensor([[0, *s.depths] for s in stacks], dtype=torch.long, device=dev)
+
+
 @torch.no_grad()
 def greedy_read(model, seqs: Sequence[Sequence[int]]) -> list[tuple[torch.Tensor, list[int]]]:
     """Read each sequence (``[BOS, w_0 ..]``) with the model's own argmax attachment for every word,
@@ -71,21 +84,18 @@ def greedy_read(model, seqs: Sequence[Sequence[int]]) -> list[tuple[torch.Tensor
         B = len(idx)
         stacks, hist = [Stack() for _ in range(B)], [[] for _ in range(B)]
 
-        def rows():
-            return torch.tensor([[0, *s.depths] for s in stacks], dtype=torch.long, device=dev)
-
         cache = model.new_cache(B)
-        lps = [model.step(cache, ids[:, 0], rows())]
+        lps = [model.step(cache, ids[:, 0], _tape_rows(stacks, dev))]
         for p in range(1, T):
             if tape:
                 allowed = torch.zeros(B, p + 1, dtype=torch.bool)
                 for b, s in enumerate(stacks):
                     allowed[b, [a + 1 for a in s.allowed()]] = True
-                alp = model.attach_logprobs(cache, ids[:, p], rows(), allowed.to(dev))
+                alp = model.attach_logprobs(cache, ids[:, p], _tape_rows(stacks, dev), allowed.to(dev))
                 for b, q in enumerate(alp.argmax(-1).tolist()):
                     stacks[b].push(q - 1)
                     hist[b].append(q - 1)
-            lps.append(model.step(cache, ids[:, p], rows()))
+            lps.append(model.step(cache, ids[:, p], _tape_rows(stacks, dev)))
         lp = torch.stack(lps, 1).float().cpu()
         for b, i in enumerate(idx):
             out[i] = (lp[b], hist[b])
@@ -191,3 +201,240 @@ def parse_sentences(model, tokenizer, sentences: Sequence[Sequence[str]], beam: 
         res = beam_search(model, sentence_ids(tokenizer, ws), beam, words=ws)
         out.append((res.tree, res.scores[0]))
     return out
+
+
+# ------------------------------------------------------------------------------------------ runs
+@dataclass
+class LoadedRun:
+    """A pushdown run's newest valid checkpoint: model (eval mode), tokenizer, what ``run.json``
+    records (``meta``: task, configuration), and the checkpoint's step."""
+
+    run_dir: Path
+    model: object
+    tokenizer: object
+    meta: dict
+    step: int
+
+    @property
+    def task(self) -> str:
+        return self.meta.get("task", "trees")
+
+
+def load_run(run_dir: str | os.PathLike) -> LoadedRun:
+    """Open a run folder of `lmscope pushdown train`; LmscopeError when it is not one or has no
+    complete checkpoint yet."""
+    import json
+
+    from lmscope.models.small_tokenizer import WordTokenizer
+    from lmscope.pushdown.model import PushdownLM
+    from lmscope.train.loop import RUN_FILE, latest_checkpoint
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise LmscopeError(f"no such run folder: {run_dir}")
+    try:
+        info = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise LmscopeError(f"{run_dir} is not a pushdown run folder (no readable {RUN_FILE})") from None
+    meta = info.get("meta") if isinstance(info, dict) else None
+    if not isinstance(meta, dict) or "config" not in meta or "pushdown_layers" not in (info.get("model") or {}):
+        raise LmscopeError(f"{run_dir} is not a run folder of lmscope pushdown train")
+    ckpt = latest_checkpoint(run_dir)
+    if ckpt is None:
+        raise LmscopeError(f"{run_dir} has no complete checkpoint yet; train it (further) first")
+    model = PushdownLM.load(ckpt / "model")
+    return LoadedRun(run_dir, model, WordTokenizer.load(ckpt / "model"), meta, int(ckpt.name[5:]))
+
+
+def _kind(model) -> str:
+    return "pushdown" if model.config.has_tape else "plain"
+
+
+# ------------------------------------------------------------------------------------------ eval
+@dataclass
+class PushdownEvalResult:
+    """What :func:`pushdown_eval` measured. ``perplexity``: per token (the words and EOS of every
+    line), from the beam's log-likelihood, an UPPER bound for a pushdown model (``exact`` False), exact
+    for the plain one; ``task``: ``{split: {"acc", "n"}}`` with the model's own attachments; ``parse``:
+    pooled bracket precision / recall / F1 of the best beam parses (None for the plain model);
+    ``baselines``: ``{name: F1}`` of the baseline trees of the same sentences; ``parses``: (words,
+    predicted tree, gold tree) of the parsed sentences."""
+
+    run_dir: str
+    step: int
+    task: str
+    model_kind: str
+    beam: int
+    n_lines: int
+    n_tokens: int
+    log_likelihood: float
+    perplexity: float | None
+    exact: bool
+    task_scores: dict = field(default_factory=dict)
+    parse: dict | None = None
+    baselines: dict = field(default_factory=dict)
+    parses: list = field(default_factory=list, repr=False)
+    note: str | None = None
+
+    def summary(self) -> dict:
+        return {"run_dir": self.run_dir, "step": self.step, "task": self.task, "model": self.model_kind,
+                "beam": self.beam, "lines": self.n_lines, "tokens": self.n_tokens,
+                "perplexity": self.perplexity, "perplexity_is": "exact" if self.exact else
+                "an upper bound (the beam's log-likelihood is a lower bound on log p(line))",
+                "task_accuracy": {k: v["acc"] for k, v in self.task_scores.items()},
+                "parse_f1": None if self.parse is None else self.parse["f1"],
+                "baseline_f1": dict(self.baselines), "note": self.note}
+
+    def to_dict(self) -> dict:
+        return {**self.summary(), "log_likelihood": self.log_likelihood, "task_scores": self.task_scores,
+                "parse": self.parse,
+                "parses": [{"words": " ".join(w), "tree": to_bracketed(t), "gold": to_bracketed(g)}
+                           for w, t, g in self.parses]}
+
+    def lines(self) -> list[str]:
+        """The result as a small table for the terminal."""
+        out = [f"{self.run_dir} (step {self.step}, {self.task}, {self.model_kind} model), beam {self.beam}"]
+        if self.perplexity is not None:
+            bound = "exact" if self.exact else "upper bound"
+            out.append(f"  perplexity ({bound}) {self.perplexity:10.3f}   over {self.n_lines} lines, "
+                       f"{self.n_tokens} tokens")
+        for split, s in self.task_scores.items():
+            acc = "-" if s["acc"] is None else f"{s['acc']:.4f}"
+            out.append(f"  task accuracy {split:<8} {acc:>10}   ({s['n']} rows, own attachments)")
+        if self.parse is not None:
+            f1 = "-" if self.parse["f1"] is None else f"{self.parse['f1']:.4f}"
+            out.append(f"  parse F1 {'model':<13} {f1:>10}   ({len(self.parses)} sentences)")
+            for name, v in self.baselines.items():
+                out.append(f"  parse F1 {name:<13} {'-' if v is None else f'{v:.4f}':>10}")
+        if self.note:
+            out.append(f"  {self.note}")
+        return out
+
+
+def eval_rows_of_run(run: LoadedRun, limit: int | None = None) -> list[dict]:
+    """The run's own held-out test rows (in-distribution ``test-id`` and generalization ``test-gen``;
+    for a tree-file run its held-out lines), rebuilt from its recorded configuration."""
+    from lmscope.pushdown.run import PushdownRunConfig, suite_run_data, tree_file_data
+
+    config = PushdownRunConfig.make(**run.meta["config"])
+    if run.task == "trees":
+        path = (run.meta.get("trees_file") or {}).get("path")
+        if not path or not Path(path).is_file():
+            raise LmscopeError(f"the tree file of {run.run_dir} ({path}) is gone; give --data FILE.jsonl")
+        rows = tree_file_data(path, config).by_split["val"]
+        return [dict(r, split="test-id") for r in rows][:limit]
+    data = suite_run_data(run.task, config)
+    out = []
+    for key, rows in data.heldout.items():
+        out += [dict(r, split=f"test-{key}") for r in rows[:limit]]
+    if not out:
+        raise LmscopeError(f"{run.run_dir} was trained with n_test 0: it has no held-out rows; give --data FILE.jsonl")
+    return out
+
+
+def line_words(row: dict, task: str) -> list[str]:
+    """The words of a row's whole line: ``text`` then ``target`` (Dyck and tree files: ``text`` alone,
+    Dyck's targets being per-token labels, not words of the line)."""
+    words = row["text"].split()
+    return words if task in ("dyck", "trees") else words + row.get("target", "").split()
+
+
+def pushdown_eval(run_dir: str | os.PathLike, rows: Sequence[dict] | None = None, data: str | os.PathLike | None = None,
+                  beam: int = 8, limit: int | None = 200, seed: int = 0, quiet: bool | None = None
+                  ) -> PushdownEvalResult:
+    """Evaluate a run on ``rows`` (suite rows: ``text``, optional ``target``, ``tree``, ``split``), on
+    the rows of ``data`` (a JSONL file of them), or by default on the run's own held-out test rows;
+    ``limit`` rows per split (None: all). Perplexity from beam search of width ``beam`` over the whole
+    lines; task accuracy with the model's own attachments (for a suite run, on rows with a target);
+    parse F1 of the best beam parses of the rows with a gold ``tree`` and the baselines'. Words outside
+    the run's vocabulary are an LmscopeError naming them."""
+    from lmscope.data.suites import load_suite_file
+    from lmscope.pushdown.beam import beam_search
+
+    beam = check_int("beam", beam, minimum=1)
+    if limit is not None:
+        limit = check_int("limit", limit, minimum=1)
+    if rows is not None and data is not None:
+        raise LmscopeError("give rows or a data file, not both")
+    run = load_run(run_dir)
+    tok, model, task = run.tokenizer, run.model, run.task
+    if data is not None:
+        rows = load_suite_file(data)
+    if rows is None:
+        rows = eval_rows_of_run(run, limit)
+    rows = list(rows)
+    if not rows:
+        raise LmscopeError("nothing to evaluate: no rows")
+    by_split: dict[str, list[dict]] = {}
+    for r in rows:
+        by_split.setdefault(r.get("split", "all"), []).append(r)
+    if limit is not None:
+        by_split = {k: v[:limit] for k, v in by_split.items()}
+    chosen = [r for v in by_split.values() for r in v]
+    lines = [line_words(r, task) for r in chosen]
+    word_ids(tok, sorted({w for ws in lines for w in ws}))  # every unknown word named at once
+    ll, n_tok = 0.0, 0
+    for ws in progress(lines, desc="beam", quiet=quiet):
+        res = beam_search(model, sentence_ids(tok, ws), beam, words=ws)
+        ll += res.log_likelihood
+        n_tok += len(ws) + 1
+    ppl = math.exp(min(-ll / n_tok, 700.0)) if n_tok else None
+    scores = {}
+    if task in TASKS:
+        for split, rs in by_split.items():
+            if all("target" in r for r in rs):
+                scores[split] = task_scores(model, tok, task, rs)
+    golds = [parse_bracketed(r["tree"], labeled=False) for r in chosen if r.get("tree")]
+    parse, baselines, parses, note = None, {}, [], None
+    if golds and model.config.has_tape:
+        sents = [leaves(g) for g in golds]
+        trees = [t for t, _ in parse_sentences(model, tok, sents, beam, quiet=quiet)]
+        parse = parse_f1(trees, golds)
+        parses = list(zip(sents, trees, golds, strict=True))
+    if golds:
+        rng = np.random.default_rng(seed)
+        for name in BASELINE_NAMES:
+            base = [baseline_tree(name, leaves(g), rng if name == "random" else None) for g in golds]
+            baselines[name] = parse_f1(base, golds)["f1"]
+    if not model.config.has_tape:
+        note = PLAIN_NO_PARSE
+    elif not golds:
+        note = "no gold trees in the rows: no parse F1"
+    return PushdownEvalResult(str(run.run_dir), run.step, task, _kind(model), beam, len(lines), n_tok, ll, ppl,
+                              not model.config.has_tape, scores, parse, baselines, parses, note)
+
+
+# ------------------------------------------------------------------------------------------ parse
+@dataclass
+class ParseResult:
+    """The best beam parse of a sentence: ``tree``; ``log_prob``, its joint log-probability with the
+    words; ``log_likelihood``, the beam's lower bound on log p(sentence)."""
+
+    words: list[str]
+    tree: Tree
+    log_prob: float
+    log_likelihood: float
+    beam: int
+
+    def to_dict(self) -> dict:
+        return {"sentence": " ".join(self.words), "tree": to_bracketed(self.tree), "log_prob": self.log_prob,
+                "log_likelihood": self.log_likelihood, "log_likelihood_is": "a lower bound (logsumexp of the final "
+                "beam)", "beam": self.beam}
+
+
+def pushdown_parse(run_dir: str | os.PathLike, sentence: str | Sequence[str], beam: int = 8) -> ParseResult:
+    """Parse ``sentence`` (words separated by spaces) with a run's model by beam search of width
+    ``beam``. LmscopeError for the plain model (it has no attachments), an empty sentence or words
+    outside the run's vocabulary (all named)."""
+    from lmscope.pushdown.beam import beam_search
+
+    beam = check_int("beam", beam, minimum=1)
+    words = sentence.split() if isinstance(sentence, str) else list(sentence)
+    if not words:
+        raise LmscopeError("the sentence is empty")
+    run = load_run(run_dir)
+    ids = sentence_ids(run.tokenizer, words)
+    if not run.model.config.has_tape:
+        raise LmscopeError(PLAIN_NO_PARSE)
+    res = beam_search(run.model, ids, beam, words=words)
+    return ParseResult(words, res.tree, res.scores[0], res.log_likelihood, beam)

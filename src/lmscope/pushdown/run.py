@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from lmscope._settings import Settings, setting
-from lmscope.errors import LmscopeError, check_int, check_number
+from lmscope.errors import LmscopeError, check_number
 
 TASKS = ("question-formation", "tense-inflection", "dyck", "arith")
 TREES = "trees"  # the task of a run on a user's tree file
@@ -169,12 +169,6 @@ def line_example(tokenizer, row: dict, task: str) -> tuple[list[int], list[int]]
     return sentence_ids(tokenizer, words), list(attach)
 
 
-def line_words(row: dict, task: str) -> list[str]:
-    from lmscope.pushdown.data import line_attachments
-
-    return list(line_attachments(row, task)[0])
-
-
 def _sample(rows: list[dict], n: int | None, seed: int) -> list[dict]:
     if n is None or len(rows) <= n:
         return list(rows)
@@ -245,6 +239,7 @@ def pushdown_train(task: str | None, out_dir: str | os.PathLike, config: Pushdow
     LmscopeError for an unknown task, a bad tree file, settings out of range, or a run folder of
     another configuration."""
     from lmscope.models.small_tokenizer import WordTokenizer
+    from lmscope.pushdown.evaluate import line_words
     from lmscope.pushdown.model import PushdownConfig
     from lmscope.pushdown.train import train_pushdown
     from lmscope.train.loop import TrainConfig
@@ -278,12 +273,3 @@ def pushdown_train(task: str | None, out_dir: str | os.PathLike, config: Pushdow
 # the answer words of the grammar tasks, in the vocabulary even when a small sample lacks one
 TRANSFORM_WORDS = {"question-formation": ("do", "does", "don't", "doesn't")}
 
-
-def check_task(task: str) -> str:
-    if task not in TASKS:
-        raise LmscopeError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
-    return task
-
-
-__all__ = ["TASKS", "PushdownRunConfig", "RunData", "check_int", "make_eval_fn", "parse_layers", "pushdown_train",
-           "run_data", "suite_run_data", "tree_file_data"]
