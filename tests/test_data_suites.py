@@ -262,6 +262,37 @@ def test_dyck_split_rules(suites):
                 assert target[i] == tokens[i + 1]
 
 
+@pytest.mark.parametrize("seed", [0, 3])
+def test_dyck_split_by_depth(seed):
+    rows = make_suite("dyck", 300, 60, 200, seed=seed, k=2, max_depth=8, train_max_depth=4)
+    assert {r["split"] for r in rows} == {"train", "val", "deep"}
+    depths = {s: [D.nesting_depth(r["text"], 2) for r in rows if r["split"] == s] for s in ("train", "val", "deep")}
+    assert [len(d) for d in depths.values()] == [300, 60, 200]
+    assert max(depths["train"] + depths["val"]) == 4 and min(depths["train"]) == 1
+    assert min(depths["deep"]) == 5 and max(depths["deep"]) <= 8
+    assert D.nesting_depth("( [ ] ) ( )", 2) == 2 and D.nesting_depth("( ) ( )", 2) == 1
+    info = suite_info("dyck", 3, 2, 1, max_depth=8, train_max_depth=4)
+    assert info["counts"] == {"train": 3, "val": 2, "deep": 1} and set(info["rules"]) == {"train", "val", "deep"}
+    assert "depth <= 4" in info["rules"]["train"] and "5..8" in info["rules"]["deep"]
+    for bad in (0, 8, 2.5, True):
+        with pytest.raises(LmscopeError, match="train_max_depth must be a whole number from 1 to max_depth - 1"):
+            make_suite("dyck", 1, 1, 1, max_depth=8, train_max_depth=bad)
+    with pytest.raises(LmscopeError, match="has no option 'train_max_depth'"):
+        make_suite("arith", 1, 1, 1, train_max_depth=3)
+
+
+def test_cli_make_dyck_split_by_depth(capsys, tmp_path):
+    out = tmp_path / "deep"
+    rc, stdout, err = run_cli(capsys, "data", "make", "dyck", "--out", out, "--n-train", 20, "--n-val", 5,
+                              "--n-gen", 7, "--max-depth", 6, "--train-max-depth", 3)
+    assert rc == 0, err
+    assert stdout.startswith(f"wrote {out}: train 20, val 5, deep 7")
+    rows = load_suite_file(out / "deep.jsonl")
+    assert len(rows) == 7 and all(3 < D.nesting_depth(r["text"], 2) <= 6 for r in rows)
+    rc, _, err = run_cli(capsys, "data", "make", "arith", "--out", tmp_path / "a", "--train-max-depth", 3)
+    assert rc == 2 and err.strip() == "lmscope: error: --train-max-depth applies only to the dyck suite, not arith"
+
+
 def test_dyck_options_and_tokens():
     rows = make_suite("dyck", 30, 5, 10, seed=1, k=6, max_depth=4)
     vocab = {t for r in rows for t in r["text"].split()}

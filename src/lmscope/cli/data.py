@@ -40,7 +40,7 @@ def cmd_data_make(args) -> None:
     if args.suite not in SUITES:
         raise LmscopeError(f"unknown suite {args.suite!r}; choose one of {', '.join(SUITES)}")
     options = {}
-    for flag, key in (("--k", "k"), ("--max-depth", "max_depth")):
+    for flag, key in (("--k", "k"), ("--max-depth", "max_depth"), ("--train-max-depth", "train_max_depth")):
         value = getattr(args, key)
         if value is not None:
             if key not in SUITES[args.suite].options:
@@ -69,8 +69,8 @@ def add_data(sub, common) -> None:
                          "JSONL with gold trees)",
                          description="Write a synthetic suite with gold binary trees into a folder: one JSONL "
                                      "per split (train.jsonl, val.jsonl, and gen.jsonl or, for dyck, "
-                                     "ood.jsonl) and info.json (suite, seed, counts, the rule each split "
-                                     "obeys). Rows are {text, target, tree, split}. Without a suite, list "
+                                     "ood.jsonl or deep.jsonl) and info.json (suite, seed, counts, the rule "
+                                     "each split obeys). Rows are {text, target, tree, split}. Without a suite, list "
                                      "the suites.")
     dm.add_argument("suite", nargs="?", help="question-formation, tense-inflection, dyck or arith")
     dm.add_argument("--out", help="output folder (replaced as a whole)")
@@ -81,6 +81,9 @@ def add_data(sub, common) -> None:
     dm.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
     dm.add_argument("--k", type=positive_int, help="dyck: number of bracket types (default 2)")
     dm.add_argument("--max-depth", type=positive_int, help="dyck: maximum nesting depth (default 10)")
+    dm.add_argument("--train-max-depth", type=positive_int,
+                    help="dyck: split by depth instead: train/val nest at most this deep, the generalization "
+                         "split (deep.jsonl) deeper")
     dm.set_defaults(func=cmd_data_make)
 
 

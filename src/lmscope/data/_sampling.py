@@ -8,7 +8,7 @@ import numpy as np
 
 from lmscope.errors import LmscopeError
 
-SPLIT_STREAMS = {"train": 0, "val": 1, "gen": 2, "ood": 2}
+SPLIT_STREAMS = {"train": 0, "val": 1, "gen": 2, "ood": 2, "deep": 2}
 
 
 def split_rng(seed: int, split: str, salt: int = 0) -> np.random.Generator:

@@ -30,6 +30,11 @@ fixed hash of it (the first 8 bytes of the SHA-256 of its tokens joined by space
 2^64) is below ``heldout_fraction`` (:func:`is_heldout`). ``train`` and ``val`` strings never reach a
 held-out configuration; every ``ood`` string reaches at least one. So each ``ood`` string contains a
 stack configuration that no ``train`` string contains, for every seed and size.
+
+Split by depth (``train_max_depth`` = k given): the nesting depth of a string is the largest stack
+depth it reaches (:func:`nesting_depth`). ``train`` and ``val`` strings have depth <= k, and the
+generalization split, then named ``deep``, has depth > k (and <= ``max_depth``), so every ``deep``
+string nests deeper than every ``train`` string. The held-out configurations are not used then.
 """
 
 from __future__ import annotations
@@ -53,6 +58,12 @@ DYCK_RULES = {
     "val": "same distribution as train (in-distribution), texts disjoint from train",
     "ood": "strings that reach at least one held-out stack configuration, hence one that no train string "
            "reaches",
+}
+
+DEPTH_RULES = {
+    "train": "strings of nesting depth <= train_max_depth",
+    "val": "same distribution as train (in-distribution), texts disjoint from train",
+    "deep": "strings of nesting depth > train_max_depth (up to max_depth), deeper than every train string",
 }
 
 
@@ -94,6 +105,11 @@ def _scan(tokens: Sequence[str], k: int) -> list[tuple[str, ...]]:
 def stack_configurations(text: str | Sequence[str], k: int) -> list[tuple[str, ...]]:
     """The stack configuration (open brackets, bottom first) after each token of a Dyck-k string."""
     return _scan(_tokens(text), k)
+
+
+def nesting_depth(text: str | Sequence[str], k: int) -> int:
+    """The largest stack depth a Dyck-k string reaches (0 for the empty string)."""
+    return max((len(c) for c in stack_configurations(text, k)), default=0)
 
 
 def closing_targets(text: str | Sequence[str], k: int) -> list[str]:
@@ -196,29 +212,52 @@ def _check_options(k, max_depth, max_len, heldout_fraction, heldout_min_depth) -
     return int(max_depth), int(max_len), frac, int(heldout_min_depth)
 
 
+def generalization_split(train_max_depth: int | None) -> str:
+    """The name of the third split: ``ood`` (held-out configurations) or ``deep`` (split by depth)."""
+    return "ood" if train_max_depth is None else "deep"
+
+
+def _check_train_max_depth(train_max_depth, max_depth: int) -> int | None:
+    if train_max_depth is None:
+        return None
+    if isinstance(train_max_depth, bool) or not isinstance(train_max_depth, (int, np.integer)) \
+            or not 1 <= train_max_depth < max_depth:
+        raise LmscopeError(f"train_max_depth must be a whole number from 1 to max_depth - 1 ({max_depth - 1}), "
+                           f"got {train_max_depth!r}")
+    return int(train_max_depth)
+
+
 def dyck(n_train: int, n_val: int, n_gen: int, seed: int = 0, k: int = 2, max_depth: int = 10,
-         max_len: int = 100, heldout_fraction: float = 0.1, heldout_min_depth: int | None = None) -> list[dict]:
-    """Rows of the Dyck suite: ``n_gen`` rows go to the ``ood`` split (see the module docstring).
+         max_len: int = 100, heldout_fraction: float = 0.1, heldout_min_depth: int | None = None,
+         train_max_depth: int | None = None) -> list[dict]:
+    """Rows of the Dyck suite: ``n_gen`` rows go to the ``ood`` split, or with ``train_max_depth`` to the
+    ``deep`` split (see the module docstring).
 
     ``heldout_min_depth`` defaults to ``min(3, max_depth)``.
     """
     seed = check_seed(seed)
-    counts = {"train": check_count("n_train", n_train), "val": check_count("n_val", n_val),
-              "ood": check_count("n_gen", n_gen)}
     max_depth, max_len, frac, min_depth = _check_options(k, max_depth, max_len, heldout_fraction,
                                                          heldout_min_depth)
+    by_depth = _check_train_max_depth(train_max_depth, max_depth)
+    gen_split = generalization_split(by_depth)
+    counts = {"train": check_count("n_train", n_train), "val": check_count("n_val", n_val),
+              gen_split: check_count("n_gen", n_gen)}
     seen: set[str] = set()
     rows: list[dict] = []
     for split, n in counts.items():
         rng = split_rng(seed, split, salt=3)
-        want_ood = split == "ood"
+        want_gen = split == gen_split
 
-        def sample(rng=rng, split=split, want_ood=want_ood) -> dict | None:
+        def sample(rng=rng, split=split, want_gen=want_gen) -> dict | None:
             tokens = sample_dyck(rng, k, max_depth, max_len)
             if tokens is None or len(tokens) < 2:
                 return None
             configs = _scan(tokens, k)
-            if any(is_heldout(c, frac, min_depth) for c in configs) != want_ood:
+            if by_depth is not None:
+                outside = max(len(c) for c in configs) > by_depth
+            else:
+                outside = any(is_heldout(c, frac, min_depth) for c in configs)
+            if outside != want_gen:
                 return None
             close = dict(bracket_pairs(k))
             return {"text": " ".join(tokens), "target": " ".join(close[c[-1]] if c else EMPTY_TARGET for c in configs),

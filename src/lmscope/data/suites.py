@@ -2,9 +2,9 @@
 
 Every suite gives rows ``{"text", "target", "tree", "split"}`` (grammar suites add ``"task"``, the
 task marker) with three splits: ``train``, ``val`` (the same distribution as ``train``) and a
-generalization split, ``gen`` (``ood`` for Dyck), built so that a provable rule separates it from
-``train`` (see :func:`suite_info` and each module's docstring). ``tree`` is an unlabeled, binary,
-bracketed tree (:mod:`lmscope.data.trees`) whose leaves are the words of ``text`` (all of them, or, for
+generalization split, ``gen`` (``ood`` for Dyck, or ``deep`` when split by depth), built so that a
+provable rule separates it from ``train`` (see :func:`suite_info` and each module's docstring).
+``tree`` is an unlabeled, binary, bracketed tree (:mod:`lmscope.data.trees`) whose leaves are the words of ``text`` (all of them, or, for
 the grammar suites, those before the final ``. MARKER``). The grammar suites' rows also have
 ``"target_tree"``, the output sentence's tree over the words of ``target`` before its final ``?``/``.``
 (:mod:`lmscope.data.grammars`).
@@ -50,7 +50,13 @@ class Suite:
         return {p.name: p.default for p in params}
 
 
-def _dyck_rules(k=2, max_depth=10, max_len=100, heldout_fraction=0.1, heldout_min_depth=None) -> dict[str, str]:
+def _dyck_rules(k=2, max_depth=10, max_len=100, heldout_fraction=0.1, heldout_min_depth=None,
+                train_max_depth=None) -> dict[str, str]:
+    if train_max_depth is not None:
+        return {"train": f"nesting depth <= {train_max_depth}; lengths 2..{max_len}",
+                "val": _dyck.DEPTH_RULES["val"],
+                "deep": f"nesting depth {train_max_depth + 1}..{max_depth}, deeper than every train string; "
+                        f"lengths 2..{max_len}"}
     min_depth = min(3, max_depth) if heldout_min_depth is None else heldout_min_depth
     held = (f"held out: the stack configurations of depth >= {min_depth} whose SHA-256 fraction is below "
             f"{heldout_fraction}; all splits: lengths 2..{max_len}, depth <= {max_depth}")
@@ -79,7 +85,7 @@ SUITES: dict[str, Suite] = {
     "dyck": Suite(
         "dyck",
         "bounded-depth Dyck-k strings with the closing bracket expected at each position; ood: unseen "
-        "stack configurations", ("train", "val", "ood"), _dyck.dyck, _dyck_rules,
+        "stack configurations (or, with train_max_depth, deep: deeper nesting than train)", ("train", "val", "ood"), _dyck.dyck, _dyck_rules,
         "text: the string's tokens; target: per token, the closing bracket matching the stack top after "
         "it ('_' when the stack is empty); tree: all tokens"),
     "arith": Suite(
@@ -116,13 +122,23 @@ def make_suite(name: str, n_train: int, n_val: int, n_gen: int, seed: int = 0, *
     return suite.generate(n_train, n_val, n_gen, seed, **_check_options(suite, options))
 
 
+def suite_splits(name: str, **options) -> tuple[str, str, str]:
+    """The split names of suite ``name`` under ``options``: its ``splits``, except that the Dyck suite
+    split by depth (``train_max_depth`` given) has ``deep`` in place of ``ood``."""
+    suite = get_suite(name)
+    resolved = _check_options(suite, options)
+    if name == "dyck":
+        return ("train", "val", _dyck.generalization_split(resolved["train_max_depth"]))
+    return suite.splits
+
+
 def suite_info(name: str, n_train: int, n_val: int, n_gen: int, seed: int = 0, **options) -> dict:
     """The description written to ``info.json``: suite, seed, options, counts and each split's rule."""
     suite = get_suite(name)
     resolved = _check_options(suite, options)
     if name == "dyck" and resolved["heldout_min_depth"] is None:
         resolved["heldout_min_depth"] = min(3, resolved["max_depth"])
-    counts = dict(zip(suite.splits, (n_train, n_val, n_gen)))
+    counts = dict(zip(suite_splits(name, **options), (n_train, n_val, n_gen)))
     return {"suite": name, "description": suite.description, "seed": seed, "options": resolved,
             "counts": counts, "rules": suite.rules(**resolved), "rows": suite.row_format,
             "files": {s: f"{s}.jsonl" for s, n in counts.items() if n}}
