@@ -25,7 +25,7 @@ __all__ = ["COMMANDS", "add_lm_arguments", "build_parser", "lm_from_args", "main
 # (top-level command, module of lmscope.cli that adds it), in the order `lmscope --help` lists them
 COMMANDS = (("checkup", "checkup"), ("models", "models"), ("spectrum", "spectral"), ("intruders", "spectral"),
             ("finetune", "train"), ("laser", "spectral"), ("eval", "eval"), ("forgetting", "train"),
-            ("data", "data"), ("trees", "trees"), ("grok", "grok"), ("lm", "lm"), ("priors", "priors"),
+            ("data", "data"), ("trees", "trees"), ("grok", "grok"), ("pushdown", "pushdown"), ("lm", "lm"), ("priors", "priors"),
             ("cache", "models"))
 
 

@@ -136,10 +136,12 @@ def suite_run_data(task: str, c: PushdownRunConfig) -> RunData:
 
     if task not in TASKS:
         raise LmscopeError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
-    options = {"split_rule": "depth", "train_depth": c.dyck_train_depth} if task == "dyck" else {}
+    from lmscope.data.dyck import generalization_split
+
+    options = {"train_max_depth": c.dyck_train_depth} if task == "dyck" else {}
     rows = make_suite(task, c.n_train, c.n_val + c.n_test, c.n_gen + c.n_test, seed=c.seed, **options)
     by = _split(rows)
-    gen = get_suite(task).splits[2]
+    gen = generalization_split(c.dyck_train_depth) if task == "dyck" else get_suite(task).splits[2]
     val, gens = by.get("val", []), by.get(gen, [])
     return RunData(task, by.get("train", []), {"val": val[:c.n_val], gen: gens[:c.n_gen]},
                    {"id": val[c.n_val:], "gen": gens[c.n_gen:]}, gen)
