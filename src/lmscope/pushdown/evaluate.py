@@ -333,10 +333,15 @@ def eval_rows_of_run(run: LoadedRun, limit: int | None = None) -> list[dict]:
 
 
 def line_words(row: dict, task: str) -> list[str]:
-    """The words of a row's whole line: ``text`` then ``target`` (Dyck and tree files: ``text`` alone,
-    Dyck's targets being per-token labels, not words of the line)."""
+    """The words of a row's whole line as the run trained on it (:func:`lmscope.pushdown.data.line_words`);
+    for a row without a gold tree, the same words without needing one."""
+    from lmscope.pushdown import data
+
+    if task == "dyck" or row.get("tree"):
+        return data.line_words(row, task)
     words = row["text"].split()
-    return words if task in ("dyck", "trees") else words + row.get("target", "").split()
+    target = row.get("target", "").split() if task != "trees" else []
+    return [*words, data.ARITH_EQUALS, *target] if task == "arith" else [*words, *target]
 
 
 def pushdown_eval(run_dir: str | os.PathLike, rows: Sequence[dict] | None = None, data: str | os.PathLike | None = None,
