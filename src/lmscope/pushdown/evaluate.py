@@ -361,10 +361,10 @@ def pushdown_eval(run_dir: str | os.PathLike, rows: Sequence[dict] | None = None
         limit = check_int("limit", limit, minimum=1)
     if rows is not None and data is not None:
         raise LmscopeError("give rows or a data file, not both")
+    if data is not None:  # the user's file is checked before the model is loaded
+        rows = load_suite_file(data)
     run = load_run(run_dir)
     tok, model, task = run.tokenizer, run.model, run.task
-    if data is not None:
-        rows = load_suite_file(data)
     if rows is None:
         rows = eval_rows_of_run(run, limit)
     rows = list(rows)

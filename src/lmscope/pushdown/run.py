@@ -139,6 +139,10 @@ def suite_run_data(task: str, c: PushdownRunConfig) -> RunData:
     from lmscope.data.dyck import generalization_split
 
     options = {"train_max_depth": c.dyck_train_depth} if task == "dyck" else {}
+    deepest = get_suite("dyck").options["max_depth"]
+    if task == "dyck" and not c.dyck_train_depth < deepest:
+        raise LmscopeError(f"dyck_train_depth must be below the Dyck suite's max_depth {deepest} (the "
+                           f"generalization split nests deeper), got {c.dyck_train_depth}")
     rows = make_suite(task, c.n_train, c.n_val + c.n_test, c.n_gen + c.n_test, seed=c.seed, **options)
     by = _split(rows)
     gen = generalization_split(c.dyck_train_depth) if task == "dyck" else get_suite(task).splits[2]
