@@ -147,11 +147,13 @@ class PushdownOutput:
 @dataclass
 class PushdownCache:
     """The state of incremental decoding: per layer the keys and values (B, heads, t, d_head) of the
-    ``t`` positions read so far, and their final hidden states (B, t, d_model)."""
+    ``t`` positions read so far, their final hidden states (B, t, d_model) and, for a pushdown model,
+    the attachment head's keys of those states (B, t, d_model)."""
 
     keys: list[torch.Tensor]
     values: list[torch.Tensor]
     hidden: torch.Tensor
+    attach_keys: torch.Tensor | None = None
 
     @property
     def length(self) -> int:
@@ -233,12 +235,13 @@ class AttachmentHead(nn.Module):
         self.shift = nn.Linear(d, d)
         self.depth = nn.Embedding(cfg.depth_cap, d)
 
-    def forward(self, h_query, e_next, h_keys, depth):
+    def forward(self, h_query, e_next, keys, depth):
         """Scores (B, P, K) of reducing at key positions and (B, P) of shifting, for ``P`` query rows
-        (``h_query``, ``e_next``: (B, P, d)) over ``K`` positions (``h_keys`` (B, K, d), ``depth`` (B, P, K))."""
+        (``h_query``, ``e_next``: (B, P, d)) over ``K`` positions (``keys`` = ``self.key(h)`` (B, K, d),
+        ``depth`` (B, P, K))."""
         u = self.query_out(F.gelu(self.query_in(torch.cat([h_query, e_next], -1))))
         scale = math.sqrt(u.shape[-1])
-        reduce = u @ self.key(h_keys).transpose(-1, -2)
+        reduce = u @ keys.transpose(-1, -2)
         reduce = reduce + (u @ self.depth.weight.T).gather(-1, depth)
         shift = (u * self.shift(e_next)).sum(-1)
         return reduce / scale, shift / scale
@@ -356,7 +359,7 @@ class PushdownLM(nn.Module):
                 raise LmscopeError(f"allowed must be a bool tensor of shape {(B, T, T)}")
             nxt = torch.cat([ids[:, 1:], ids.new_full((B, 1), cfg.pad_id)], 1)
             e_next = self._embed(nxt)
-            reduce, shift = self.attach(final, e_next, final, depth)
+            reduce, shift = self.attach(final, e_next, self.attach.key(final), depth)
             is_shift = (pos[None, :] == pos[:, None] + 1)[None]
             scores = torch.where(is_shift, shift[:, :, None], reduce)
             attach_logits = masked_log_softmax(scores, allowed)
@@ -367,7 +370,9 @@ class PushdownLM(nn.Module):
         """An empty cache for ``batch`` rows."""
         cfg, w = self.config, self.embed.weight
         empty = w.new_zeros(batch, cfg.n_heads, 0, cfg.d_head)
-        return PushdownCache([empty] * cfg.n_layers, [empty] * cfg.n_layers, w.new_zeros(batch, 0, cfg.d_model))
+        states = w.new_zeros(batch, 0, cfg.d_model)
+        return PushdownCache([empty] * cfg.n_layers, [empty] * cfg.n_layers, states,
+                             states if self.attach is not None else None)
 
     def step(self, cache: PushdownCache, ids_t: torch.Tensor, depth_row=None) -> torch.Tensor:
         """Read one token per row (``ids_t`` (B,)) at position ``t = cache.length``, with its tape row
@@ -389,6 +394,8 @@ class PushdownLM(nn.Module):
             cache.keys[i], cache.values[i] = k, v
         final = self.norm(x) if self.norm is not None else x
         cache.hidden = torch.cat([cache.hidden, final], 1)
+        if self.attach is not None:
+            cache.attach_keys = torch.cat([cache.attach_keys, self.attach.key(final)], 1)
         return self._lm_logits(final[:, 0]).log_softmax(-1)
 
     def attach_logprobs(self, cache: PushdownCache, next_ids: torch.Tensor, depth_row, allowed_row
@@ -405,7 +412,7 @@ class PushdownLM(nn.Module):
         if tuple(allowed_row.shape) != (B, t1 + 1) or allowed_row.dtype != torch.bool:
             raise LmscopeError(f"allowed_row must be a bool tensor of shape {(B, t1 + 1)}")
         e_next = self._embed(torch.as_tensor(next_ids, device=device).long().view(B, 1))
-        reduce, shift = self.attach(cache.hidden[:, -1:], e_next, cache.hidden, depth[:, None])
+        reduce, shift = self.attach(cache.hidden[:, -1:], e_next, cache.attach_keys, depth[:, None])
         scores = torch.cat([reduce[:, 0], shift], 1)
         return masked_log_softmax(scores, allowed_row)
 
@@ -417,6 +424,8 @@ class PushdownLM(nn.Module):
         cache.keys = [k.index_select(0, index) for k in cache.keys]
         cache.values = [v.index_select(0, index) for v in cache.values]
         cache.hidden = cache.hidden.index_select(0, index)
+        if cache.attach_keys is not None:
+            cache.attach_keys = cache.attach_keys.index_select(0, index)
         return cache
 
     # --- saving and loading ---------------------------------------------------------------------------
