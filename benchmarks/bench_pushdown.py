@@ -183,7 +183,8 @@ def main() -> None:
                     f"(b) the time of one training step (batch {cfg['batch']} of question-formation declaratives "
                     "with gold trees) of that pushdown model against the same relative-position model without the "
                     "tape and attachment head, and against the small transformer of the same size",
-        "model": {k: cfg[k] for k in ("d_model", "n_layers", "n_heads", "d_ff")},
+        "model": f"pushdown-d{cfg['d_model']}",
+        "model_config": {k: cfg[k] for k in ("d_model", "n_layers", "n_heads", "d_ff")},
         "beam": cfg["beam"], "words": WORDS, "sentences": len(sents), "beam_search": a, "train_step": b,
         "target_beam_speedup": TARGET_BEAM, "target_train_ratio": TARGET_TRAIN, "target_met": met,
         "results_equal": a["results_equal"], "headline": headline, "table": {"header": header, "rows": rows},
