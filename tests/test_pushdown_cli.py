@@ -219,6 +219,7 @@ def bad_files(tmp_path_factory):
     (["train", "--task", "dyck", "--pushdown-layers", "x", "--out", "{tmp}/o"], "--pushdown-layers"),
     (["train", "--task", "dyck", "--depth-cap", "1", "--out", "{tmp}/o"], "--depth-cap"),
     (["train", "--task", "dyck", "--out", "{bad}"], "refusing to replace"),
+    (["train", "--trees", "{bad}/unbalanced.txt", "--out", "{bad}"], "refusing to overwrite the input"),
     (["eval", "{run}", "--beam", "0"], "--beam"),
     (["eval", "{run}", "--beam", "-3"], "--beam"),
     (["eval", "{run}", "--task", "grammar"], "unknown task 'grammar'"),
