@@ -1,6 +1,6 @@
 """Pushdown layers: attention with a stack tape, an attachment head, beam search over parses.
 
-``tape`` (trees -> attachments -> stack tape; numpy only), ``model`` (:class:`PushdownLM` and its
+``tape`` (trees -> attachments -> stack tape; numpy only), ``config`` and ``model`` (:class:`PushdownLM`, its
 config), ``train`` (:func:`train_pushdown` on the shared training loop), ``beam`` (beam search over
 attachments, greedy parsing and generation). The names below are imported on first use, so that
 ``lmscope.pushdown.tape`` does not load torch.
