@@ -69,6 +69,19 @@ TREEBANK = [
 
 
 # ------------------------------------------------------------------------------------------ end to end
+@pytest.mark.parametrize("cmd", [["pushdown"], ["pushdown", "train"], ["pushdown", "eval"], ["pushdown", "parse"]])
+def test_help(capsys, cmd):
+    with pytest.raises(SystemExit) as exc:
+        main([*cmd, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: lmscope " + " ".join(cmd))
+    if len(cmd) == 2:
+        assert "--json" in out and "--quiet" in out and "--out" in out
+        wanted = ("--pushdown-layers", "--depth-cap", "--trees") if cmd[1] == "train" else ("--beam",)
+        assert all(w in out for w in wanted)
+
+
 @pytest.mark.parametrize("task", SUITES)
 def test_train_eval_parse_on_every_suite(capsys, runs, tmp_path, task):
     run = runs(task)
