@@ -136,6 +136,9 @@ def test_a_tree_file_end_to_end(capsys, tmp_path):
     assert rc == 0, err
     tree = parse_bracketed(out.splitlines()[0], labeled=False)
     assert leaves(tree) == "the dog sees the cat".split() and is_binary(tree)
+    trees.write_text("\n".join(TREEBANK[::-1]) + "\n")  # the held-out lines would no longer be known
+    rc, out, err = run_cli(capsys, "pushdown", "eval", run)
+    assert_clean_error(rc, out, err, "changed since")
 
 
 def test_the_plain_baseline_has_exact_perplexity_and_no_parse(capsys, tmp_path):

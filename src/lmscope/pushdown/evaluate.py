@@ -314,13 +314,17 @@ class PushdownEvalResult:
 def eval_rows_of_run(run: LoadedRun, limit: int | None = None) -> list[dict]:
     """The run's own held-out test rows (in-distribution ``test-id`` and generalization ``test-gen``;
     for a tree-file run its held-out lines), rebuilt from its recorded configuration."""
-    from lmscope.pushdown.run import PushdownRunConfig, suite_run_data, tree_file_data
+    from lmscope.pushdown.run import PushdownRunConfig, file_sha256, suite_run_data, tree_file_data
 
     config = PushdownRunConfig.make(**run.meta["config"])
     if run.task == "trees":
-        path = (run.meta.get("trees_file") or {}).get("path")
+        recorded = run.meta.get("trees_file") or {}
+        path = recorded.get("path")
         if not path or not Path(path).is_file():
             raise LmscopeError(f"the tree file of {run.run_dir} ({path}) is gone; give --data FILE.jsonl")
+        if file_sha256(path) != recorded.get("sha256"):
+            raise LmscopeError(f"the tree file {path} changed since {run.run_dir} was trained, so its held-out "
+                               "lines are unknown; give --data FILE.jsonl")
         rows = tree_file_data(path, config).by_split["val"]
         return [dict(r, split="test-id") for r in rows][:limit]
     data = suite_run_data(run.task, config)
