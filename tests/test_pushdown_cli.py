@@ -69,6 +69,19 @@ TREEBANK = [
 
 
 # ------------------------------------------------------------------------------------------ end to end
+@pytest.mark.parametrize("cmd", [["pushdown"], ["pushdown", "train"], ["pushdown", "eval"], ["pushdown", "parse"]])
+def test_help(capsys, cmd):
+    with pytest.raises(SystemExit) as exc:
+        main([*cmd, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: lmscope " + " ".join(cmd))
+    if len(cmd) == 2:
+        assert "--json" in out and "--quiet" in out and "--out" in out
+        wanted = ("--pushdown-layers", "--depth-cap", "--trees") if cmd[1] == "train" else ("--beam",)
+        assert all(w in out for w in wanted)
+
+
 @pytest.mark.parametrize("task", SUITES)
 def test_train_eval_parse_on_every_suite(capsys, runs, tmp_path, task):
     run = runs(task)
@@ -123,6 +136,9 @@ def test_a_tree_file_end_to_end(capsys, tmp_path):
     assert rc == 0, err
     tree = parse_bracketed(out.splitlines()[0], labeled=False)
     assert leaves(tree) == "the dog sees the cat".split() and is_binary(tree)
+    trees.write_text("\n".join(TREEBANK[::-1]) + "\n")  # the held-out lines would no longer be known
+    rc, out, err = run_cli(capsys, "pushdown", "eval", run)
+    assert_clean_error(rc, out, err, "changed since")
 
 
 def test_the_plain_baseline_has_exact_perplexity_and_no_parse(capsys, tmp_path):
@@ -219,6 +235,7 @@ def bad_files(tmp_path_factory):
     (["train", "--task", "dyck", "--pushdown-layers", "x", "--out", "{tmp}/o"], "--pushdown-layers"),
     (["train", "--task", "dyck", "--depth-cap", "1", "--out", "{tmp}/o"], "--depth-cap"),
     (["train", "--task", "dyck", "--out", "{bad}"], "refusing to replace"),
+    (["train", "--trees", "{bad}/unbalanced.txt", "--out", "{bad}"], "refusing to overwrite the input"),
     (["eval", "{run}", "--beam", "0"], "--beam"),
     (["eval", "{run}", "--beam", "-3"], "--beam"),
     (["eval", "{run}", "--task", "grammar"], "unknown task 'grammar'"),
@@ -240,3 +257,88 @@ def test_bad_input_is_one_error_line_and_nothing_written(capsys, runs, bad_files
     assert_clean_error(rc, out, err, match)
     assert hashes(run) == before and hashes(bad_files) == bad_before
     assert not (tmp_path / "o").exists() and not (run / "report").exists() and not (run / "picture").exists()
+
+
+# ------------------------------------------------------------------------------------------ the API's parts
+def test_eval_on_a_suite_file_scores_each_split(capsys, runs, tmp_path):
+    run = runs("question-formation")
+    assert main(["data", "make", "question-formation", "--n-train", "0", "--n-val", "4", "--n-gen", "4",
+                 "--out", str(tmp_path / "suite"), "--quiet"]) == 0
+    capsys.readouterr()
+    for split in ("val", "gen"):
+        rc, out, err = run_cli(capsys, "pushdown", "eval", run, "--data", tmp_path / "suite" / f"{split}.jsonl",
+                               "--beam", "1", "--json")
+        assert rc == 0, err
+        doc = json.loads(out)
+        assert list(doc["task_accuracy"]) == [split] and doc["lines"] == 4
+        assert all(p["words"].split() == leaves(parse_bracketed(p["gold"], labeled=False)) for p in doc["parses"])
+
+
+def test_batched_greedy_reading_equals_one_sentence_greedy_parsing(runs):
+    """The batched reader of the evaluation picks the attachments beam.greedy_parse picks, sentence by
+    sentence, and its next-token log-probs are the incremental model's."""
+    import torch
+
+    from lmscope.pushdown.beam import greedy_parse
+    from lmscope.pushdown.evaluate import greedy_read, load_run, sentence_ids
+    from lmscope.pushdown.tape import model_tape
+
+    run = load_run(runs("question-formation"))
+    sentences = [s.split() for s in ("her bees sleep", "our toads do visit my dog", "your yaks sleep",
+                                     "some moles that don't run don't sleep")]
+    reads = greedy_read(run.model, [sentence_ids(run.tokenizer, ws)[:-1] for ws in sentences])
+    for ws, (lp, attach) in zip(sentences, reads, strict=True):
+        ids = sentence_ids(run.tokenizer, ws)
+        assert attach == greedy_parse(run.model, ids, ws)[0]
+        # the log-probs read incrementally = the teacher-forced pass over the tape of those attachments
+        tape = model_tape(attach, run.model.config.depth_cap)
+        x = torch.tensor([ids])
+        full = run.model(x, depth=torch.from_numpy(tape.depth)[None]).logits[0].log_softmax(-1)
+        assert torch.allclose(lp, full[:-1], atol=1e-4)
+
+
+def test_the_plain_models_eval_perplexity_is_its_exact_teacher_forced_one(tmp_path):
+    """Two routes to the plain model's perplexity agree: beam search's LM log-likelihood line by line,
+    and the padded teacher-forced batch (the tape plays no part without pushdown layers)."""
+    import math
+
+    from lmscope.pushdown.evaluate import (
+        eval_rows_of_run,
+        line_words,
+        load_run,
+        pushdown_eval,
+        sentence_ids,
+        teacher_forced_nll,
+    )
+    from lmscope.pushdown.run import pushdown_train
+
+    run = tmp_path / "plain"
+    pushdown_train("arith", run, quiet=True, steps=4, eval_every=0, n_train=40, n_val=6, n_gen=6, n_test=5,
+                   pushdown_layers="none", d_model=16, d_ff=32, heads=2)
+    res = pushdown_eval(run, beam=3, limit=5)
+    assert res.exact and res.parse is None and res.model_kind == "plain"
+    assert res.parses == [] and "no parse" in res.note
+    loaded = load_run(run)
+
+    lines = [line_words(r, "arith") for r in eval_rows_of_run(loaded, 5)]
+    nll, n = teacher_forced_nll(loaded.model, [(sentence_ids(loaded.tokenizer, ws), None) for ws in lines])
+    assert n == res.n_tokens == sum(len(ws) + 1 for ws in lines)
+    assert res.perplexity == pytest.approx(math.exp(nll / n), rel=1e-6)
+
+
+def test_run_settings_are_command_line_options_and_checked():
+    from lmscope.errors import LmscopeError
+    from lmscope.pushdown.run import PushdownRunConfig, parse_layers
+
+    assert parse_layers(" 2,0,2 ") == "0,2" and parse_layers("ALL") == "all" and parse_layers([]) == "none"
+    c = PushdownRunConfig(layers=3, pushdown_layers="2, 0", steps=7, lr=5e-4)
+    assert c.pushdown_layers == "0,2" and c.layer_indices() == (0, 2)
+    assert PushdownRunConfig().layer_indices() is None and PushdownRunConfig(pushdown_layers="none").layer_indices() == ()
+    from lmscope.cli import build_parser
+
+    parsed = build_parser().parse_args(["pushdown", "train", "--task", "dyck", "--out", "x", *c.to_argv()])
+    assert PushdownRunConfig.from_args(parsed) == c
+    for bad, match in [({"pushdown_layers": "1,x"}, "pushdown layers"), ({"layers": 2, "pushdown_layers": "2"},
+                       "layer 2 does not exist"), ({"depth_cap": 1}, "depth_cap"), ({"width": 3}, "unknown")]:
+        with pytest.raises(LmscopeError, match=match):
+            PushdownRunConfig.make(**bad)

@@ -31,7 +31,7 @@ import torch
 from lmscope.data.trees import Tree
 from lmscope.errors import LmscopeError, check_int
 from lmscope.pushdown.model import PushdownLM
-from lmscope.pushdown.tape import Stack, depth_matrix, model_tape, tree_from_attachments
+from lmscope.pushdown.tape import Stack, model_tape, tree_from_attachments
 
 
 @dataclass
@@ -81,9 +81,10 @@ def _rows(stacks: list[Stack], device) -> torch.Tensor:
 
 def _allowed(stacks: list[Stack], width: int, device) -> torch.Tensor:
     """(B, width) bool: the model positions each hypothesis's next word may attach to."""
+    rows = [b for b, s in enumerate(stacks) for _ in s.ends] + list(range(len(stacks)))
+    cols = [e + 1 for s in stacks for e in s.ends] + [s.n + 1 for s in stacks]
     out = torch.zeros(len(stacks), width, dtype=torch.bool)
-    for b, s in enumerate(stacks):
-        out[b, [a + 1 for a in s.allowed()]] = True
+    out[rows, cols] = True
     return out.to(device)
 
 
@@ -155,14 +156,13 @@ def beam_search(model: PushdownLM, ids: Sequence[int], beam: int, words: Sequenc
     return _finish(history, total, words)
 
 
-def _prefix_tapes(history: list[list[int]], T: int, cap: int) -> np.ndarray:
-    """(B, T, T) model-layout depth rows of hypotheses whose words 0..len-1 are attached (rows after
-    them are zero: causal attention never lets them reach the positions that are scored)."""
-    out = np.zeros((len(history), T, T), dtype=np.int64)
-    for b, h in enumerate(history):
-        if h:
-            dm = depth_matrix(h, cap)
-            out[b, 1: len(h) + 1, 1: len(h) + 1] = dm
+def _prefix_tapes(rows: list[list[list[int]]], T: int) -> np.ndarray:
+    """(B, T, T) model-layout depth rows of each hypothesis (rows after its last word are zero: causal
+    attention never lets them reach the positions that are scored)."""
+    out = np.zeros((len(rows), T, T), dtype=np.int64)
+    for b, hyp in enumerate(rows):
+        for p, row in enumerate(hyp):
+            out[b, p, : len(row)] = row
     return out
 
 
@@ -176,15 +176,15 @@ def beam_search_reference(model: PushdownLM, ids: Sequence[int], beam: int,
     if not model.config.has_tape:
         return BeamResult([], [], lm_log_likelihood(model, ids), None)
     device = _device(model)
-    cap = model.config.depth_cap
     n = len(ids) - 2
     stacks, history = [Stack()], [[]]
+    tape_rows = [[[0]]]  # each hypothesis's depth rows so far, kept as it grows (not recomputed)
     total = torch.zeros(1, dtype=torch.float64, device=device)
     for p in range(n + 1):
         T = p + 2  # positions 0..p read, and the next token (whose own row is never used)
         B = len(stacks)
         x = torch.tensor([ids[:T]] * B, device=device)
-        depth = torch.from_numpy(_prefix_tapes(history, T, cap)).to(device)
+        depth = torch.from_numpy(_prefix_tapes(tape_rows, T)).to(device)
         allowed = torch.zeros(B, T, T, dtype=torch.bool, device=device)
         if p < n:
             allowed[:, p] = _allowed(stacks, T, device)
@@ -195,6 +195,7 @@ def beam_search_reference(model: PushdownLM, ids: Sequence[int], beam: int,
             break
         parents, attach, total = _select(total, word_lp, out.attach_logits[:, p], beam)
         stacks, history = _extend(stacks, history, parents, attach)
+        tape_rows = [tape_rows[par] + [[0, *s.depths]] for par, s in zip(parents, stacks, strict=True)]
     return _finish(history, total, words)
 
 

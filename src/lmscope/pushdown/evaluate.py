@@ -314,13 +314,17 @@ class PushdownEvalResult:
 def eval_rows_of_run(run: LoadedRun, limit: int | None = None) -> list[dict]:
     """The run's own held-out test rows (in-distribution ``test-id`` and generalization ``test-gen``;
     for a tree-file run its held-out lines), rebuilt from its recorded configuration."""
-    from lmscope.pushdown.run import PushdownRunConfig, suite_run_data, tree_file_data
+    from lmscope.pushdown.run import PushdownRunConfig, file_sha256, suite_run_data, tree_file_data
 
     config = PushdownRunConfig.make(**run.meta["config"])
     if run.task == "trees":
-        path = (run.meta.get("trees_file") or {}).get("path")
+        recorded = run.meta.get("trees_file") or {}
+        path = recorded.get("path")
         if not path or not Path(path).is_file():
             raise LmscopeError(f"the tree file of {run.run_dir} ({path}) is gone; give --data FILE.jsonl")
+        if file_sha256(path) != recorded.get("sha256"):
+            raise LmscopeError(f"the tree file {path} changed since {run.run_dir} was trained, so its held-out "
+                               "lines are unknown; give --data FILE.jsonl")
         rows = tree_file_data(path, config).by_split["val"]
         return [dict(r, split="test-id") for r in rows][:limit]
     data = suite_run_data(run.task, config)
@@ -333,10 +337,15 @@ def eval_rows_of_run(run: LoadedRun, limit: int | None = None) -> list[dict]:
 
 
 def line_words(row: dict, task: str) -> list[str]:
-    """The words of a row's whole line: ``text`` then ``target`` (Dyck and tree files: ``text`` alone,
-    Dyck's targets being per-token labels, not words of the line)."""
+    """The words of a row's whole line as the run trained on it (:func:`lmscope.pushdown.data.line_words`);
+    for a row without a gold tree, the same words without needing one."""
+    from lmscope.pushdown import data
+
+    if task == "dyck" or row.get("tree"):
+        return data.line_words(row, task)
     words = row["text"].split()
-    return words if task in ("dyck", "trees") else words + row.get("target", "").split()
+    target = row.get("target", "").split() if task != "trees" else []
+    return [*words, data.ARITH_EQUALS, *target] if task == "arith" else [*words, *target]
 
 
 def pushdown_eval(run_dir: str | os.PathLike, rows: Sequence[dict] | None = None, data: str | os.PathLike | None = None,
@@ -356,10 +365,10 @@ def pushdown_eval(run_dir: str | os.PathLike, rows: Sequence[dict] | None = None
         limit = check_int("limit", limit, minimum=1)
     if rows is not None and data is not None:
         raise LmscopeError("give rows or a data file, not both")
+    if data is not None:  # the user's file is checked before the model is loaded
+        rows = load_suite_file(data)
     run = load_run(run_dir)
     tok, model, task = run.tokenizer, run.model, run.task
-    if data is not None:
-        rows = load_suite_file(data)
     if rows is None:
         rows = eval_rows_of_run(run, limit)
     rows = list(rows)

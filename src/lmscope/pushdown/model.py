@@ -35,10 +35,9 @@ Saved as a Hugging Face-style folder (``config.json`` with ``"model_type": "lmsc
 
 from __future__ import annotations
 
-import json
 import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -46,89 +45,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from lmscope._io import atomic_dir, write_json
-from lmscope.errors import LmscopeError, check_int, check_number
-from lmscope.pushdown.tape import DEPTH_CAP
+from lmscope.errors import LmscopeError
+from lmscope.pushdown.config import CONFIG_FILE, MODEL_TYPE, WEIGHTS_FILE, PushdownConfig, read_config
 
-MODEL_TYPE = "lmscope-pushdown"
-ARCHITECTURE = "PushdownLM"
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-NORMS = ("pre", "post")
-
-
-@dataclass
-class PushdownConfig:
-    """Sizes and choices of a :class:`PushdownLM`; checked on construction (LmscopeError).
-
-    ``pushdown_layers``: the indices of the layers that read the tape; None means every layer, the
-    empty tuple the plain relative-position baseline (no tape, no attachment head)."""
-
-    vocab_size: int
-    d_model: int = 64
-    n_layers: int = 2
-    n_heads: int = 4
-    d_ff: int = 256
-    pushdown_layers: tuple[int, ...] | None = None
-    depth_cap: int = DEPTH_CAP
-    max_relative: int = 64
-    dropout: float = 0.0
-    norm: str = "pre"
-    tie_embeddings: bool = True
-    pad_id: int = 0
-
-    def __post_init__(self):
-        for name in ("vocab_size", "d_model", "n_layers", "n_heads", "d_ff", "depth_cap", "max_relative"):
-            check_int(f"pushdown model config: {name}", getattr(self, name), minimum=1)
-        check_int("pushdown model config: pad_id", self.pad_id, 0, self.vocab_size - 1)
-        if self.d_model % self.n_heads:
-            raise LmscopeError(f"pushdown model config: d_model {self.d_model} is not divisible by "
-                               f"n_heads {self.n_heads}")
-        if self.norm not in NORMS:
-            raise LmscopeError(f"pushdown model config: norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
-        if not isinstance(self.tie_embeddings, bool):
-            raise LmscopeError(f"pushdown model config: tie_embeddings must be true or false, "
-                               f"got {self.tie_embeddings!r}")
-        self.dropout = check_number("pushdown model config: dropout", self.dropout, minimum=0.0, below=1.0)
-        layers = self.pushdown_layers
-        if layers is None:
-            layers = range(self.n_layers)
-        elif isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
-            raise LmscopeError(f"pushdown model config: pushdown_layers must be a list of layer indices, "
-                               f"got {layers!r}")
-        layers = [check_int("pushdown model config: a pushdown layer", i, 0, self.n_layers - 1) for i in layers]
-        if len(set(layers)) != len(layers):
-            raise LmscopeError(f"pushdown model config: pushdown_layers repeats a layer: {layers}")
-        self.pushdown_layers = tuple(sorted(layers))
-
-    @property
-    def d_head(self) -> int:
-        return self.d_model // self.n_heads
-
-    @property
-    def has_tape(self) -> bool:
-        """Whether any layer reads the tape (and the model has an attachment head)."""
-        return bool(self.pushdown_layers)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["pushdown_layers"] = list(self.pushdown_layers)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> PushdownConfig:
-        """Build from a dict; keys that are not config fields (e.g. ``model_type``) are ignored."""
-        if not isinstance(d, dict):
-            raise LmscopeError("pushdown model config must be a JSON object")
-        if "vocab_size" not in d:
-            raise LmscopeError("pushdown model config lacks vocab_size")
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
-    def hf_dict(self) -> dict:
-        return {"model_type": MODEL_TYPE, "architectures": [ARCHITECTURE], **self.to_dict(),
-                "hidden_size": self.d_model, "num_hidden_layers": self.n_layers,
-                "num_attention_heads": self.n_heads, "intermediate_size": self.d_ff, "is_decoder": True}
-
+__all__ = ["MODEL_TYPE", "PushdownCache", "PushdownConfig", "PushdownLM", "PushdownOutput", "read_config"]
 
 @dataclass
 class PushdownOutput:
@@ -147,11 +67,13 @@ class PushdownOutput:
 @dataclass
 class PushdownCache:
     """The state of incremental decoding: per layer the keys and values (B, heads, t, d_head) of the
-    ``t`` positions read so far, and their final hidden states (B, t, d_model)."""
+    ``t`` positions read so far, their final hidden states (B, t, d_model) and, for a pushdown model,
+    the attachment head's keys of those states (B, t, d_model)."""
 
     keys: list[torch.Tensor]
     values: list[torch.Tensor]
     hidden: torch.Tensor
+    attach_keys: torch.Tensor | None = None
 
     @property
     def length(self) -> int:
@@ -233,12 +155,13 @@ class AttachmentHead(nn.Module):
         self.shift = nn.Linear(d, d)
         self.depth = nn.Embedding(cfg.depth_cap, d)
 
-    def forward(self, h_query, e_next, h_keys, depth):
+    def forward(self, h_query, e_next, keys, depth):
         """Scores (B, P, K) of reducing at key positions and (B, P) of shifting, for ``P`` query rows
-        (``h_query``, ``e_next``: (B, P, d)) over ``K`` positions (``h_keys`` (B, K, d), ``depth`` (B, P, K))."""
+        (``h_query``, ``e_next``: (B, P, d)) over ``K`` positions (``keys`` = ``self.key(h)`` (B, K, d),
+        ``depth`` (B, P, K))."""
         u = self.query_out(F.gelu(self.query_in(torch.cat([h_query, e_next], -1))))
         scale = math.sqrt(u.shape[-1])
-        reduce = u @ self.key(h_keys).transpose(-1, -2)
+        reduce = u @ keys.transpose(-1, -2)
         reduce = reduce + (u @ self.depth.weight.T).gather(-1, depth)
         shift = (u * self.shift(e_next)).sum(-1)
         return reduce / scale, shift / scale
@@ -356,7 +279,7 @@ class PushdownLM(nn.Module):
                 raise LmscopeError(f"allowed must be a bool tensor of shape {(B, T, T)}")
             nxt = torch.cat([ids[:, 1:], ids.new_full((B, 1), cfg.pad_id)], 1)
             e_next = self._embed(nxt)
-            reduce, shift = self.attach(final, e_next, final, depth)
+            reduce, shift = self.attach(final, e_next, self.attach.key(final), depth)
             is_shift = (pos[None, :] == pos[:, None] + 1)[None]
             scores = torch.where(is_shift, shift[:, :, None], reduce)
             attach_logits = masked_log_softmax(scores, allowed)
@@ -367,7 +290,9 @@ class PushdownLM(nn.Module):
         """An empty cache for ``batch`` rows."""
         cfg, w = self.config, self.embed.weight
         empty = w.new_zeros(batch, cfg.n_heads, 0, cfg.d_head)
-        return PushdownCache([empty] * cfg.n_layers, [empty] * cfg.n_layers, w.new_zeros(batch, 0, cfg.d_model))
+        states = w.new_zeros(batch, 0, cfg.d_model)
+        return PushdownCache([empty] * cfg.n_layers, [empty] * cfg.n_layers, states,
+                             states if self.attach is not None else None)
 
     def step(self, cache: PushdownCache, ids_t: torch.Tensor, depth_row=None) -> torch.Tensor:
         """Read one token per row (``ids_t`` (B,)) at position ``t = cache.length``, with its tape row
@@ -389,6 +314,8 @@ class PushdownLM(nn.Module):
             cache.keys[i], cache.values[i] = k, v
         final = self.norm(x) if self.norm is not None else x
         cache.hidden = torch.cat([cache.hidden, final], 1)
+        if self.attach is not None:
+            cache.attach_keys = torch.cat([cache.attach_keys, self.attach.key(final)], 1)
         return self._lm_logits(final[:, 0]).log_softmax(-1)
 
     def attach_logprobs(self, cache: PushdownCache, next_ids: torch.Tensor, depth_row, allowed_row
@@ -405,7 +332,7 @@ class PushdownLM(nn.Module):
         if tuple(allowed_row.shape) != (B, t1 + 1) or allowed_row.dtype != torch.bool:
             raise LmscopeError(f"allowed_row must be a bool tensor of shape {(B, t1 + 1)}")
         e_next = self._embed(torch.as_tensor(next_ids, device=device).long().view(B, 1))
-        reduce, shift = self.attach(cache.hidden[:, -1:], e_next, cache.hidden, depth[:, None])
+        reduce, shift = self.attach(cache.hidden[:, -1:], e_next, cache.attach_keys, depth[:, None])
         scores = torch.cat([reduce[:, 0], shift], 1)
         return masked_log_softmax(scores, allowed_row)
 
@@ -417,6 +344,8 @@ class PushdownLM(nn.Module):
         cache.keys = [k.index_select(0, index) for k in cache.keys]
         cache.values = [v.index_select(0, index) for v in cache.values]
         cache.hidden = cache.hidden.index_select(0, index)
+        if cache.attach_keys is not None:
+            cache.attach_keys = cache.attach_keys.index_select(0, index)
         return cache
 
     # --- saving and loading ---------------------------------------------------------------------------
@@ -461,22 +390,3 @@ class PushdownLM(nn.Module):
             state[name] = f.read(name)
         model.load_state_dict(state, strict=False)
         return model.eval()
-
-
-def read_config(path: str | os.PathLike) -> PushdownConfig:
-    """The :class:`PushdownConfig` of a saved folder; LmscopeError if missing, corrupt or of another type."""
-    path = Path(path)
-    cfg_path = path / CONFIG_FILE
-    if not cfg_path.is_file():
-        raise LmscopeError(f"no {CONFIG_FILE} in {path}")
-    try:
-        d = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise LmscopeError(f"corrupt {cfg_path}: {getattr(e, 'msg', str(e))}") from None
-    if not isinstance(d, dict) or d.get("model_type") != MODEL_TYPE:
-        got = d.get("model_type") if isinstance(d, dict) else None
-        raise LmscopeError(f"{path} is not a pushdown model (model_type {got!r}, expected {MODEL_TYPE!r})")
-    try:
-        return PushdownConfig.from_dict(d)
-    except TypeError as e:
-        raise LmscopeError(f"corrupt {cfg_path}: {e}") from None

@@ -30,6 +30,8 @@ from lmscope.errors import LmscopeError, check_number
 
 TASKS = ("question-formation", "tense-inflection", "dyck", "arith")
 TREES = "trees"  # the task of a run on a user's tree file
+# the answer words of a task, in the vocabulary even when a small sample lacks one
+TRANSFORM_WORDS = {"question-formation": ("do", "does", "don't", "doesn't")}
 
 
 def parse_layers(text) -> str:
@@ -139,6 +141,10 @@ def suite_run_data(task: str, c: PushdownRunConfig) -> RunData:
     from lmscope.data.dyck import generalization_split
 
     options = {"train_max_depth": c.dyck_train_depth} if task == "dyck" else {}
+    deepest = get_suite("dyck").options["max_depth"]
+    if task == "dyck" and not c.dyck_train_depth < deepest:
+        raise LmscopeError(f"dyck_train_depth must be below the Dyck suite's max_depth {deepest} (the "
+                           f"generalization split nests deeper), got {c.dyck_train_depth}")
     rows = make_suite(task, c.n_train, c.n_val + c.n_test, c.n_gen + c.n_test, seed=c.seed, **options)
     by = _split(rows)
     gen = generalization_split(c.dyck_train_depth) if task == "dyck" else get_suite(task).splits[2]
@@ -217,7 +223,7 @@ def make_eval_fn(data: RunData, tokenizer, c: PushdownRunConfig, final_step: int
 
 
 # ------------------------------------------------------------------------------------------ training
-def _file_sha256(path) -> str:
+def file_sha256(path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -266,12 +272,9 @@ def pushdown_train(task: str | None, out_dir: str | os.PathLike, config: Pushdow
     eval_fn = make_eval_fn(data, tokenizer, c, final_step=c.steps)
     meta = {"task": name, "gen_split": data.gen_split, "config": c.to_dict()}
     if trees_file is not None:
-        meta["trees_file"] = {"path": str(Path(trees_file).resolve()), "sha256": _file_sha256(trees_file)}
+        meta["trees_file"] = {"path": str(Path(trees_file).resolve()), "sha256": file_sha256(trees_file)}
     summary = train_pushdown(out_dir, model_config, tokenizer, examples, train_config, eval_fn=eval_fn,
                              quiet=quiet, stop_after=stop_after, meta=meta)
     return {**summary, "task": name, "layers": c.layers, "pushdown_layers": c.pushdown_layers}
 
-
-# the answer words of the grammar tasks, in the vocabulary even when a small sample lacks one
-TRANSFORM_WORDS = {"question-formation": ("do", "does", "don't", "doesn't")}
 
