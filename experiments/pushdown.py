@@ -13,7 +13,8 @@ task and seed:
 
 plus, for the sample-efficiency curve, ``pushdown`` and ``plain`` on question formation at every
 --sizes training-set size. Every run is then evaluated once (`lmscope.pushdown.evaluate.pushdown_eval`
-on the run's own held-out rows, beam --beam; cached beside the run), and the small transformer's
+on the run's own held-out rows, beam --beam, as a second sweep of `lmscope pushdown eval` into
+RUNS/SIZE-eval-*), and the small transformer's
 tree projections are computed on the same held-out sentences. The page, docs/results/pushdown.md, gets
 (a) held-out in-distribution and generalization accuracy on question formation and tense inflection,
 (b) Dyck closing-bracket accuracy on strings nested deeper than any in training, (c) generalization
@@ -33,7 +34,6 @@ import argparse
 import json
 import math
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -50,10 +50,9 @@ KINDS = ("pushdown", "plain", "small")
 SIZES = {
     "cpu": dict(layers=2, d_model=64, heads=4, d_ff=256, steps=3000, n_train=2000, batch_size=8, lr=1e-3,
                 eval_every=500, ckpt_every=1000, n_test=200, dyck_train_depth=4),
-    "gpu": dict(layers=6, d_model=256, heads=8, d_ff=1024, steps=20000, n_train=10000, batch_size=32, lr=3e-4,
-                eval_every=2000, ckpt_every=5000, n_test=1000, dyck_train_depth=6),
+    "gpu": dict(layers=4, d_model=256, heads=8, d_ff=1024, steps=4000, n_train=10000, batch_size=32, lr=5e-4,
+                eval_every=1000, ckpt_every=2000, n_test=500, dyck_train_depth=4),
 }
-EVAL_FILE = "eval-beam{beam}.json"
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
@@ -100,26 +99,45 @@ def jobs_of(args, runs: Path, size: dict) -> list[SweepJob]:
 
 
 # ------------------------------------------------------------------------------------------ evaluation
-def evaluate(run_dir: Path, beam: int, limit: int) -> dict | None:
-    """The run's evaluation (cached in the run folder); None while the run has not finished."""
-    from lmscope._io import write_json
-    from lmscope.pushdown.evaluate import pushdown_eval
+def trained(run_dir: Path) -> int | None:
+    """The step a finished run reached (None while it trains or before it starts)."""
     from lmscope.train.loop import read_metrics
 
-    rows = read_metrics(run_dir)
-    info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else None
-    if not rows or info is None or rows[-1]["step"] < info["train"]["steps"]:
+    try:
+        info = json.loads((run_dir / "run.json").read_text())
+    except (OSError, ValueError):
         return None
-    path = run_dir / EVAL_FILE.format(beam=beam)
-    if path.is_file():
-        cached = json.loads(path.read_text())
-        if cached.get("step") == rows[-1]["step"] and cached.get("limit") == limit:
-            return cached
-    t0 = time.perf_counter()
-    res = pushdown_eval(run_dir, beam=beam, limit=limit, quiet=True).to_dict()
-    out = {**res, "limit": limit, "seconds": time.perf_counter() - t0, "final": rows[-1]}
-    write_json(path, out)
+    rows = read_metrics(run_dir)
+    return rows[-1]["step"] if rows and rows[-1]["step"] >= info["train"]["steps"] else None
+
+
+def eval_jobs(args, runs: Path, size: dict) -> list[SweepJob]:
+    """One `lmscope pushdown eval` per finished pushdown/plain run not yet evaluated at its last step
+    (a sweep of its own, so evaluations run in parallel like the training runs)."""
+    out = []
+    for job in jobs_of(args, runs, size):
+        step = trained(job.run_dir)
+        if job.name.split("-")[1] == "small" or step is None:
+            continue
+        dest = runs.parent / f"{runs.name}-eval-beam{args.beam}-limit{args.limit}" / job.name
+        try:
+            if json.loads((dest / "metrics.json").read_text())["step"] == step:
+                continue
+        except (OSError, ValueError, KeyError):
+            pass
+        argv = ["pushdown", "eval", str(job.run_dir), "--beam", str(args.beam), "--limit", str(args.limit),
+                "--device", args.device, "--quiet", "--force", "--out", str(dest)]
+        out.append(SweepJob(name=f"eval-{job.name}", run_dir=dest, argv=argv))
     return out
+
+
+def evaluation(args, runs: Path, name: str) -> dict | None:
+    """The evaluation of run ``name`` (its `pushdown eval` metrics.json), None if there is none yet."""
+    path = runs.parent / f"{runs.name}-eval-beam{args.beam}-limit{args.limit}" / name / "metrics.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def small_scores(run_dir: Path, sentences: list[list[str]], golds: list[str]) -> dict | None:
@@ -260,8 +278,7 @@ def write_page(args, runs: Path, size: dict, results: dict) -> None:
         rows.append(row)
     lines += [md_table(["task", "pushdown (beam)", "small transformer (tree projection)", "left-branching",
                         "right-branching", "balanced", "random"], rows), ""]
-    timing = [r.get("eval_seconds") for r in results.values() if r.get("eval_seconds")]
-    lines += [f"Runs: {len(results)} finished of {args.n_jobs}; evaluation took {sum(timing):.0f} s in all.", "",
+    lines += [f"Runs: {len(results)} finished and evaluated of {args.n_jobs}.", "",
               "## Reading", "", "READING_PLACEHOLDER", ""]
     doc.parent.mkdir(parents=True, exist_ok=True)
     write_keeping_reading(doc, "\n".join(lines))
@@ -275,13 +292,13 @@ def collect(args, runs: Path, size: dict) -> dict:
         kind = job.name.split("-")[1]
         if kind == "small" or not job.run_dir.is_dir():
             continue
-        ev = evaluate(job.run_dir, args.beam, args.limit)
-        if ev is None:
+        ev = evaluation(args, runs, job.name)
+        if ev is None or ev.get("step") != trained(job.run_dir):
             continue
         ts = ev.get("task_scores") or {}
         row = {"id": (ts.get("test-id") or {}).get("acc"), "gen": (ts.get("test-gen") or {}).get("acc"),
                "ppl": ev.get("perplexity"), "f1": (ev.get("parse") or {}).get("f1"),
-               "eval_seconds": ev.get("seconds")}
+               }
         row.update({f"f1_{k}": v for k, v in (ev.get("baseline_f1") or {}).items()})
         out[job.name] = row
         if ev.get("parses"):
@@ -312,7 +329,9 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     ap.add_argument("--runs", default="runs/pushdown")
     ap.add_argument("--doc", default="docs/results/pushdown.md")
-    ap.add_argument("--report-only", action="store_true", help="write the page from the finished runs")
+    ap.add_argument("--report-only", action="store_true", help="train nothing: evaluate the finished runs and "
+                    "write the page")
+    ap.add_argument("--no-eval", action="store_true", help="with --report-only: evaluate nothing either")
     args = ap.parse_args(argv)
     args.tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     for t in args.tasks:
@@ -327,6 +346,12 @@ def main(argv=None) -> int:
         res = run_sweep(jobs, runs, workers=args.jobs, threads=1, ray=args.ray)
         if res["failed"]:
             print(f"{len(res['failed'])} run(s) failed: {', '.join(res['failed'])}", file=sys.stderr)
+    todo = eval_jobs(args, runs, size)
+    if todo and not args.no_eval:
+        res = run_sweep(todo, runs.parent / f"{runs.name}-eval-beam{args.beam}-limit{args.limit}",
+                        workers=args.jobs, threads=1, ray=args.ray)
+        if res["failed"]:
+            print(f"{len(res['failed'])} evaluation(s) failed: {', '.join(res['failed'])}", file=sys.stderr)
     results = collect(args, runs, size)
     write_page(args, runs, size, results)
     print(f"wrote {args.doc} ({len(results)} runs)", file=sys.stderr)

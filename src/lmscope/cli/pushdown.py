@@ -30,7 +30,8 @@ def cmd_train(args) -> None:
         check_input_file(args.trees, "tree file")
     config = PushdownRunConfig.from_args(args)
     check_out(args, kind="run", run_markers=("run.json",))
-    res = pushdown_train(args.task, args.out, config, trees_file=args.trees, quiet=args.quiet or args.json)
+    res = pushdown_train(args.task, args.out, config, trees_file=args.trees, quiet=args.quiet or args.json,
+                         device=args.device)
     last = res.get("last_metrics") or {}
     kind = "plain relative-position" if config.pushdown_layers == "none" else \
         f"pushdown layers {config.pushdown_layers}"
@@ -80,7 +81,7 @@ def cmd_eval(args) -> None:
             raise LmscopeError(f"{args.run} was trained on {trained}, not {args.task}; give --data FILE for "
                                "other rows")
     res = pushdown_eval(args.run, data=args.data, beam=args.beam, limit=args.limit, seed=args.seed,
-                        quiet=args.quiet or args.json)
+                        quiet=args.quiet or args.json, device=args.device)
     lines = res.lines()
     if args.out:
         write_report(args.out, f"Pushdown evaluation: {args.run}", _eval_report(res, args), args=args)
@@ -126,6 +127,8 @@ def add_pushdown(sub, common) -> None:
     pt.add_argument("--trees", metavar="FILE", help="a file of bracketed trees, one per line, instead of --task")
     pt.add_argument("--out", required=True, help="the run folder (an existing one is resumed)")
     add_settings(pt, PushdownRunConfig)
+    pt.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto; not part of the run's "
+                                                     "configuration (a run may resume on another device)")
     pt.set_defaults(func=cmd_train)
     pe = psub.add_parser("eval", parents=[common], help="perplexity, task accuracy and parse F1 of a run",
                          description="Evaluate a run's newest checkpoint on its held-out test rows (default, or "
@@ -141,6 +144,7 @@ def add_pushdown(sub, common) -> None:
     pe.add_argument("--limit", type=positive_int, default=200, help="rows per split (default 200)")
     pe.add_argument("--seed", type=seed, default=0, help="seed of the random baseline trees (default 0)")
     pe.add_argument("--out", help="a report folder: metrics.json, parse pictures, index.html")
+    pe.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
     add_force(pe)
     pe.set_defaults(func=cmd_eval)
     pp = psub.add_parser("parse", parents=[common], help="parse a sentence with a run's model",

@@ -220,9 +220,9 @@ class LoadedRun:
         return self.meta.get("task", "trees")
 
 
-def load_run(run_dir: str | os.PathLike) -> LoadedRun:
-    """Open a run folder of `lmscope pushdown train`; LmscopeError when it is not one or has no
-    complete checkpoint yet."""
+def load_run(run_dir: str | os.PathLike, device: str = "cpu") -> LoadedRun:
+    """Open a run folder of `lmscope pushdown train`, its model on ``device``; LmscopeError when it is
+    not one or has no complete checkpoint yet."""
     import json
 
     from lmscope.models.small_tokenizer import WordTokenizer
@@ -242,7 +242,9 @@ def load_run(run_dir: str | os.PathLike) -> LoadedRun:
     ckpt = latest_checkpoint(run_dir)
     if ckpt is None:
         raise LmscopeError(f"{run_dir} has no complete checkpoint yet; train it (further) first")
-    model = PushdownLM.load(ckpt / "model")
+    from lmscope.models.hooks import resolve_device
+
+    model = PushdownLM.load(ckpt / "model").to(resolve_device(device))
     return LoadedRun(run_dir, model, WordTokenizer.load(ckpt / "model"), meta, int(ckpt.name[5:]))
 
 
@@ -349,8 +351,8 @@ def line_words(row: dict, task: str) -> list[str]:
 
 
 def pushdown_eval(run_dir: str | os.PathLike, rows: Sequence[dict] | None = None, data: str | os.PathLike | None = None,
-                  beam: int = 8, limit: int | None = 200, seed: int = 0, quiet: bool | None = None
-                  ) -> PushdownEvalResult:
+                  beam: int = 8, limit: int | None = 200, seed: int = 0, quiet: bool | None = None,
+                  device: str = "cpu") -> PushdownEvalResult:
     """Evaluate a run on ``rows`` (suite rows: ``text``, optional ``target``, ``tree``, ``split``), on
     the rows of ``data`` (a JSONL file of them), or by default on the run's own held-out test rows;
     ``limit`` rows per split (None: all). Perplexity from beam search of width ``beam`` over the whole
@@ -367,7 +369,7 @@ def pushdown_eval(run_dir: str | os.PathLike, rows: Sequence[dict] | None = None
         raise LmscopeError("give rows or a data file, not both")
     if data is not None:  # the user's file is checked before the model is loaded
         rows = load_suite_file(data)
-    run = load_run(run_dir)
+    run = load_run(run_dir, device)
     tok, model, task = run.tokenizer, run.model, run.task
     if rows is None:
         rows = eval_rows_of_run(run, limit)

@@ -240,7 +240,7 @@ def run_data(task: str | None, trees_file, c: PushdownRunConfig) -> RunData:
 
 def pushdown_train(task: str | None, out_dir: str | os.PathLike, config: PushdownRunConfig | None = None, *,
                    trees_file: str | os.PathLike | None = None, quiet: bool | None = None,
-                   stop_after: int | None = None, **settings) -> dict:
+                   stop_after: int | None = None, device: str = "cpu", **settings) -> dict:
     """Train (or resume) a pushdown run in ``out_dir`` on suite ``task`` or on ``trees_file`` (a
     bracketed tree per line), with ``config`` (default: the defaults; any field given as a keyword
     replaces its value). Returns the loop's summary plus ``task``, ``layers``, ``pushdown_layers``.
@@ -274,7 +274,7 @@ def pushdown_train(task: str | None, out_dir: str | os.PathLike, config: Pushdow
     if trees_file is not None:
         meta["trees_file"] = {"path": str(Path(trees_file).resolve()), "sha256": file_sha256(trees_file)}
     summary = train_pushdown(out_dir, model_config, tokenizer, examples, train_config, eval_fn=eval_fn,
-                             quiet=quiet, stop_after=stop_after, meta=meta)
+                             quiet=quiet, stop_after=stop_after, meta=meta, device=device)
     return {**summary, "task": name, "layers": c.layers, "pushdown_layers": c.pushdown_layers}
 
 

@@ -129,12 +129,17 @@ def _fingerprint(prepared) -> str:
 def train_pushdown(run_dir: str | os.PathLike, config: PushdownConfig, tokenizer, examples: Sequence,
                    train_config: TrainConfig | None = None,
                    eval_fn: Callable[[PushdownLM, int], dict] | None = None, quiet: bool | None = None,
-                   stop_after: int | None = None, meta: dict | None = None) -> dict:
+                   stop_after: int | None = None, meta: dict | None = None, device: str = "cpu") -> dict:
     """Train a :class:`PushdownLM` (or the plain baseline, ``pushdown_layers=()``) on ``examples``,
     ``(token ids with BOS/EOS, attachments)`` pairs (attachments may be None for the plain model), with
     :func:`lmscope.train.loop.train` in ``run_dir``, resuming if it has checkpoints. The model starts
     from ``train_config.seed``. ``meta`` (JSON) is recorded with the configuration (resuming with a
-    different one is refused). Returns the loop's summary (``step``, ``final_checkpoint``, ...)."""
+    different one is refused). ``device``: where the model trains (``auto``, ``cpu``, ``cuda``, ``cuda:N``);
+    not part of the configuration, so a run may resume on another device (the numbers then differ in the
+    last bits). Returns the loop's summary (``step``, ``final_checkpoint``, ...)."""
+    from lmscope.models.hooks import resolve_device
+
+    dev = resolve_device(device)
     train_config = (train_config or TrainConfig()).validate()
     if not isinstance(config, PushdownConfig):
         raise LmscopeError("config must be a PushdownConfig")
@@ -154,7 +159,7 @@ def train_pushdown(run_dir: str | os.PathLike, config: PushdownConfig, tokenizer
     def save_model(model: PushdownLM, folder: Path) -> None:
         model.save(folder, tokenizer=saved_tokenizer)
 
-    summary = train(run_dir, PushdownLM(config, seed=train_config.seed), pushdown_loss, prepared, train_config,
+    summary = train(run_dir, PushdownLM(config, seed=train_config.seed).to(dev), pushdown_loss, prepared, train_config,
                     collate=lambda items: collate(items, config.pad_id), eval_fn=eval_fn, save_model=save_model,
                     run_info=run_info, quiet=quiet, stop_after=stop_after, desc="pushdown")
     summary.pop("seconds")
