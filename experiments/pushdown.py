@@ -207,8 +207,9 @@ def write_page(args, runs: Path, size: dict, results: dict) -> None:
     seeds = args.seeds
     lines = ["# Pushdown layers: a stack tape and an attachment head against the same transformer without them", "",
              "Regenerate (runs are cached under `runs/`, delete them to retrain):", "",
-             f"    .venv/bin/python experiments/pushdown.py --size {args.size} --seeds {','.join(map(str, seeds))} "
-             f"--sizes {','.join(map(str, args.sizes))} --beam {args.beam} --limit {args.limit}", "",
+             f"    .venv/bin/python experiments/pushdown.py --size {args.size} --tasks {','.join(args.tasks)} "
+             f"--seeds {','.join(map(str, seeds))} --sizes {','.join(map(str, args.sizes))} --beam {args.beam} "
+             f"--limit {args.limit}" + (f" --device {args.device}" if args.device != "cpu" else ""), "",
              f"Every number below comes from this command. Cells give the mean ± the half-width of its 95 % "
              f"t-interval over the seeds {', '.join(map(str, seeds))} (the seed sets the data, the weights and the "
              "order), then the per-seed values. Accuracies are on held-out rows scored once, after the last step; "
