@@ -55,6 +55,24 @@ NORMS = ("pre", "post")
 POSITIONS = ("sinusoidal", "learned")
 
 
+def write_model_folder(path: str | os.PathLike, model: nn.Module, config: dict, tokenizer=None,
+                       drop: tuple[str, ...] = ()) -> Path:
+    """Write ``model``'s weights (``model.safetensors``, without the tensors named in ``drop``, e.g. a
+    tied head), ``config`` (``config.json``) and the ``tokenizer``'s files (anything with
+    ``save(dir)``) to the folder ``path``, replacing it as a whole and atomically: it appears complete
+    or not at all. The from-scratch models of lmscope save this way."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items() if k not in drop}
+    with atomic_dir(path) as tmp:
+        write_json(tmp / CONFIG_FILE, config)
+        save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+        if tokenizer is not None:
+            tokenizer.save(tmp)
+    return path
+
+
 # ------------------------------------------------------------------------------------------------
 # Configuration
 # ------------------------------------------------------------------------------------------------
@@ -444,18 +462,8 @@ class SmallTransformer(nn.Module):
         replaced, pass the ``tokenizer`` (anything with ``save(dir)``) to keep one with the model.
         A tied head is not stored (it is the embedding).
         """
-        from safetensors.torch import save_file
-
-        path = Path(path)
-        state = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items()}
-        if self.config.tie_embeddings:
-            del state["head.weight"]
-        with atomic_dir(path) as tmp:
-            write_json(tmp / CONFIG_FILE, self.config.hf_dict())
-            save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
-            if tokenizer is not None:
-                tokenizer.save(tmp)
-        return path
+        return write_model_folder(path, self, self.config.hf_dict(), tokenizer=tokenizer,
+                                  drop=("head.weight",) if self.config.tie_embeddings else ())
 
     @classmethod
     def load(cls, path: str | os.PathLike, task: str | None = None) -> SmallTransformer:

@@ -44,9 +44,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lmscope._io import atomic_dir, write_json
 from lmscope.errors import LmscopeError
-from lmscope.pushdown.config import CONFIG_FILE, MODEL_TYPE, WEIGHTS_FILE, PushdownConfig, read_config
+from lmscope.pushdown.config import MODEL_TYPE, WEIGHTS_FILE, PushdownConfig, read_config
 
 __all__ = ["MODEL_TYPE", "PushdownCache", "PushdownConfig", "PushdownLM", "PushdownOutput", "read_config"]
 
@@ -352,18 +351,10 @@ class PushdownLM(nn.Module):
     def save(self, path: str | os.PathLike, tokenizer=None) -> Path:
         """Write ``config.json`` and ``model.safetensors`` (and the ``tokenizer``'s files, if given) to
         ``path``, atomically replacing it as a whole. A tied head is not stored."""
-        from safetensors.torch import save_file
+        from lmscope.models.small import write_model_folder
 
-        path = Path(path)
-        state = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items()}
-        if self.config.tie_embeddings:
-            del state["head.weight"]
-        with atomic_dir(path) as tmp:
-            write_json(tmp / CONFIG_FILE, self.config.hf_dict())
-            save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
-            if tokenizer is not None:
-                tokenizer.save(tmp)
-        return path
+        return write_model_folder(path, self, self.config.hf_dict(), tokenizer=tokenizer,
+                                  drop=("head.weight",) if self.config.tie_embeddings else ())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> PushdownLM:
