@@ -73,6 +73,29 @@ def write_model_folder(path: str | os.PathLike, model: nn.Module, config: dict, 
     return path
 
 
+def read_model_weights(path: str | os.PathLike, model: nn.Module, skip: tuple[str, ...] = ()) -> None:
+    """Load ``path/model.safetensors`` (written by :func:`write_model_folder`) into ``model``: every
+    tensor of its state dict but those in ``skip`` must be there with the same shape, and nothing else;
+    LmscopeError naming the first tensor that does not fit."""
+    from lmscope.models.safetensors_io import SafetensorsFile
+
+    path = Path(path)
+    f = SafetensorsFile(path / WEIGHTS_FILE)
+    expected = {k: v for k, v in model.state_dict().items() if k not in skip}
+    missing = [k for k in expected if k not in f.keys()]
+    extra = [k for k in f.keys() if k not in expected]
+    if missing or extra:
+        what = f"lacks {missing[0]}" if missing else f"has an unexpected tensor {extra[0]}"
+        raise LmscopeError(f"{path / WEIGHTS_FILE} does not match its config.json: it {what}")
+    state = {}
+    for name, want in expected.items():
+        if tuple(f.shape(name)) != tuple(want.shape):
+            raise LmscopeError(f"{path / WEIGHTS_FILE}: {name} has shape {tuple(f.shape(name))}, "
+                               f"config.json implies {tuple(want.shape)}")
+        state[name] = f.read(name)
+    model.load_state_dict(state, strict=False)  # only the skipped tensors (a tied head) are left out
+
+
 # ------------------------------------------------------------------------------------------------
 # Configuration
 # ------------------------------------------------------------------------------------------------
@@ -474,7 +497,6 @@ class SmallTransformer(nn.Module):
         "causal-lm" for a causal model, "masked-lm" for an encoder, or "base".
         """
         from lmscope.models.lowrank import LowRankLinear, factored_modules
-        from lmscope.models.safetensors_io import SafetensorsFile
 
         path = Path(path)
         config = read_config(path)
@@ -496,22 +518,7 @@ class SmallTransformer(nn.Module):
             except (KeyError, TypeError, ValueError):
                 raise LmscopeError(f"{path}: corrupt entry for the factored module {module}") from None
             setattr(owner, child, low)
-        f = SafetensorsFile(path / WEIGHTS_FILE)
-        expected = model.state_dict()
-        if config.tie_embeddings:
-            del expected["head.weight"]
-        missing = [k for k in expected if k not in f.keys()]
-        extra = [k for k in f.keys() if k not in expected]
-        if missing or extra:
-            what = f"lacks {missing[0]}" if missing else f"has an unexpected tensor {extra[0]}"
-            raise LmscopeError(f"{path / WEIGHTS_FILE} does not match its config.json: it {what}")
-        state = {}
-        for name, want in expected.items():
-            if tuple(f.shape(name)) != tuple(want.shape):
-                raise LmscopeError(f"{path / WEIGHTS_FILE}: {name} has shape {tuple(f.shape(name))}, "
-                                   f"config.json implies {tuple(want.shape)}")
-            state[name] = f.read(name)
-        model.load_state_dict(state, strict=False)  # only a tied head.weight is left out
+        read_model_weights(path, model, skip=("head.weight",) if config.tie_embeddings else ())
         return model.eval()
 
 

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lmscope.errors import LmscopeError
-from lmscope.pushdown.config import MODEL_TYPE, WEIGHTS_FILE, PushdownConfig, read_config
+from lmscope.pushdown.config import MODEL_TYPE, PushdownConfig, read_config
 
 __all__ = ["MODEL_TYPE", "PushdownCache", "PushdownConfig", "PushdownLM", "PushdownOutput", "read_config"]
 
@@ -360,24 +360,9 @@ class PushdownLM(nn.Module):
     def load(cls, path: str | os.PathLike) -> PushdownLM:
         """Load a folder written by :meth:`save`, in eval mode; LmscopeError if it is missing, corrupt,
         of another model type, or its weights do not fit its config."""
-        from lmscope.models.safetensors_io import SafetensorsFile
+        from lmscope.models.small import read_model_weights
 
         path = Path(path)
         model = cls(read_config(path), seed=0)
-        f = SafetensorsFile(path / WEIGHTS_FILE)
-        expected = model.state_dict()
-        if model.config.tie_embeddings:
-            del expected["head.weight"]
-        missing = [k for k in expected if k not in f.keys()]
-        extra = [k for k in f.keys() if k not in expected]
-        if missing or extra:
-            what = f"lacks {missing[0]}" if missing else f"has an unexpected tensor {extra[0]}"
-            raise LmscopeError(f"{path / WEIGHTS_FILE} does not match its config.json: it {what}")
-        state = {}
-        for name, want in expected.items():
-            if tuple(f.shape(name)) != tuple(want.shape):
-                raise LmscopeError(f"{path / WEIGHTS_FILE}: {name} has shape {tuple(f.shape(name))}, "
-                                   f"config.json implies {tuple(want.shape)}")
-            state[name] = f.read(name)
-        model.load_state_dict(state, strict=False)
+        read_model_weights(path, model, skip=("head.weight",) if model.config.tie_embeddings else ())
         return model.eval()
