@@ -1,0 +1,146 @@
+"""The worlds Ada plans in: one interface for every symbolic world, and a registry.
+
+A world makes seeded tasks (a natural-language instruction, a start state, a goal), says how a task
+looks as a PDDL problem, holds a hand-written ground-truth PDDL domain (the oracle) whose actions are the
+world's primitive actions, and executes a sequence of primitive actions in a low-level simulator that
+reports success, or the first action that failed and why.
+
+An action is ``(name, args)``: the name of a primitive action and a tuple of object names, exactly as a
+plan of the oracle domain spells them, so an oracle plan runs in the simulator as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from lmscope.errors import LmscopeError, check_int
+
+SPLITS = ("train", "heldout")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task of a world: ``id`` (unique in its task list), ``split`` (train or heldout),
+    ``instruction`` (the natural-language task), ``template`` (the instruction's template name),
+    ``recipe`` (the rules or template the task is built on) and ``spec`` (the world's description of
+    the start state and goal; JSON-ready)."""
+
+    id: str
+    world: str
+    split: str
+    instruction: str
+    template: str
+    goal: tuple[str, ...]
+    recipe: tuple[str, ...] = ()
+    spec: dict = field(default_factory=dict, compare=False)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """The simulator's verdict: ``success`` (every action ran and the goal holds), ``steps`` (actions
+    that ran), ``failed_at`` (index of the first action that failed, None when all ran) and ``reason``."""
+
+    success: bool
+    steps: int
+    failed_at: int | None
+    reason: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+Action = tuple[str, tuple[str, ...]]
+
+
+def normalize_actions(actions) -> list[Action]:
+    """Actions as ``(name, (arg, ...))`` with lower-case names; accepts lists and ``"(name a b)"`` strings."""
+    out = []
+    for a in actions:
+        if isinstance(a, str):
+            parts = a.strip().strip("()").split()
+            if not parts:
+                raise LmscopeError(f"empty action {a!r}")
+            out.append((parts[0].lower(), tuple(p.lower() for p in parts[1:])))
+        else:
+            name, args = a
+            out.append((str(name).lower(), tuple(str(x).lower() for x in args)))
+    return out
+
+
+class World:
+    """The interface every world implements (see :mod:`lmscope.planning.minecraft` and
+    :mod:`lmscope.planning.household`)."""
+
+    name: str = ""
+    description: str = ""
+
+    def make_tasks(self, n_train: int = 40, n_heldout: int = 20, seed: int = 0) -> list[Task]:
+        check_int("n_train", n_train, 1, 10_000)
+        check_int("n_heldout", n_heldout, 1, 10_000)
+        check_int("seed", seed, 0, 2**32 - 1)
+        return self._make_tasks(n_train, n_heldout, seed)
+
+    def _make_tasks(self, n_train: int, n_heldout: int, seed: int) -> list[Task]:
+        raise NotImplementedError
+
+    def initial_state(self, task: Task) -> Any:
+        raise NotImplementedError
+
+    def oracle_domain(self) -> str:
+        """The ground-truth domain as PDDL text (STRIPS with typing)."""
+        raise NotImplementedError
+
+    def problem(self, task: Task) -> str:
+        """The task as a PDDL problem of the oracle domain."""
+        raise NotImplementedError
+
+    def step(self, task: Task, state, action: Action) -> str | None:
+        """Apply ``action`` to ``state`` in place; None on success, else why it failed (state unchanged)."""
+        raise NotImplementedError
+
+    def goal_holds(self, task: Task, state) -> bool:
+        raise NotImplementedError
+
+    def execute(self, task: Task, actions) -> ExecResult:
+        """Run ``actions`` from the task's start state in order; stop at the first one that fails."""
+        state = self.initial_state(task)
+        acts = normalize_actions(actions)
+        for i, act in enumerate(acts):
+            why = self.step(task, state, act)
+            if why is not None:
+                return ExecResult(False, i, i, f"({act[0]} {' '.join(act[1])}): {why}")
+        if not self.goal_holds(task, state):
+            return ExecResult(False, len(acts), None, "every action ran but the goal does not hold")
+        return ExecResult(True, len(acts), None, "goal reached")
+
+
+def world_names() -> list[str]:
+    return ["minecraft", "household"]
+
+
+def get_world(name: str) -> World:
+    """The world called ``name`` (minecraft or household)."""
+    key = str(name).strip().lower()
+    if key == "minecraft":
+        from lmscope.planning.minecraft import Minecraft
+
+        return Minecraft()
+    if key == "household":
+        from lmscope.planning.household import Household
+
+        return Household()
+    raise LmscopeError(f"unknown world {name!r}: choose one of {', '.join(world_names())}")
+
+
+def find_task(tasks: list[Task], task_id: str) -> Task:
+    for t in tasks:
+        if t.id == task_id:
+            return t
+    ids = [t.id for t in tasks]
+    hint = f" ({ids[0]} .. {ids[-1]})" if ids else ""
+    raise LmscopeError(f"unknown task {task_id!r}: the {len(ids)} tasks are{hint}; list them with "
+                       "`lmscope ada tasks`")
