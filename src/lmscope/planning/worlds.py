@@ -144,3 +144,30 @@ def find_task(tasks: list[Task], task_id: str) -> Task:
     hint = f" ({ids[0]} .. {ids[-1]})" if ids else ""
     raise LmscopeError(f"unknown task {task_id!r}: the {len(ids)} tasks are{hint}; list them with "
                        "`lmscope ada tasks`")
+
+
+@dataclass
+class OraclePlan:
+    """A task planned with its world's ground-truth domain, and the plan's run in the simulator."""
+
+    task: Task
+    plan: Any  # lmscope.planning.planner.PlanResult
+    execution: ExecResult | None  # None when the planner found no plan
+
+    @property
+    def success(self) -> bool:
+        return bool(self.plan.solved and self.execution is not None and self.execution.success)
+
+    def to_dict(self) -> dict:
+        return {"task": self.task.to_dict(), "plan": self.plan.to_dict(),
+                "execution": self.execution.to_dict() if self.execution else None, "success": self.success}
+
+
+def oracle_plan(world: World, task: Task, planner: str = "auto", time_limit: float = 10.0,
+                cache: bool = True) -> OraclePlan:
+    """Plan ``task`` with the world's ground-truth domain through :func:`lmscope.planning.planner.plan`,
+    then execute the plan in the world's simulator."""
+    from lmscope.planning.planner import plan
+
+    res = plan(world.oracle_domain(), world.problem(task), planner=planner, time_limit=time_limit, cache=cache)
+    return OraclePlan(task, res, world.execute(task, res.actions) if res.solved else None)
