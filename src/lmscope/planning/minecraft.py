@@ -11,9 +11,12 @@ Primitive actions (also the actions of the ground-truth PDDL domain, so an oracl
 
 - ``(move-to FROM TO)``: step to a neighbouring tile;
 - ``(pick-up ITEM TILE SLOT)`` / ``(place ITEM TILE SLOT)``: between the floor of the agent's tile and a slot;
-- ``(mine-<item>... TILE [TOOL TOOL-SLOT] ITEM OUT-SLOT)``: one action per mining rule;
-- ``(craft-<item>... TILE IN SLOT [IN2 SLOT2] OUT)``: one action per crafting rule, the result goes to
-  the first ingredient's slot.
+- ``(mine-... TILE [TOOL-SLOT] OUT-SLOT)``: one action per mining rule, the tool held in TOOL-SLOT;
+- ``(craft-... TILE SLOT [SLOT2])``: one action per crafting rule, the ingredients held in SLOT (and
+  SLOT2, in the rule's order), the result going to SLOT.
+
+Item kinds are constants of the domain (``wood``, ``axe``, ...), so every operator has at most three
+parameters.
 """
 
 from __future__ import annotations
@@ -190,8 +193,6 @@ class Minecraft(World):
                         init.append(f"(adjacent {_tile(x, y)} {_tile(x + dx, y + dy)})")
         for t, site in sp["sites"].items():
             init.append(f"({site} {t})")
-        for item in ITEMS:
-            init.append(f"(is-{item} {item})")
         for t in tiles:
             init.append(f"(item-at {sp['floor'][t]} {t})" if t in sp["floor"] else f"(floor-free {t})")
         held = set(sp["inventory"])
@@ -201,7 +202,7 @@ class Minecraft(World):
             init.append(f"(has {item})" if item in held else f"(lacks {item})")
         goal = " ".join(f"({g})" for g in task.goal)
         return (f"(define (problem {task.id})\n  (:domain minecraft)\n  (:objects {' '.join(tiles)} - tile\n"
-                f"    {' '.join(slots)} - slot\n    {' '.join(ITEMS)} - item)\n  (:init\n    "
+                f"    {' '.join(slots)} - slot)\n  (:init\n    "
                 + "\n    ".join(init) + f")\n  (:goal (and {goal})))\n")
 
 
@@ -283,13 +284,10 @@ class _Sim:
             if site != need_site:
                 return f"no {need_site} at {t} (it holds {site or 'nothing'})"
             if tool is not None:
-                tool_arg, ts = args[1], args[2]
-                k = self._slot(state, ts)
-                if tool_arg != tool or k is None or state.slots[k] != tool:
-                    return f"missing tool: {name} needs {tool} in hand"
-            out_arg, os_ = args[-2], args[-1]
-            if out_arg != out:
-                return f"{name} makes {out}, not {out_arg}"
+                k = self._slot(state, args[1])
+                if k is None or state.slots[k] != tool:
+                    return f"missing tool: {name} needs {tool} in slot {args[1]}"
+            os_ = args[-1]
             k = self._slot(state, os_)
             if k is None:
                 return f"no inventory slot {os_}"
@@ -304,13 +302,10 @@ class _Sim:
             return f"wrong station: {name} needs a {station}, {t} holds {site or 'nothing'}"
         used = []
         for j, ing in enumerate(ingredients):
-            ing_arg, s = args[1 + 2 * j], args[2 + 2 * j]
-            k = self._slot(state, s)
-            if ing_arg != ing or k is None or state.slots[k] != ing:
-                return f"missing ingredient: {name} needs {ing} in slot {s}"
+            k = self._slot(state, args[1 + j])
+            if k is None or state.slots[k] != ing:
+                return f"missing ingredient: {name} needs {ing} in slot {args[1 + j]}"
             used.append(k)
-        if args[-1] != out:
-            return f"{name} makes {out}, not {args[-1]}"
         if out in state.slots:
             return f"already holding {out} (one item of each kind)"
         for k in used:
@@ -326,8 +321,8 @@ class _Sim:
             return 3
         rule = RULES[name]
         if name.startswith("mine-"):
-            return 5 if rule[2] is not None else 3
-        return 2 + 2 * len(rule[2])
+            return 3 if rule[2] is not None else 2
+        return 1 + len(rule[2])
 
 
 def oracle_domain_text() -> str:
@@ -335,7 +330,7 @@ def oracle_domain_text() -> str:
     preds = ["(agent-at ?t - tile)", "(adjacent ?a - tile ?b - tile)", "(item-at ?i - item ?t - tile)",
              "(floor-free ?t - tile)", "(holding ?s - slot ?i - item)", "(slot-empty ?s - slot)",
              "(has ?i - item)", "(lacks ?i - item)"]
-    preds += [f"({s} ?t - tile)" for s in SITES] + [f"(is-{i} ?i - item)" for i in ITEMS]
+    preds += [f"({s} ?t - tile)" for s in SITES]
     acts = [
         "(:action move-to\n  :parameters (?from - tile ?to - tile)\n"
         "  :precondition (and (agent-at ?from) (adjacent ?from ?to))\n"
@@ -350,24 +345,23 @@ def oracle_domain_text() -> str:
         "               (not (floor-free ?t)) (not (holding ?s ?i)) (not (has ?i))))",
     ]
     for name, site, tool, out in MINING_RULES:
-        params = "?t - tile " + ("?tool - item ?ts - slot " if tool else "") + "?out - item ?os - slot"
-        pre = f"(agent-at ?t) ({site} ?t) "
-        if tool:
-            pre += f"(is-{tool} ?tool) (holding ?ts ?tool) "
-        pre += f"(is-{out} ?out) (lacks ?out) (slot-empty ?os)"
+        params = "?t - tile " + ("?ts - slot " if tool else "") + "?os - slot"
+        pre = f"(agent-at ?t) ({site} ?t) " + (f"(holding ?ts {tool}) " if tool else "")
+        pre += f"(lacks {out}) (slot-empty ?os)"
         acts.append(f"(:action {name}\n  :parameters ({params})\n  :precondition (and {pre})\n"
-                    "  :effect (and (holding ?os ?out) (has ?out) (not (lacks ?out)) (not (slot-empty ?os))))")
-    for name, station, ings, _out in CRAFTING_RULES:
-        params = "?t - tile " + " ".join(f"?in{j} - item ?s{j} - slot" for j in range(len(ings))) + " ?out - item"
+                    f"  :effect (and (holding ?os {out}) (has {out}) (not (lacks {out})) (not (slot-empty ?os))))")
+    for name, station, ings, out in CRAFTING_RULES:
+        params = "?t - tile " + " ".join(f"?s{j} - slot" for j in range(len(ings)))
         pre = [f"(agent-at ?t) ({station} ?t)"]
-        eff = ["(holding ?s0 ?out) (has ?out) (not (lacks ?out))"]
+        eff = [f"(holding ?s0 {out}) (has {out}) (not (lacks {out}))"]
         for j, ing in enumerate(ings):
-            pre.append(f"(is-{ing} ?in{j}) (holding ?s{j} ?in{j})")
-            eff.append(f"(not (holding ?s{j} ?in{j})) (not (has ?in{j})) (lacks ?in{j})")
+            pre.append(f"(holding ?s{j} {ing})")
+            eff.append(f"(not (holding ?s{j} {ing})) (not (has {ing})) (lacks {ing})")
         if len(ings) == 2:
             eff.append("(slot-empty ?s1)")
-        pre.append(f"(is-{_out} ?out) (lacks ?out)")
+        pre.append(f"(lacks {out})")
         acts.append(f"(:action {name}\n  :parameters ({params})\n  :precondition (and {' '.join(pre)})\n"
                     f"  :effect (and {' '.join(eff)}))")
     return ("(define (domain minecraft)\n  (:requirements :strips :typing)\n  (:types tile slot item)\n"
+            f"  (:constants {' '.join(ITEMS)} - item)\n"
             "  (:predicates\n    " + "\n    ".join(preds) + ")\n\n" + "\n\n".join(acts) + ")\n")
