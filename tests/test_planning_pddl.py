@@ -172,3 +172,14 @@ def test_garbage_domain_text_is_one_lmscope_error(garbage):
 def test_garbage_problem_text_is_one_lmscope_error():
     with pytest.raises(LmscopeError, match="not a PDDL problem"):
         parse_problem("(define (problem p) (:objects a - b))")
+
+
+@pytest.mark.parametrize("name", ["x.y", "1go", "at"])
+def test_unified_planning_parser_confirms_what_is_accepted(delivery, name):
+    """Names the real PDDL parser refuses (bad characters, a clash with a predicate) are rejected."""
+    pytest.importorskip("unified_planning", reason="unified-planning is part of the planning extra")
+    text = f"(:action {name} :parameters (?r - robot) :precondition (free ?r) :effect (not (free ?r)))"
+    [res] = parse_operators(text, delivery)
+    assert isinstance(res, Rejected) and res.code == "unparsable", res
+    [op] = parse_operators(text, delivery, confirm=False)
+    assert isinstance(op, Operator)
