@@ -128,6 +128,11 @@ def test_minecraft_planted_failures():
     assert not r.success and r.failed_at is None and "goal" in r.reason
     assert "unknown action" in w.execute(task, [("fly", ("t-0-0",))]).reason
     assert "takes 3 arguments" in w.execute(task, [("pick-up", ("axe",))]).reason
+    # actions as PDDL strings; garbage is a failed step, never an exception
+    r = w.execute(task, ["(pick-up axe t-0-0 s0)", "(MOVE-TO t-0-0 t-1-0)", 42, ("mine-wood",)])
+    assert r.failed_at == 2 and r.reason.startswith("malformed action")
+    r = w.execute(task, ["(pick-up axe t-0-0 s0)", "()"])
+    assert r.failed_at == 1 and "empty action" in r.reason
 
 
 def test_minecraft_inventory_bound():

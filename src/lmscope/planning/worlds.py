@@ -23,6 +23,7 @@ SPLITS = ("train", "heldout")
 class Task:
     """One task of a world: ``id`` (unique in its task list), ``split`` (train or heldout),
     ``instruction`` (the natural-language task), ``template`` (the instruction's template name),
+    ``goal`` (the goal atoms, PDDL without the parentheses: ``has bow``, ``in mug-1 cabinet-1``),
     ``recipe`` (the rules or template the task is built on) and ``spec`` (the world's description of
     the start state and goal; JSON-ready)."""
 
@@ -56,19 +57,21 @@ class ExecResult:
 Action = tuple[str, tuple[str, ...]]
 
 
-def normalize_actions(actions) -> list[Action]:
-    """Actions as ``(name, (arg, ...))`` with lower-case names; accepts lists and ``"(name a b)"`` strings."""
-    out = []
-    for a in actions:
-        if isinstance(a, str):
-            parts = a.strip().strip("()").split()
-            if not parts:
-                raise LmscopeError(f"empty action {a!r}")
-            out.append((parts[0].lower(), tuple(p.lower() for p in parts[1:])))
-        else:
-            name, args = a
-            out.append((str(name).lower(), tuple(str(x).lower() for x in args)))
-    return out
+def normalize_action(a) -> Action:
+    """An action as ``(name, (arg, ...))`` in lower case, from a pair or a ``"(name a b)"`` string;
+    ValueError for anything else."""
+    if isinstance(a, str):
+        parts = a.strip().removeprefix("(").removesuffix(")").split()
+        if not parts:
+            raise ValueError(f"empty action {a!r}")
+        return parts[0].lower(), tuple(p.lower() for p in parts[1:])
+    try:
+        name, args = a
+    except (TypeError, ValueError):
+        raise ValueError(f"not an action: {a!r}") from None
+    if not isinstance(name, str) or isinstance(args, str) or not hasattr(args, "__iter__"):
+        raise ValueError(f"not an action: {a!r}")
+    return name.lower(), tuple(str(x).lower() for x in args)
 
 
 class World:
@@ -108,8 +111,12 @@ class World:
     def execute(self, task: Task, actions) -> ExecResult:
         """Run ``actions`` from the task's start state in order; stop at the first one that fails."""
         state = self.initial_state(task)
-        acts = normalize_actions(actions)
-        for i, act in enumerate(acts):
+        acts = list(actions)
+        for i, raw in enumerate(acts):
+            try:
+                act = normalize_action(raw)
+            except ValueError as e:
+                return ExecResult(False, i, i, f"malformed action: {e}")
             why = self.step(task, state, act)
             if why is not None:
                 return ExecResult(False, i, i, f"({act[0]} {' '.join(act[1])}): {why}")
