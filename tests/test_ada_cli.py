@@ -57,3 +57,28 @@ def test_ada_bad_input(capsys, argv, message):
     lines = err.strip().splitlines()
     assert rc == 2 and out == "" and len(lines) == 1
     assert lines[0].startswith("lmscope: error:") and message in lines[0]
+
+
+def test_ada_tasks_out(capsys, tmp_path):
+    from lmscope.planning.pddl import parse_domain, parse_problem
+
+    out = tmp_path / "tasks"
+    rc, stdout, _ = run_cli(capsys, "ada", "tasks", "--domain", "household", "--n-train", 3, "--n-heldout", 2,
+                            "--out", out)
+    assert rc == 0 and "wrote tasks.jsonl" in stdout
+    rows = [json.loads(line) for line in (out / "tasks.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == [f"hh-train-00{i}" for i in range(3)] + ["hh-heldout-000", "hh-heldout-001"]
+    dom = parse_domain((out / "domain.pddl").read_text())
+    assert dom.name == "household"
+    for r in rows:
+        prob = parse_problem((out / "problems" / f"{r['id']}.pddl").read_text())
+        assert len(prob.goal) == len(r["goal"])
+    # the folder lmscope wrote is replaced by a rerun; a folder of the user's is refused without --force
+    rc, _, _ = run_cli(capsys, "ada", "tasks", "--domain", "minecraft", "--n-train", 2, "--n-heldout", 1,
+                       "--out", out)
+    assert rc == 0 and len(list((out / "problems").iterdir())) == 3
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    rc, _, err = run_cli(capsys, "ada", "tasks", "--domain", "minecraft", "--out", mine)
+    assert rc == 2 and err.startswith("lmscope: error:") and (mine / "notes.txt").read_text() == "keep"

@@ -4,7 +4,7 @@ splits, and oracle planning of one task with the ground-truth domain, checked in
 from __future__ import annotations
 
 from lmscope.cli._numbers import integer, positive_number, seed
-from lmscope.cli._output import emit, logger
+from lmscope.cli._output import add_force, check_out, command_inputs, command_line, emit, logger
 
 SIZE_MAX = 10_000
 DOMAIN_HELP = "the world: minecraft or household"
@@ -17,8 +17,24 @@ def _tasks(args):
     return world, world.make_tasks(args.n_train, args.n_heldout, args.seed)
 
 
+def _write_tasks(args, world, tasks) -> None:
+    """OUT/tasks.jsonl, OUT/domain.pddl (the ground truth) and OUT/problems/<id>.pddl, atomically."""
+    from lmscope._io import write_jsonl, write_text
+    from lmscope.outputs import output_dir
+
+    with output_dir(args.out, command_inputs(args), command=command_line() or "lmscope ada tasks",
+                    force=args.force, checked=True) as tmp:
+        write_jsonl(tmp / "tasks.jsonl", [t.to_dict() for t in tasks])
+        write_text(tmp / "domain.pddl", world.oracle_domain())
+        for t in tasks:
+            write_text(tmp / "problems" / f"{t.id}.pddl", world.problem(t))
+
+
 def cmd_ada_tasks(args) -> None:
     world, tasks = _tasks(args)
+    if args.out:
+        check_out(args)
+        _write_tasks(args, world, tasks)
     lines = [f"{world.name}: {world.description}",
              f"{sum(t.split == 'train' for t in tasks)} train and {sum(t.split == 'heldout' for t in tasks)} "
              f"held-out tasks (seed {args.seed})", ""]
@@ -28,6 +44,9 @@ def cmd_ada_tasks(args) -> None:
         lines.append(f"{t.id:{width}s}  {t.split:7s}  {t.template:12s}  {t.instruction}")
     payload = {"world": world.name, "seed": args.seed, "n_train": args.n_train, "n_heldout": args.n_heldout,
                "tasks": [t.to_dict() for t in tasks]}
+    if args.out:
+        payload["out"] = str(args.out)
+        lines.append(f"\nwrote tasks.jsonl, domain.pddl and problems/ to {args.out}")
     emit(args, payload, lines)
 
 
@@ -76,6 +95,9 @@ def add_ada(sub, common) -> None:
                                      "heldout), template and instruction. Held-out tasks need recipes "
                                      "(minecraft) or templates (household) that no training task uses.")
     _world_options(at)
+    at.add_argument("--out", metavar="DIR", help="also write DIR/tasks.jsonl, DIR/domain.pddl (the ground-truth "
+                                                 "domain) and DIR/problems/ID.pddl")
+    add_force(at)
     at.set_defaults(func=cmd_ada_tasks)
     ap = asub.add_parser("plan", parents=[common], help="plan one task with the ground-truth domain and run "
                                                         "the plan in the simulator",
