@@ -36,18 +36,19 @@ OBJECTS = {
     "knife": {"cleanable", "knife"},
     "book": set(),
 }
+MASS_NOUNS = {"bread"}
 PROPERTIES = ("heatable", "coolable", "cleanable", "sliceable", "knife")
 STATES = {"heat": "hot", "cool": "cold", "clean": "clean", "slice": "sliced"}
 AT = {"fridge": "in", "microwave": "in", "cabinet": "in", "drawer": "in", "sink": "in"}
 
 # template -> (instruction pattern, object property needed or None, treatment or None, place target?)
 TEMPLATES = {
-    "pick-place": ("put a {obj} {at} the {recep}", None, None, True),
-    "clean-place": ("put a clean {obj} {at} the {recep}", "cleanable", "clean", True),
-    "heat-place": ("heat a {obj} and put it {at} the {recep}", "heatable", "heat", True),
-    "cool-place": ("put a cold {obj} {at} the {recep}", "coolable", "cool", True),
-    "slice": ("slice a {obj}", "sliceable", "slice", False),
-    "slice-place": ("put a sliced {obj} {at} the {recep}", "sliceable", "slice", True),
+    "pick-place": ("put {a} {obj} {at} the {recep}", None, None, True),
+    "clean-place": ("put {a} clean {obj} {at} the {recep}", "cleanable", "clean", True),
+    "heat-place": ("heat {a} {obj} and put it {at} the {recep}", "heatable", "heat", True),
+    "cool-place": ("put {a} cold {obj} {at} the {recep}", "coolable", "cool", True),
+    "slice": ("slice {a} {obj}", "sliceable", "slice", False),
+    "slice-place": ("put {a} sliced {obj} {at} the {recep}", "sliceable", "slice", True),
 }
 HELDOUT_TEMPLATES = ("cool-place", "slice-place")
 TARGETS = ("countertop", "cabinet", "drawer", "table", "shelf", "fridge")
@@ -106,7 +107,7 @@ class Household(World):
             options = [r for r in rec_names if _kind(r) in TARGETS and r != objects[target]]
             recep = rng.choice(options)
             goal.append(f"in {target} {recep}")
-        words = {"obj": obj_kind, "recep": _kind(recep) if recep else "", "at": AT.get(_kind(recep or ""), "on")}
+        words = {"a": "some" if obj_kind in MASS_NOUNS else "a", "obj": obj_kind, "recep": _kind(recep) if recep else "", "at": AT.get(_kind(recep or ""), "on")}
         text = pattern.format(**words)
         if recep and sum(_kind(r) == _kind(recep) for r in rec_names) > 1:
             text += f" ({recep})"
