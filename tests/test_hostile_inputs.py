@@ -138,6 +138,9 @@ NUMERIC = [
     ("lm generate hi --lm http://127.0.0.1:9/v1 --no-cache", "--lm-concurrency", ["0"]),
     ("lm cache prune", "--older-than", ["-1", "nan"]),
     ("priors run labels --no-lm --out {out}", "--seed", ["-1", "x"]),
+    ("ada tasks --domain minecraft --out {out}", "--n-train", ["0", "x"]),
+    ("ada tasks --domain household --out {out}", "--seed", ["-1"]),
+    ("ada plan --domain minecraft --task mc-train-000", "--time-limit", ["0", "nan"]),
 ]
 
 # Other causes: bad lists, bad files (invalid UTF-8, missing, folders, empty, malformed), wrong model
@@ -240,6 +243,9 @@ OTHER = [
     ("pushdown eval {folder} --out {out}", "not a pushdown run folder"),
     ("pushdown eval {missing} --data {utf8jsonl} --out {out}", ":2: not valid UTF-8"),
     ("pushdown parse {missing} 'the cat'", "no such run folder"),
+    ("ada tasks --domain chess --out {out}", "unknown world 'chess'"),
+    ("ada tasks --domain minecraft --out {folder}", "--out"),
+    ("ada plan --domain minecraft --task mc-train-999", "unknown task 'mc-train-999'"),
 ]
 
 
