@@ -68,13 +68,14 @@ def pushdown_argv(task, kind, size, n_train, seed, out, device) -> list[str]:
     return argv + (["--device", device] if device != "cpu" else [])
 
 
-def small_argv(task, size, n_train, seed, out) -> list[str]:
+def small_argv(task, size, n_train, seed, out, device) -> list[str]:
     from lmscope.grokking.run import GrokConfig
 
     names = {f.name for f in GrokConfig.options()}
     config = GrokConfig.make(**{**{k: v for k, v in size.items() if k in names}, "n_train": n_train,
                                 "seed": seed, "tree_sample": 0})
-    return ["grok", "train", "--task", task, *config.to_argv(), "--quiet", "--out", str(out)]
+    argv = ["grok", "train", "--task", task, *config.to_argv(), "--quiet", "--out", str(out)]
+    return argv + (["--device", device] if device != "cpu" else [])
 
 
 def jobs_of(args, runs: Path, size: dict) -> list[SweepJob]:
@@ -83,7 +84,7 @@ def jobs_of(args, runs: Path, size: dict) -> list[SweepJob]:
         for seed in args.seeds:
             for kind in ("pushdown", "plain") + (("small",) if task != "dyck" else ()):
                 name = run_name(task, kind, size["n_train"], seed)
-                argv = (small_argv(task, size, size["n_train"], seed, runs / name) if kind == "small" else
+                argv = (small_argv(task, size, size["n_train"], seed, runs / name, args.device) if kind == "small" else
                         pushdown_argv(task, kind, size, size["n_train"], seed, runs / name, args.device))
                 jobs.append(SweepJob(name=name, run_dir=runs / name, argv=argv, steps=size["steps"]))
     if "question-formation" in args.tasks:

@@ -221,3 +221,16 @@ def test_validate_plan_reports_the_unmet_precondition():
     check = validate_plan(DELIVERY, DELIVERY_PROBLEM, [("pick", ("bot", "letter", "office"))])
     # the robot is in the office, the letter is not
     assert check.reason == "precondition: (at letter office) does not hold before (pick bot letter office)"
+
+
+def test_planner_results_are_a_part_of_the_lmscope_cache(fresh_cache):
+    pytest.importorskip("pyperplan")
+    from lmscope.cache import cache_info, clear
+
+    plan(DELIVERY, DELIVERY_PROBLEM, planner="pyperplan")
+    assert cache_info()["planner"]["files"] == 1
+    runs = planner_runs()["pyperplan"]
+    clear(["planner"])
+    assert cache_info()["planner"]["files"] == 0
+    assert not plan(DELIVERY, DELIVERY_PROBLEM, planner="pyperplan").cached
+    assert planner_runs()["pyperplan"] == runs + 1

@@ -7,7 +7,9 @@ The parts of the cache (``lmscope cache`` shows each with its size):
   files of bundled models shipped in several packages (``models/bundled/NAME/``); both are made
   again on next use after clearing;
 - ``laser-search``: the progress of LASER searches;
-- ``lm``: the LM answer cache (an SQLite file; ``lmscope lm cache`` inspects or prunes it).
+- ``lm``: the LM answer cache (an SQLite file; ``lmscope lm cache`` inspects or prunes it);
+- ``planner``: classical planners' results (one small JSON file per domain, problem, planner and time
+  limit; :mod:`lmscope.planning.planner`).
 
 Size cap. The ``svd`` and ``laser-search`` parts together are kept under a cap, 5 GB by default
 (``$LMSCOPE_CACHE_MAX_SIZE``: a size such as ``500MB``, ``2GB`` or ``1.5G``; ``none`` turns the automatic
@@ -15,7 +17,7 @@ pruning off): after lmscope writes a new entry there and the two parts exceed th
 used least recently are deleted until they fit; ``lmscope cache prune --max-size SIZE`` does the same
 on demand. Last use is recorded by lmscope itself: every hit touches a stamp file beside the entry
 (``ENTRY.used``); an entry never hit since it was written counts from its writing. Models (conversions and
-bundled files) and the LM answers are never pruned this way.
+bundled files), the LM answers and the planner results are never pruned this way.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import shutil
 import time
 from pathlib import Path
 
-CATEGORIES = ("svd", "models", "laser-search", "lm")
+CATEGORIES = ("svd", "models", "laser-search", "lm", "planner")
 PRUNED_PARTS = ("svd", "laser-search")  # the parts kept under the size cap, least recently used first
 DEFAULT_MAX_SIZE = 5_000_000_000  # bytes (5 GB)
 MAX_SIZE_ENV = "LMSCOPE_CACHE_MAX_SIZE"

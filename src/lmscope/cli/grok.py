@@ -20,7 +20,8 @@ def cmd_grok_train(args) -> None:
     if not args.out:
         raise LmscopeError("give --out RUN, the run folder (an existing one is resumed)")
     check_out(args, kind="run", run_markers=("run.json",))
-    res = grok_train(args.task, args.out, GrokConfig.from_args(args), quiet=args.quiet or args.json)
+    res = grok_train(args.task, args.out, GrokConfig.from_args(args), quiet=args.quiet or args.json,
+                     device=args.device)
     last = res.get("last_metrics") or {}
     lines = [f"trained {res['task']} ({res['layers']} layers) to step {res['step']} in {res['run_dir']}"]
     for key in ("id_acc", "gen_acc", "t_score"):
@@ -117,6 +118,8 @@ def add_grok(sub, common) -> None:
     gt.add_argument("--task", required=True, help="question-formation, tense-inflection or dyck")
     gt.add_argument("--out", help="the run folder (required)")
     _config_options(gt)
+    gt.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto; not part of the run's "
+                                                     "configuration (a run may resume on another device)")
     gt.set_defaults(func=cmd_grok_train)
     gw = gsub.add_parser("sweep", parents=[common], help="train many runs: depths x seeds, as local processes or on Ray",
                          description="Train (or resume) one grok train run per depth and seed, in "

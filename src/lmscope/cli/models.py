@@ -100,10 +100,10 @@ def add_cache(sub, common) -> None:
                    help="prune: the size to keep svd + laser-search under, such as 500MB, 2GB or 1.5G (default: "
                         "the cap, $LMSCOPE_CACHE_MAX_SIZE or 5GB, which is also applied automatically after each "
                         "new entry)")
-    k.add_argument("--what", action="append", choices=["svd", "models", "laser-search", "lm"],
+    k.add_argument("--what", action="append", choices=["svd", "models", "laser-search", "lm", "planner"],
                    help="what to clear (default svd); models holds the converted models and the assembled bundled "
                         "models (both made again on next use), laser-search holds the progress of LASER searches, "
-                        "lm the LM answers (see `lmscope lm cache` to inspect or prune them)")
+                        "lm the LM answers (see `lmscope lm cache` to inspect or prune them), planner the planners' results")
     k.set_defaults(func=cmd_cache)
 
 

@@ -99,7 +99,8 @@ def suite_data(task: str, n_train: int, n_val: int, n_gen: int, n_test: int, see
 
 
 def grok_train(task: str, out_dir: str | os.PathLike, config: GrokConfig | None = None, *,
-               quiet: bool | None = None, stop_after: int | None = None, **settings) -> dict:
+               quiet: bool | None = None, stop_after: int | None = None, device: str = "cpu",
+               **settings) -> dict:
     """Train (or resume) a grokking run in ``out_dir`` with ``config`` (default: the defaults), any
     GrokConfig field given as a keyword replacing its value (``grok_train(task, out, layers=4)``);
     returns :func:`train_lm`'s summary plus ``task`` and ``layers``. LmscopeError for an unknown task
@@ -125,7 +126,7 @@ def grok_train(task: str, out_dir: str | os.PathLike, config: GrokConfig | None 
     meta = {"task": task, "eval": {"n_val": c.n_val, "n_gen": c.n_gen, "sample_size": c.sample_size,
                                    "tree_sample": c.tree_sample, "tree_split": "train", "n_test": c.n_test}}
     summary = train_lm(out_dir, model_config, tokenizer, texts, eval_fn=eval_fn, config=train_config, quiet=quiet,
-                       stop_after=stop_after, meta=meta)
+                       stop_after=stop_after, meta=meta, device=device)
     write_json(Path(out_dir) / GROK_FILE, {"task": task, "layers": c.layers, "d_model": c.d_model,
                                            "heads": c.heads, "d_ff": c.d_ff, "seed": c.seed,
                                            "gen_split": GEN_SPLIT[task]})

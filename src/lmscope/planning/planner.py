@@ -131,8 +131,16 @@ def _read_plan_lines(text: str) -> list[tuple[str, tuple[str, ...]]]:
     return out
 
 
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def _run(cmd: list[str], cwd: str, time_limit: float) -> tuple[int | None, str, float]:
-    """Run ``cmd`` in its own process group; kill the group at the limit. (returncode or None, output, s)."""
+    """Run ``cmd`` in its own process group; kill the group at the limit (and when this process is
+    interrupted). Returns (returncode, or None after a timeout; output; seconds)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONHASHSEED="0")
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -141,12 +149,17 @@ def _run(cmd: list[str], cwd: str, time_limit: float) -> tuple[int | None, str, 
         out, _ = proc.communicate(timeout=time_limit)
         return proc.returncode, out or "", time.perf_counter() - t0
     except subprocess.TimeoutExpired:
+        _kill_group(proc)
         try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        out, _ = proc.communicate()
+            out, _ = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:  # a descendant that left the group still holds the pipe
+            proc.kill()
+            out = ""
         return None, out or "", time.perf_counter() - t0
+    except BaseException:  # Ctrl-C or another error here: leave no planner running
+        _kill_group(proc)
+        proc.wait()
+        raise
 
 
 def _last_line(out: str) -> str:

@@ -801,7 +801,8 @@ def lm_batch_loss(model: SmallTransformer, ids: torch.Tensor, mask: torch.Tensor
 
 def train_lm(run_dir: str | os.PathLike, model_config: SmallConfig, tokenizer, train_texts: list[str],
              eval_fn: Callable[[SmallTransformer, int], dict] | None = None, config: TrainConfig | None = None,
-             quiet: bool | None = None, stop_after: int | None = None, meta: dict | None = None) -> dict:
+             quiet: bool | None = None, stop_after: int | None = None, meta: dict | None = None,
+             device: str = "cpu") -> dict:
     """Train a causal :class:`SmallTransformer` on ``train_texts`` with :func:`train` in ``run_dir``,
     resuming if it has checkpoints (see the module docstring). Each text is one item, encoded with
     ``<bos>`` / ``<eos>`` as ``config.add_bos`` / ``add_eos`` say; a batch is right-padded.
@@ -809,10 +810,14 @@ def train_lm(run_dir: str | os.PathLike, model_config: SmallConfig, tokenizer, t
     (for tests and time-sliced runs). ``meta`` (JSON) is recorded in the run file with the rest of
     the configuration (for example the evaluation settings of ``eval_fn``): resuming with a different
     ``meta`` is refused like any other change. Checkpoints hold a :meth:`SmallTransformer.save`
-    folder with the tokenizer.
+    folder with the tokenizer. ``device`` (``cpu``, ``cuda``, ``cuda:N``, ``auto``): where the model
+    trains; not part of the configuration, so a run may resume on another device.
 
     Returns ``{"step", "steps", "resumed_from", "final_checkpoint", "last_metrics", "run_dir"}``.
     """
+    from lmscope.models.hooks import resolve_device
+
+    dev = resolve_device(device)
     config = (config or TrainConfig()).validate()
     if not isinstance(model_config, SmallConfig):
         raise LmscopeError("model_config must be a SmallConfig")
@@ -846,9 +851,9 @@ def train_lm(run_dir: str | os.PathLike, model_config: SmallConfig, tokenizer, t
         model.save(folder, tokenizer=saved_tokenizer)
 
     def loss_fn(model: SmallTransformer, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        return lm_batch_loss(model, *batch)
+        return lm_batch_loss(model, *(t.to(dev) for t in batch))
 
-    summary = train(run_dir, SmallTransformer(model_config, seed=config.seed), loss_fn, encoded, config,
+    summary = train(run_dir, SmallTransformer(model_config, seed=config.seed).to(dev), loss_fn, encoded, config,
                     collate=lambda items: pad_batch(items, model_config.pad_id), eval_fn=eval_fn,
                     save_model=save_model, run_info=run_info, quiet=quiet, stop_after=stop_after)
     summary.pop("seconds")
