@@ -79,10 +79,11 @@ class Household(World):
     name = "household"
     description = "a symbolic household (ALFRED-like): go, pick, put, open, close, heat, cool, clean, slice"
 
-    def _make_tasks(self, n_train, n_heldout, seed):
+    def _make_tasks(self, n_train, n_heldout, seed, n_test=0):
         train = [t for t in TEMPLATES if t not in HELDOUT_TEMPLATES]
         tasks = []
-        for split, n, templates in (("train", n_train, train), ("heldout", n_heldout, list(HELDOUT_TEMPLATES))):
+        for split, n, templates in (("train", n_train, train), ("heldout", n_heldout, list(HELDOUT_TEMPLATES)),
+                                    ("test", n_test, train)):
             for i in range(n):
                 rng = random.Random(f"household-{seed}-{split}-{i}")
                 tasks.append(self._task(f"hh-{split}-{i:03d}", split, templates[i % len(templates)], rng))

@@ -68,7 +68,7 @@ BASE_TOOLS = ("axe", "pickaxe")  # never crafted: lie on the floor or in the inv
 SITES = tuple(dict.fromkeys([r[1] for r in MINING_RULES] + [r[1] for r in CRAFTING_RULES]))
 ITEMS = tuple(dict.fromkeys(list(BASE_TOOLS) + [r[3] for r in MINING_RULES]
                             + [x for r in CRAFTING_RULES for x in (*r[2], r[3])]))
-MASS_NOUNS = {"wood", "coal", "cobblestone", "wool", "iron-ore", "gold-ore", "sugar-cane", "paper",
+MASS_NOUNS = {"wood", "coal", "cobblestone", "wool", "iron-ore", "gold-ore", "sugar-cane", "paper", "shears",
               "beetroot-soup"}
 RULES = {r[0]: r for r in MINING_RULES + CRAFTING_RULES}
 
@@ -102,11 +102,12 @@ class Minecraft(World):
     description = "Mini Minecraft: mine resources and craft items on a grid, with a small inventory"
 
     # ----- tasks -----
-    def _make_tasks(self, n_train, n_heldout, seed):
+    def _make_tasks(self, n_train, n_heldout, seed, n_test=0):
         heldout_goals = sorted({RULES[r][3] for r in HELDOUT_RULES})
         train_goals = sorted({r[3] for r in MINING_RULES + CRAFTING_RULES} - set(heldout_goals))
         tasks = []
-        for split, n, goals in (("train", n_train, train_goals), ("heldout", n_heldout, heldout_goals)):
+        for split, n, goals in (("train", n_train, train_goals), ("heldout", n_heldout, heldout_goals),
+                                ("test", n_test, train_goals)):
             order = list(goals)
             random.Random(f"minecraft-{seed}-{split}-order").shuffle(order)
             for i in range(n):

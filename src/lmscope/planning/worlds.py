@@ -16,12 +16,13 @@ from typing import Any
 
 from lmscope.errors import LmscopeError, check_int
 
-SPLITS = ("train", "heldout")
+SPLITS = ("train", "heldout", "test")
 
 
 @dataclass(frozen=True)
 class Task:
-    """One task of a world: ``id`` (unique in its task list), ``split`` (train or heldout),
+    """One task of a world: ``id`` (unique in its task list), ``split`` (train, heldout: needs recipes or
+    templates no training task uses, or test: a new instance of the training recipes),
     ``instruction`` (the natural-language task), ``template`` (the instruction's template name),
     ``goal`` (the goal atoms, PDDL without the parentheses: ``has bow``, ``in mug-1 cabinet-1``),
     ``recipe`` (the rules or template the task is built on) and ``spec`` (the world's description of
@@ -81,13 +82,17 @@ class World:
     name: str = ""
     description: str = ""
 
-    def make_tasks(self, n_train: int = 40, n_heldout: int = 20, seed: int = 0) -> list[Task]:
+    def make_tasks(self, n_train: int = 40, n_heldout: int = 20, seed: int = 0, n_test: int = 0) -> list[Task]:
+        """The seeded tasks: ``n_train`` training tasks, ``n_heldout`` held-out tasks (recipes or templates
+        no training task uses) and ``n_test`` test tasks (the training recipes or templates on new maps);
+        the first two lists do not depend on ``n_test``."""
         check_int("n_train", n_train, 1, 10_000)
         check_int("n_heldout", n_heldout, 1, 10_000)
+        check_int("n_test", n_test, 0, 10_000)
         check_int("seed", seed, 0, 2**32 - 1)
-        return self._make_tasks(n_train, n_heldout, seed)
+        return self._make_tasks(n_train, n_heldout, seed, n_test)
 
-    def _make_tasks(self, n_train: int, n_heldout: int, seed: int) -> list[Task]:
+    def _make_tasks(self, n_train: int, n_heldout: int, seed: int, n_test: int) -> list[Task]:
         raise NotImplementedError
 
     def initial_state(self, task: Task) -> Any:
