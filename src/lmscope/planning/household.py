@@ -223,32 +223,28 @@ class Household(World):
                 tuple(sorted(state.props)))
 
     def atoms(self, task, state: State, preds=None) -> frozenset[str]:
-        want = None if preds is None else set(preds)
-
-        def on(pred: str) -> bool:
-            return want is None or pred in want
-
+        want = _DYNAMIC_PREDS | _STATIC_PREDS if preds is None else set(preds)
         sp = task.spec
         out = []
-        if want is None or want & _STATIC_PREDS:
-            out += [a for a in _static_atoms(sp["receptacles"], sp["objects"]) if on(a.split(" ", 1)[0])]
-        if on("agent-at"):
+        if want & _STATIC_PREDS:
+            out += [a for a in _static_atoms(sp["receptacles"], sp["objects"]) if a.split(" ", 1)[0] in want]
+        if "agent-at" in want:
             out.append(f"agent-at {state.agent}")
         if state.holding is None:
-            if on("hand-empty"):
+            if "hand-empty" in want:
                 out.append("hand-empty")
-        elif on("holding"):
+        elif "holding" in want:
             out.append(f"holding {state.holding}")
-        if on("in"):
+        if "in" in want:
             out += [f"in {o} {r}" for o, r in state.where.items()]
-        if on("closed") or on("reachable"):
+        if "closed" in want or "reachable" in want:
             for r in sp["receptacles"]:
                 if RECEPTACLES[_kind(r)][0] and r not in state.opened:
-                    if on("closed"):
+                    if "closed" in want:
                         out.append(f"closed {r}")
-                elif on("reachable"):
+                elif "reachable" in want:
                     out.append(f"reachable {r}")
-        out += [f"{p} {o}" for p, o in state.props if on(p)]
+        out += [f"{p} {o}" for p, o in state.props if p in want]
         return frozenset(out)
 
     def primitive_actions(self, task, state: State) -> list[Action]:
@@ -299,6 +295,7 @@ class Household(World):
 
 
 _STATIC_PREDS = frozenset({"openable", *(f"is-{k}" for k in RECEPTACLES), *PROPERTIES})
+_DYNAMIC_PREDS = frozenset({"agent-at", "hand-empty", "holding", "in", "closed", "reachable", *STATES.values()})
 
 
 def _static_atoms(receptacles, objects) -> list[str]:

@@ -185,40 +185,30 @@ class Minecraft(World):
         return state.agent, tuple(state.slots), tuple(sorted(state.floor.items()))
 
     def atoms(self, task: Task, state: State, preds=None) -> frozenset[str]:
-        want = None if preds is None else set(preds)
-
-        def on(pred: str) -> bool:
-            return want is None or pred in want
-
+        want = _DYNAMIC_PREDS | _STATIC_PREDS if preds is None else set(preds)
         sp = task.spec
-        n = sp["size"]
         out = []
-        if want is None or want & _STATIC_PREDS:
-            out += [a for a in _static_atoms(n, sp["sites"]) if on(a.split(" ", 1)[0])]
-        if on("agent-at"):
+        if want & _STATIC_PREDS:
+            out += [a for a in _static_atoms(sp["size"], sp["sites"]) if a.split(" ", 1)[0] in want]
+        if "agent-at" in want:
             out.append(f"agent-at {state.agent}")
-        if on("item-at") or on("floor-free"):
-            for x in range(n):
-                for y in range(n):
-                    t = _tile(x, y)
-                    item = state.floor.get(t)
-                    if item is not None and on("item-at"):
-                        out.append(f"item-at {item} {t}")
-                    elif item is None and on("floor-free"):
-                        out.append(f"floor-free {t}")
+        if "item-at" in want:
+            out += [f"item-at {item} {t}" for t, item in state.floor.items()]
+        if "floor-free" in want:
+            n = sp["size"]
+            out += [f"floor-free {_tile(x, y)}" for x in range(n) for y in range(n)
+                    if _tile(x, y) not in state.floor]
         for k, item in enumerate(state.slots):
-            if item is not None and on("holding"):
+            if item is None:
+                if "slot-empty" in want:
+                    out.append(f"slot-empty s{k}")
+                continue
+            if "holding" in want:
                 out.append(f"holding s{k} {item}")
-            elif item is None and on("slot-empty"):
-                out.append(f"slot-empty s{k}")
-        if on("has") or on("lacks"):
-            held = set(state.slots)
-            for item in ITEMS:
-                if item in held:
-                    if on("has"):
-                        out.append(f"has {item}")
-                elif on("lacks"):
-                    out.append(f"lacks {item}")
+            if "has" in want:
+                out.append(f"has {item}")
+        if "lacks" in want:
+            out += [f"lacks {item}" for item in ITEMS if item not in state.slots]
         return frozenset(out)
 
     def primitive_actions(self, task: Task, state: State) -> list[Action]:
@@ -280,6 +270,7 @@ class Minecraft(World):
 
 
 _STATIC_PREDS = frozenset({"adjacent", *SITES})
+_DYNAMIC_PREDS = frozenset({"agent-at", "item-at", "floor-free", "holding", "slot-empty", "has", "lacks"})
 # site -> the rules that work there, in the order of the rule tables
 _RULES_AT: dict[str, tuple[str, ...]] = {}
 for _r in MINING_RULES + CRAFTING_RULES:
