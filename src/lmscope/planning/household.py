@@ -78,6 +78,7 @@ class State:
 class Household(World):
     name = "household"
     description = "a symbolic household (ALFRED-like): go, pick, put, open, close, heat, cool, clean, slice"
+    known_actions = ("goto", "pick", "put", "open", "close")
 
     def _make_tasks(self, n_train, n_heldout, seed, n_test=0):
         train = [t for t in TEMPLATES if t not in HELDOUT_TEMPLATES]
@@ -214,6 +215,60 @@ class Household(World):
         state.props.add((STATES[name], o))
         return None
 
+    # ----- the state abstraction -----
+    def copy_state(self, state: State) -> State:
+        return State(state.agent, state.holding, dict(state.where), set(state.opened), set(state.props))
+
+    def state_key(self, state: State):
+        return (state.agent, state.holding, tuple(sorted(state.where.items())), tuple(sorted(state.opened)),
+                tuple(sorted(state.props)))
+
+    def atoms(self, task, state: State, preds=None) -> frozenset[str]:
+        want = _DYNAMIC_PREDS | _STATIC_PREDS if preds is None else set(preds)
+        sp = task.spec
+        out = []
+        if want & _STATIC_PREDS:
+            out += [a for a in _static_atoms(sp["receptacles"], sp["objects"]) if a.split(" ", 1)[0] in want]
+        if "agent-at" in want:
+            out.append(f"agent-at {state.agent}")
+        if state.holding is None:
+            if "hand-empty" in want:
+                out.append("hand-empty")
+        elif "holding" in want:
+            out.append(f"holding {state.holding}")
+        if "in" in want:
+            out += [f"in {o} {r}" for o, r in state.where.items()]
+        if "closed" in want or "reachable" in want:
+            for r in sp["receptacles"]:
+                if RECEPTACLES[_kind(r)][0] and r not in state.opened:
+                    if "closed" in want:
+                        out.append(f"closed {r}")
+                elif "reachable" in want:
+                    out.append(f"reachable {r}")
+        out += [f"{p} {o}" for p, o in state.props if p in want]
+        return frozenset(out)
+
+    def primitive_actions(self, task, state: State) -> list[Action]:
+        r = state.agent
+        acts: list[Action] = [("goto", (r, to)) for to in task.spec["receptacles"] if to != r]
+        openable = RECEPTACLES[_kind(r)][0]
+        if openable:
+            acts.append(("close", (r,)) if r in state.opened else ("open", (r,)))
+        if openable and r not in state.opened:
+            return acts
+        here = [o for o, at in state.where.items() if at == r]
+        held = state.holding
+        if held is None:
+            return acts + [("pick", (o, r)) for o in here]
+        acts.append(("put", (held, r)))
+        for name, station, prop in (("heat", "microwave", "heatable"), ("cool", "fridge", "coolable"),
+                                    ("clean", "sink", "cleanable")):
+            if _kind(r) == station and prop in OBJECTS[_kind(held)]:
+                acts.append((name, (held, r)))
+        if "knife" in OBJECTS[_kind(held)]:
+            acts += [("slice", (o, held, r)) for o in here if "sliceable" in OBJECTS[_kind(o)]]
+        return acts
+
     # ----- PDDL -----
     def oracle_domain(self) -> str:
         return oracle_domain_text()
@@ -238,6 +293,22 @@ class Household(World):
         return (f"(define (problem {task.id})\n  (:domain household)\n  (:objects {' '.join(recs)} - receptacle\n"
                 f"    {' '.join(objs)} - thing)\n  (:init\n    " + "\n    ".join(init)
                 + f")\n  (:goal (and {goal})))\n")
+
+
+_STATIC_PREDS = frozenset({"openable", *(f"is-{k}" for k in RECEPTACLES), *PROPERTIES})
+_DYNAMIC_PREDS = frozenset({"agent-at", "hand-empty", "holding", "in", "closed", "reachable", *STATES.values()})
+
+
+def _static_atoms(receptacles, objects) -> list[str]:
+    """The atoms no action changes: the receptacles' kinds and openability, the objects' properties."""
+    out = []
+    for r in receptacles:
+        out.append(f"is-{_kind(r)} {r}")
+        if RECEPTACLES[_kind(r)][0]:
+            out.append(f"openable {r}")
+    for o in objects:
+        out += [f"{p} {o}" for p in PROPERTIES if p in OBJECTS[_kind(o)]]
+    return out
 
 
 def oracle_domain_text() -> str:

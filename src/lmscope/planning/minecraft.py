@@ -100,6 +100,7 @@ class State:
 class Minecraft(World):
     name = "minecraft"
     description = "Mini Minecraft: mine resources and craft items on a grid, with a small inventory"
+    known_actions = ("move-to", "pick-up", "place")
 
     # ----- tasks -----
     def _make_tasks(self, n_train, n_heldout, seed, n_test=0):
@@ -177,6 +178,68 @@ class Minecraft(World):
     def step(self, task: Task, state: State, action: Action) -> str | None:
         return _Sim(task).step(state, action)
 
+    # ----- the state abstraction -----
+    def copy_state(self, state: State) -> State:
+        return State(state.agent, list(state.slots), dict(state.floor))
+
+    def state_key(self, state: State):
+        return state.agent, tuple(state.slots), tuple(sorted(state.floor.items()))
+
+    def atoms(self, task: Task, state: State, preds=None) -> frozenset[str]:
+        want = _DYNAMIC_PREDS | _STATIC_PREDS if preds is None else set(preds)
+        sp = task.spec
+        out = []
+        if want & _STATIC_PREDS:
+            out += [a for a in _static_atoms(sp["size"], sp["sites"]) if a.split(" ", 1)[0] in want]
+        if "agent-at" in want:
+            out.append(f"agent-at {state.agent}")
+        if "item-at" in want:
+            out += [f"item-at {item} {t}" for t, item in state.floor.items()]
+        if "floor-free" in want:
+            n = sp["size"]
+            out += [f"floor-free {_tile(x, y)}" for x in range(n) for y in range(n)
+                    if _tile(x, y) not in state.floor]
+        for k, item in enumerate(state.slots):
+            if item is None:
+                if "slot-empty" in want:
+                    out.append(f"slot-empty s{k}")
+                continue
+            if "holding" in want:
+                out.append(f"holding s{k} {item}")
+            if "has" in want:
+                out.append(f"has {item}")
+        if "lacks" in want:
+            out += [f"lacks {item}" for item in ITEMS if item not in state.slots]
+        return frozenset(out)
+
+    def primitive_actions(self, task: Task, state: State) -> list[Action]:
+        n = task.spec["size"]
+        t = state.agent
+        x, y = map(int, t.split("-")[1:])
+        acts: list[Action] = [("move-to", (t, _tile(x + dx, y + dy))) for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1))
+                              if 0 <= x + dx < n and 0 <= y + dy < n]
+        slots = [f"s{k}" for k in range(len(state.slots))]
+        empty = [slots[k] for k, item in enumerate(state.slots) if item is None]
+        where = {item: slots[k] for k, item in enumerate(state.slots) if item is not None}
+        lying = state.floor.get(t)
+        if lying is not None and lying not in where:
+            acts += [("pick-up", (lying, t, s)) for s in empty]
+        if lying is None:
+            acts += [("place", (item, t, s)) for item, s in where.items()]
+        site = task.spec["sites"].get(t)
+        for name in _RULES_AT.get(site, ()):
+            _, _, need, out = RULES[name]
+            if out in where:
+                continue
+            if name.startswith("mine-"):
+                if need is None:
+                    acts += [(name, (t, s)) for s in empty]
+                elif need in where:
+                    acts += [(name, (t, where[need], s)) for s in empty]
+            elif all(i in where for i in need):
+                acts.append((name, (t, *(where[i] for i in need))))
+        return acts
+
     # ----- PDDL -----
     def oracle_domain(self) -> str:
         return oracle_domain_text()
@@ -205,6 +268,26 @@ class Minecraft(World):
         return (f"(define (problem {task.id})\n  (:domain minecraft)\n  (:objects {' '.join(tiles)} - tile\n"
                 f"    {' '.join(slots)} - slot)\n  (:init\n    "
                 + "\n    ".join(init) + f")\n  (:goal (and {goal})))\n")
+
+
+_STATIC_PREDS = frozenset({"adjacent", *SITES})
+_DYNAMIC_PREDS = frozenset({"agent-at", "item-at", "floor-free", "holding", "slot-empty", "has", "lacks"})
+# site -> the rules that work there, in the order of the rule tables
+_RULES_AT: dict[str, tuple[str, ...]] = {}
+for _r in MINING_RULES + CRAFTING_RULES:
+    _RULES_AT[_r[1]] = (*_RULES_AT.get(_r[1], ()), _r[0])
+
+
+def _static_atoms(n: int, sites: dict) -> list[str]:
+    """The atoms no action changes: the grid's adjacency and the sites."""
+    out = []
+    for x in range(n):
+        for y in range(n):
+            for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+                if 0 <= x + dx < n and 0 <= y + dy < n:
+                    out.append(f"adjacent {_tile(x, y)} {_tile(x + dx, y + dy)}")
+    out += [f"{site} {t}" for t, site in sites.items()]
+    return out
 
 
 class _Sim:

@@ -7,14 +7,22 @@ reports success, or the first action that failed and why.
 
 An action is ``(name, args)``: the name of a primitive action and a tuple of object names, exactly as a
 plan of the oracle domain spells them, so an oracle plan runs in the simulator as it is.
+
+A world also abstracts its states into PDDL: :meth:`World.atoms` lists the ground atoms true in a state,
+in the vocabulary of the oracle domain (so that applying an oracle action in the simulator and applying
+its add and delete effects to the atoms agree), and :meth:`World.primitive_actions` lists the actions worth
+trying in a state, for the low-level controller (:mod:`lmscope.planning.controller`) to search over.
 """
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Hashable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lmscope.errors import LmscopeError, check_int
+from lmscope.planning.pddl import Domain, parse_domain
 
 SPLITS = ("train", "heldout", "test")
 
@@ -81,6 +89,8 @@ class World:
 
     name: str = ""
     description: str = ""
+    # the primitive actions whose PDDL model the agent is given (the others it must learn)
+    known_actions: tuple[str, ...] = ()
 
     def make_tasks(self, n_train: int = 40, n_heldout: int = 20, seed: int = 0, n_test: int = 0) -> list[Task]:
         """The seeded tasks: ``n_train`` training tasks, ``n_heldout`` held-out tasks (recipes or templates
@@ -128,6 +138,41 @@ class World:
         if not self.goal_holds(task, state):
             return ExecResult(False, len(acts), None, "every action ran but the goal does not hold")
         return ExecResult(True, len(acts), None, "goal reached")
+
+    # ----- the state abstraction -----
+    def copy_state(self, state):
+        """An independent copy of ``state``."""
+        return copy.deepcopy(state)
+
+    def state_key(self, state) -> Hashable:
+        """A hashable key of ``state``: equal keys exactly when the states are equal."""
+        raise NotImplementedError
+
+    def atoms(self, task: Task, state, preds: Iterable[str] | None = None) -> frozenset[str]:
+        """Every ground atom true in ``state`` as ``"pred a b"`` (the vocabulary of the oracle domain and
+        :meth:`problem`, static atoms included); only those of the predicates ``preds`` when given."""
+        raise NotImplementedError
+
+    def primitive_actions(self, task: Task, state) -> list[Action]:
+        """The primitive actions worth trying in ``state``, in a fixed order: every action that changes
+        the state when it succeeds is among them (most of them succeed)."""
+        raise NotImplementedError
+
+    def skeleton_domain(self) -> Domain:
+        """The oracle domain with only the :attr:`known_actions`; its ``static`` predicates are those of
+        the full oracle domain (facts no primitive action changes)."""
+        key = type(self)
+        if key not in _SKELETONS:
+            full = parse_domain(self.oracle_domain())
+            ops = tuple(op for op in full.operators if op.name in self.known_actions)
+            missing = set(self.known_actions) - {op.name for op in ops}
+            if missing:
+                raise ValueError(f"{self.name}: known actions missing from the oracle domain: {sorted(missing)}")
+            _SKELETONS[key] = full.with_operators(ops)
+        return _SKELETONS[key]
+
+
+_SKELETONS: dict[type, Domain] = {}
 
 
 def world_names() -> list[str]:
