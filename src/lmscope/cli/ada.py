@@ -1,10 +1,13 @@
-"""`lmscope ada tasks|plan`: the planning worlds of Ada (Mini Minecraft, a household), their tasks and
-splits, and oracle planning of one task with the ground-truth domain, checked in the simulator."""
+"""`lmscope ada tasks|plan|run|baseline`: the planning worlds of Ada (Mini Minecraft, a household), their tasks and
+splits, oracle planning of one task with the ground-truth domain, the Ada loop and its baselines."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from lmscope.cli._numbers import integer, positive_number, seed
 from lmscope.cli._output import add_force, check_out, command_inputs, command_line, emit, logger
+from lmscope.errors import LmscopeError
 
 SIZE_MAX = 10_000
 DOMAIN_HELP = "the world: minecraft or household"
@@ -14,7 +17,7 @@ def _tasks(args):
     from lmscope.planning.worlds import get_world
 
     world = get_world(args.domain)
-    return world, world.make_tasks(args.n_train, args.n_heldout, args.seed)
+    return world, world.make_tasks(args.n_train, args.n_heldout, args.seed, n_test=args.n_test)
 
 
 def _write_tasks(args, world, tasks) -> None:
@@ -36,13 +39,14 @@ def cmd_ada_tasks(args) -> None:
         check_out(args)
         _write_tasks(args, world, tasks)
     lines = [f"{world.name}: {world.description}",
-             f"{sum(t.split == 'train' for t in tasks)} train and {sum(t.split == 'heldout' for t in tasks)} "
-             f"held-out tasks (seed {args.seed})", ""]
+             f"{sum(t.split == 'train' for t in tasks)} train, {sum(t.split == 'heldout' for t in tasks)} "
+             f"held-out and {sum(t.split == 'test' for t in tasks)} test tasks (seed {args.seed})", ""]
     width = max(len(t.id) for t in tasks)
     lines.append(f"{'id':{width}s}  {'split':7s}  {'template':12s}  instruction")
     for t in tasks:
         lines.append(f"{t.id:{width}s}  {t.split:7s}  {t.template:12s}  {t.instruction}")
     payload = {"world": world.name, "seed": args.seed, "n_train": args.n_train, "n_heldout": args.n_heldout,
+               "n_test": args.n_test,
                "tasks": [t.to_dict() for t in tasks]}
     if args.out:
         payload["out"] = str(args.out)
@@ -80,10 +84,88 @@ def cmd_ada_plan(args) -> None:
     emit(args, res.to_dict(), lines)
 
 
+def _run_summary_lines(summary: dict) -> list[str]:
+    lines = [f"Ada on {summary['world']} with {summary['lm']}: {len(summary['history'])} iterations"]
+    for h in summary["history"]:
+        parts = [f"{s} {h[s + '_solved']}/{h[s + '_tasks']}" for s in ("train", "heldout", "test")
+                 if s + "_tasks" in h]
+        lines.append(f"  iteration {h['iteration']}: solved " + ", ".join(parts)
+                     + f"; library {h['library']} of {h['candidates']} candidates")
+    c = summary["counters"]
+    lines.append(f"cost: {c['lm_calls']} LM calls, {c['planner_calls']} planner calls "
+                 f"({c['planner_seconds']:.1f} s), {c['controller_states']} controller states")
+    for o in summary["library"]:
+        lines.append(f"  learned {o['name']}: {o['successes']}/{o['attempts']} runs reached its effects")
+    return lines
+
+
+def cmd_ada_run(args, learn: bool = True) -> None:
+    from lmscope.cli.lm import lm_from_args, log_cache
+    from lmscope.planning.ada import AdaConfig, run_ada
+    from lmscope.planning.worlds import get_world
+    from lmscope.report.planning import write_ada_report
+
+    world = get_world(args.domain)
+    config = AdaConfig.from_args(args, learn=learn)
+    check_out(args, kind="run", run_markers=("state.json",))
+    lm = lm_from_args(args)
+    try:
+        summary = run_ada(world, lm, args.out, config, quiet=args.quiet or args.json)
+        log_cache(args, lm)
+    finally:
+        lm.close()
+    write_ada_report(summary, args.out, command=command_line())
+    lines = _run_summary_lines(summary) + [f"report: {Path(args.out) / 'index.html'}"]
+    emit(args, summary, lines)
+
+
+def cmd_ada_baseline(args) -> None:
+    from lmscope.planning.baselines import BASELINES, run_baseline
+    from lmscope.planning.worlds import get_world
+
+    if args.name not in BASELINES:
+        raise LmscopeError(f"unknown baseline {args.name!r}; choose from {', '.join(BASELINES)}")
+    if args.name == "no-learning":
+        cmd_ada_run(args, learn=False)
+        return
+    from lmscope.cli.lm import lm_from_args, log_cache
+
+    world = get_world(args.domain)
+    check_out(args)
+    lm = None if args.name == "oracle" else lm_from_args(args)
+    try:
+        if args.out:
+            from lmscope.outputs import output_dir
+
+            with output_dir(args.out, command_inputs(args), command=command_line(), force=args.force,
+                            checked=True) as tmp:
+                res = run_baseline(args.name, world, lm, tmp, seed=args.seed, n_train=args.n_train,
+                                   n_heldout=args.n_heldout, n_test=args.n_test, planner=args.planner,
+                                   time_limit=args.time_limit, max_states=args.max_states,
+                                   quiet=args.quiet or args.json)
+        else:
+            res = run_baseline(args.name, world, lm, None, seed=args.seed, n_train=args.n_train,
+                               n_heldout=args.n_heldout, n_test=args.n_test, planner=args.planner,
+                               time_limit=args.time_limit, max_states=args.max_states,
+                               quiet=args.quiet or args.json)
+        if lm is not None:
+            log_cache(args, lm)
+    finally:
+        if lm is not None:
+            lm.close()
+    lines = [f"baseline {args.name} on {world.name}" + (f" with {res['lm']}" if res["lm"] else "")]
+    lines += [f"  {s}: {v['solved']}/{v['tasks']} solved" for s, v in res["by_split"].items()]
+    if args.out:
+        lines.append(f"wrote result.json and log.jsonl to {args.out}")
+    emit(args, res, lines)
+
+
 def _world_options(p) -> None:
     p.add_argument("--domain", required=True, help=DOMAIN_HELP)
     p.add_argument("--n-train", type=integer(1, SIZE_MAX), default=40, help="training tasks (default 40)")
     p.add_argument("--n-heldout", type=integer(1, SIZE_MAX), default=20, help="held-out tasks (default 20)")
+    p.add_argument("--n-test", type=integer(0, SIZE_MAX), default=0,
+                   help="test tasks: new instances of the training recipes or templates (default 0)")
     p.add_argument("--seed", type=seed, default=0, help="the seed of task generation (default 0)")
 
 
@@ -112,6 +194,44 @@ def add_ada(sub, common) -> None:
     ap.add_argument("--time-limit", type=positive_number, default=10.0, metavar="S",
                     help="the planner's time limit in seconds (default 10)")
     ap.set_defaults(func=cmd_ada_plan)
+
+    from lmscope.cli._settings import add_settings
+    from lmscope.cli.lm import add_lm_arguments
+    from lmscope.planning.ada import AdaConfig
+
+    ar = asub.add_parser("run", parents=[common], help="the Ada loop: learn planning operators with an LM",
+                         description="Run (or resume) the Ada loop on a world's training tasks: the LM proposes "
+                                     "goals, plan sketches and PDDL operators; candidates are validated, planned "
+                                     "with and executed by a low-level search over primitive actions; operators "
+                                     "that work join the library. Held-out and test tasks are solved with the "
+                                     "library after every iteration. Writes log.jsonl (every prompt, answer, "
+                                     "candidate, plan and execution), state.json (resume), index.html, "
+                                     "library.pddl, history.csv, candidates.csv and rejected.csv to --out.")
+    ar.add_argument("--domain", required=True, help=DOMAIN_HELP)
+    add_settings(ar, AdaConfig)
+    ar.add_argument("--out", required=True, metavar="DIR", help="the run folder (an existing run of the same "
+                                                                "settings resumes)")
+    add_force(ar)
+    add_lm_arguments(ar)
+    ar.set_defaults(func=cmd_ada_run)
+
+    ab = asub.add_parser("baseline", parents=[common], help="a baseline: oracle, oracle-lm-goal, goal-primitive, "
+                                                            "goal-search, lm-actions or no-learning",
+                         description="Solve every task once with a baseline: oracle (the ground-truth domain and "
+                                     "the true goal), oracle-lm-goal (the ground-truth domain and the LM's goal), "
+                                     "goal-primitive (the LM's goal planned over the given primitive actions "
+                                     "only), goal-search (the LM's goal reached by the low-level search alone, "
+                                     "within --max-states), lm-actions (the LM writes the primitive-action "
+                                     "plan) or no-learning "
+                                     "(the Ada loop with every candidate operator kept and nothing scored; takes "
+                                     "the options of `lmscope ada run`).")
+    ab.add_argument("name", help="the baseline")
+    ab.add_argument("--domain", required=True, help=DOMAIN_HELP)
+    add_settings(ab, AdaConfig)
+    ab.add_argument("--out", metavar="DIR", help="write result.json and log.jsonl (no-learning: the run folder)")
+    add_force(ab)
+    add_lm_arguments(ab)
+    ab.set_defaults(func=cmd_ada_baseline)
 
 
 COMMANDS = {"ada": add_ada}

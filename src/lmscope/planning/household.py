@@ -79,6 +79,7 @@ class Household(World):
     name = "household"
     description = "a symbolic household (ALFRED-like): go, pick, put, open, close, heat, cool, clean, slice"
     known_actions = ("goto", "pick", "put", "open", "close")
+    goal_types = ("thing", "receptacle")  # the objects a goal prompt lists
 
     def _make_tasks(self, n_train, n_heldout, seed, n_test=0):
         train = [t for t in TEMPLATES if t not in HELDOUT_TEMPLATES]

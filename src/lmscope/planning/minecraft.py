@@ -101,6 +101,7 @@ class Minecraft(World):
     name = "minecraft"
     description = "Mini Minecraft: mine resources and craft items on a grid, with a small inventory"
     known_actions = ("move-to", "pick-up", "place")
+    goal_types = ("item",)  # the objects a goal prompt lists (the tiles and slots are left out)
 
     # ----- tasks -----
     def _make_tasks(self, n_train, n_heldout, seed, n_test=0):

@@ -91,6 +91,7 @@ class World:
     description: str = ""
     # the primitive actions whose PDDL model the agent is given (the others it must learn)
     known_actions: tuple[str, ...] = ()
+    goal_types: tuple[str, ...] | None = None  # the object types a goal prompt lists (None: all)
 
     def make_tasks(self, n_train: int = 40, n_heldout: int = 20, seed: int = 0, n_test: int = 0) -> list[Task]:
         """The seeded tasks: ``n_train`` training tasks, ``n_heldout`` held-out tasks (recipes or templates
