@@ -7,6 +7,7 @@ from the cache (0 computed), the run must give the same history and library, and
 runs' wall seconds is the cache's effect.
 
     .venv/bin/python benchmarks/bench_ada_lm.py                       # minecraft, 8 training tasks, 2 iterations
+    .venv/bin/python benchmarks/bench_ada_lm.py --size small          # 4 training tasks, 1 iteration
     .venv/bin/python benchmarks/bench_ada_lm.py --world household --n-train 12
 """
 
@@ -26,6 +27,7 @@ from lmscope.planning.ada import run_ada
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--size", choices=["small", "full"], default="full", help="small: 4 training tasks, 1 iteration")
     ap.add_argument("--world", default="minecraft", choices=["minecraft", "household"])
     ap.add_argument("--lm", default="local:qwen2.5-coder-0.5b")
     ap.add_argument("--n-train", type=int, default=8)
@@ -33,6 +35,8 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    if args.size == "small":
+        args.n_train, args.n_heldout, args.iterations = 4, 2, 1
     settings = dict(iterations=args.iterations, n_train=args.n_train, n_heldout=args.n_heldout, seed=args.seed)
     passes = []
     with tempfile.TemporaryDirectory(prefix="bench-ada-") as tmp:
@@ -76,7 +80,7 @@ def main() -> None:
                "calls_per_solved_task": per_solved, "rerun_computed": second["computed"], "wall_ratio": ratio,
                "same_results": same, "results_equal": same and free, "headline": headline,
                "table": {"header": header, "rows": rows}}
-    path = write_result("bench_ada_lm", payload)
+    path = write_result("bench_ada_lm" + ("" if args.size == "full" else f"-{args.size}"), payload)
     print(headline)
     print(table(rows, header))
     print(f"wrote {path}")

@@ -36,7 +36,9 @@ from lmscope.train.sweep import SweepJob, run_sweep
 WORLDS = ("minecraft", "household")
 LMS = {"qwen2.5-coder-0.5b": "coder", "smollm2-135m": "smollm2"}
 ONE_PASS = ("oracle-lm-goal", "goal-primitive", "goal-search", "lm-actions")
-SIZES = dict(n_train=10, n_heldout=5, n_test=5)
+SIZES = dict(n_train=8, n_heldout=4, n_test=4)
+DEFINITION_SAMPLES = 2
+NO_LEARNING_LMS = ("qwen2.5-coder-0.5b",)  # the loop without learning: with the code model only (CPU time)
 ITERATIONS = {"qwen2.5-coder-0.5b": 3, "smollm2-135m": 2}
 
 
@@ -61,7 +63,8 @@ def job(kind: str, world: str, lm: str | None, seed: int, args, runs: Path) -> S
     common = ["--domain", world, "--seed", str(seed), *_sizes(args)] + (["--lm", f"local:{lm}"] if lm else [])
     if kind in ("ada", "no-learning"):
         head = ["ada", "run"] if kind == "ada" else ["ada", "baseline", "no-learning"]
-        argv = [*head, *common, "--iterations", str(args.iterations or ITERATIONS[lm]), *out]
+        argv = [*head, *common, "--iterations", str(args.iterations or ITERATIONS[lm]), "--definition-samples",
+                str(DEFINITION_SAMPLES), *out]
     else:
         argv = ["ada", "baseline", kind, *common, *out]
     return SweepJob(name, runs / name, argv)
@@ -75,7 +78,8 @@ def jobs_of(args, runs: Path) -> list[SweepJob]:
         jobs += [job("ada", w, lm, s, args, runs) for s in args.seeds for w in args.worlds]
         jobs += [job(k, w, lm, s, args, runs) for k in ONE_PASS for s in args.seeds for w in args.worlds]
     for lm in args.lms:
-        jobs += [job("no-learning", w, lm, s, args, runs) for s in args.seeds for w in args.worlds]
+        if lm in NO_LEARNING_LMS:
+            jobs += [job("no-learning", w, lm, s, args, runs) for s in args.seeds for w in args.worlds]
     for j in jobs:
         if finished(j.run_dir):
             j.status = "skipped"

@@ -75,6 +75,8 @@ class AdaConfig(Settings):
     n_test: int = setting(0, "test tasks: new instances of the training recipes (default 0)", minimum=0)
     definition_samples: int = setting(3, "definitions sampled per new operator name (default 3)", minimum=1)
     min_uses: int = setting(1, "sketches that must use a new name before it is defined (default 1)", minimum=1)
+    max_new: int = setting(6, "new operator names defined per iteration at most, the most used first (default 6)",
+                           minimum=1)
     plan_samples: int = setting(3, "operator subsets tried per task (default 3)", minimum=1)
     shots: int = setting(4, "solved tasks shown as examples in a prompt (default 4)", minimum=1)
     threshold: float = setting(0.5, "success rate an operator needs to join the library (default 0.5)",
@@ -204,6 +206,7 @@ class AdaRun:
             self._cut_log(0)
         self._log = open(self.out / "log.jsonl", "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self._t0 = time.monotonic()
+        self.checkpoint()  # the run's marker: a rerun of the same command resumes here
 
     def _cut_log(self, lines: int) -> None:
         path = self.out / "log.jsonl"
@@ -360,7 +363,8 @@ class AdaRun:
         for tid, p in st.proposals.items():
             for name in dict.fromkeys(p["sketch"]):
                 uses.setdefault(name, []).append((self.by_id[tid].instruction, p["goal"]))
-        new = [n for n, u in sorted(uses.items()) if n not in have and len(u) >= self.c.min_uses]
+        new = [n for n, u in sorted(uses.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+               if n not in have and len(u) >= self.c.min_uses][:self.c.max_new]
         learned = [o.pddl for o in sorted(st.library(), key=lambda o: -o.successes)][:3]
         toy = not learned
         prompts = [P.definition_prompt(self.skeleton, n, uses[n], tuple(learned) or P.TOY_OPERATORS, toy)
