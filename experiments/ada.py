@@ -74,12 +74,15 @@ def jobs_of(args, runs: Path) -> list[SweepJob]:
     """Every run, the most informative first (Ada with each LM, then the one-pass baselines, then the
     loop without learning), so a sweep cut short still fills the page's main table."""
     jobs = [job("oracle", w, None, s, args, runs) for w in args.worlds for s in args.seeds]
+    cheap = [k for k in ONE_PASS if k != "lm-actions"]  # their goal prompts are Ada's first ones: cached
     for lm in args.lms:
         jobs += [job("ada", w, lm, s, args, runs) for s in args.seeds for w in args.worlds]
-        jobs += [job(k, w, lm, s, args, runs) for k in ONE_PASS for s in args.seeds for w in args.worlds]
+        jobs += [job(k, w, lm, s, args, runs) for k in cheap for s in args.seeds for w in args.worlds]
     for lm in args.lms:
         if lm in NO_LEARNING_LMS:
             jobs += [job("no-learning", w, lm, s, args, runs) for s in args.seeds for w in args.worlds]
+    for lm in args.lms:
+        jobs += [job("lm-actions", w, lm, s, args, runs) for s in args.seeds for w in args.worlds]
     for j in jobs:
         if finished(j.run_dir):
             j.status = "skipped"

@@ -73,6 +73,8 @@ class AdaConfig(Settings):
     n_train: int = setting(40, "training tasks (default 40)", minimum=1)
     n_heldout: int = setting(20, "held-out tasks: new recipes or templates (default 20)", minimum=1)
     n_test: int = setting(0, "test tasks: new instances of the training recipes (default 0)", minimum=0)
+    goal_samples: int = setting(2, "goals proposed per unsolved task and iteration: the greedy one plus sampled "
+                                   "ones (default 2)", minimum=1)
     definition_samples: int = setting(3, "definitions sampled per new operator name (default 3)", minimum=1)
     min_uses: int = setting(1, "sketches that must use a new name before it is defined (default 1)", minimum=1)
     max_new: int = setting(6, "new operator names defined per iteration at most, the most used first (default 6)",
@@ -337,13 +339,26 @@ class AdaRun:
         st, it = self.state, self.state.iteration
         todo = [t for t in self.train if t.id not in st.solved]
         shots = self.examples()
-        goals = self.generate("goal", [P.goal_prompt(self.skeleton, self.problem(t, ()), t.instruction, shots, self.world.goal_types)
-                                       for t in todo], [t.id for t in todo], max_tokens=40, temperature=0.0)
+        prompts = [P.goal_prompt(self.skeleton, self.problem(t, ()), t.instruction, shots, self.world.goal_types)
+                   for t in todo]
+        keys = [t.id for t in todo]
+        answers = self.generate("goal", prompts, keys, max_tokens=40, temperature=0.0)
+        if self.c.goal_samples > 1:  # sampled goals, new at every iteration (the greedy one repeats)
+            more = self.generate("goal", prompts, keys, max_tokens=40, temperature=self.c.temperature,
+                                 n=self.c.goal_samples - 1, seed=self.c.seed * 1000 + it)
+            answers = [a + b for a, b in zip(answers, more)]
         st.proposals = {}
-        for t, ans in zip(todo, goals):
-            goal, why = P.read_goal(ans[0], self.skeleton, self.problem(t, ()))
-            st.proposals[t.id] = {"goal": list(goal) if goal else None, "goal_reason": why, "sketch": []}
-            self.log("goal", task=t.id, answer=ans[0], goal=goal, reason=why)
+        for t, ans in zip(todo, answers):
+            goals, reasons = [], []
+            for a in ans:
+                goal, why = P.read_goal(a, self.skeleton, self.problem(t, ()))
+                if goal and list(goal) not in goals:
+                    goals.append(list(goal))
+                elif why:
+                    reasons.append(why)
+                self.log("goal", task=t.id, answer=a, goal=goal, reason=why)
+            st.proposals[t.id] = {"goal": goals[0] if goals else None, "goals": goals,
+                                  "goal_reason": None if goals else reasons[0], "sketch": []}
         with_goal = [t for t in todo if st.proposals[t.id]["goal"]]
         library = tuple(sorted({o.proposed for o in st.library()}))
         sketches = self.generate("sketch", [P.sketch_prompt(self.skeleton, t.instruction,
@@ -403,11 +418,14 @@ class AdaRun:
             t = todo[k]
             p = st.proposals[t.id]
             if p["goal"]:
-                res = self.try_task(t, p["goal"], list(st.ops.values()), sample=self.c.learn, rng=rng)
+                for goal in p["goals"]:  # each proposed goal in turn, until one solves the task
+                    res = self.try_task(t, goal, list(st.ops.values()), sample=self.c.learn, rng=rng)
+                    if res["solved"]:
+                        break
                 if res["solved"]:
                     used = [s["operator"] for s in res["steps"] if s["operator"] not in self.known]
                     base = [st.ops[u].proposed for u in used]
-                    st.solved[t.id] = {"iteration": it, "goal": p["goal"],
+                    st.solved[t.id] = {"iteration": it, "goal": goal,
                                        "sketch": list(dict.fromkeys(base)) or p["sketch"], "plan": res["plan"]}
                 self.log("task", task=t.id, solved=res["solved"], reason=res["reason"])
             else:
