@@ -134,20 +134,20 @@ def cmd_ada_baseline(args) -> None:
     check_out(args)
     lm = None if args.name == "oracle" else lm_from_args(args)
     try:
+        def go(dest):
+            return run_baseline(args.name, world, lm, dest, seed=args.seed, n_train=args.n_train,
+                                n_heldout=args.n_heldout, n_test=args.n_test, planner=args.planner,
+                                time_limit=args.time_limit, max_states=args.max_states,
+                                quiet=args.quiet or args.json)
+
         if args.out:
             from lmscope.outputs import output_dir
 
             with output_dir(args.out, command_inputs(args), command=command_line(), force=args.force,
                             checked=True) as tmp:
-                res = run_baseline(args.name, world, lm, tmp, seed=args.seed, n_train=args.n_train,
-                                   n_heldout=args.n_heldout, n_test=args.n_test, planner=args.planner,
-                                   time_limit=args.time_limit, max_states=args.max_states,
-                                   quiet=args.quiet or args.json)
+                res = go(tmp)
         else:
-            res = run_baseline(args.name, world, lm, None, seed=args.seed, n_train=args.n_train,
-                               n_heldout=args.n_heldout, n_test=args.n_test, planner=args.planner,
-                               time_limit=args.time_limit, max_states=args.max_states,
-                               quiet=args.quiet or args.json)
+            res = go(None)
         if lm is not None:
             log_cache(args, lm)
     finally:
