@@ -150,30 +150,33 @@ def truth_rules(world: str) -> dict[str, tuple[str, ...]]:
             for o in dom.operators if o.name not in w.known_actions}
 
 
-def compare_operators(world: str, states: list[dict]) -> tuple[list[list], int, int]:
-    """Rows: each learned library operator (over the seeds) and the ground-truth rules whose product
-    it adds; ``found``: rules with a learned operator adding their product; ``wrong``: library operators
-    matching no rule."""
+def compare_operators(world: str, states: list[dict]) -> tuple[list[list], set, int, int]:
+    """Rows: every accepted candidate (all seeds) with its record, whether it joined the library, what it
+    needs and adds, and the ground-truth rules whose product it adds. Returns the rows, the rules found by
+    a library operator, the library size and the number of library operators matching no rule."""
     from lmscope.planning.pddl import parse_operators
     from lmscope.planning.worlds import get_world
 
     skel = get_world(world).skeleton_domain()
     truth = truth_rules(world)
-    rows, found, wrong = [], set(), 0
+    rows, found, lib, wrong = [], set(), 0, 0
     for s in states:
         for rec in s["ops"].values():
-            if not (rec["successes"] >= 1 and rec["successes"] / rec["attempts"] >= s["config"]["threshold"]):
-                continue
+            in_lib = rec["successes"] >= 1 and rec["successes"] / rec["attempts"] >= s["config"]["threshold"]
             op = parse_operators(rec["pddl"], skel, confirm=False)[0]
             adds = {f"{a.pred} {' '.join(a.args)}".strip() for a in op.add}
             # household products are "hot ?o": compare predicates when the rule's atom has a variable
             match = [r for r, prod in truth.items() if any(
                 p in adds or any(x.split()[0] == p.split()[0] and "?" in p for x in adds) for p in prod)]
-            found.update(match)
-            wrong += not match
+            if in_lib:
+                lib += 1
+                found.update(match)
+                wrong += not match
             rows.append([f"s{s['config']['seed']}", f"`{rec['name']}`", f"{rec['successes']}/{rec['attempts']}",
-                         " ".join(f"({a})" for a in sorted(adds)), ", ".join(match) or "none (wrong)"])
-    return rows, len(found), wrong
+                         "yes" if in_lib else "no", " ".join(str(x) for x in op.preconditions) or "(none)",
+                         " ".join(f"({a})" for a in sorted(adds)),
+                         ", ".join(match[:3]) + (" ..." if len(match) > 3 else "") or "none"])
+    return rows, found, lib, wrong
 
 
 # ------------------------------------------------------------------------------------------ page
@@ -215,14 +218,16 @@ def write_page(args, runs: Path, setup: str) -> None:
                                            if sp in r["by_split"]]) for sp in ("train", "heldout", "test")]])
             lines += ["One-pass baselines (nothing learned):", "", md_table(["baseline", "train", "heldout", "test"],
                                                                            brow), ""]
-            op_rows, found, wrong = compare_operators(world, ada)
+            op_rows, found, lib, wrong = compare_operators(world, ada)
             n_rules = len(truth_rules(world))
-            lines += [f"Learned operators against the ground-truth domain: the libraries (all seeds) add the "
-                      f"product of {found} of the {n_rules} rule actions the agent must learn; {wrong} library "
-                      "operators match no rule.", ""]
+            lines += [f"Learned operators against the ground-truth domain: over the seeds, {len(op_rows)} candidate "
+                      f"definitions passed validation and {lib} joined a library; the libraries add the product of "
+                      f"{len(found)} of the {n_rules} rule actions the agent must learn"
+                      + (f" ({', '.join(sorted(found))})" if found else "") + f"; {wrong} library operators match no "
+                      "rule. Every accepted candidate:", ""]
             if op_rows:
-                lines += [md_table(["seed", "operator", "runs reaching its effects", "adds", "ground-truth rules "
-                                    "with that product"], op_rows[:40]), ""]
+                lines += [md_table(["seed", "operator", "runs reaching its effects", "library", "needs", "adds",
+                                    "ground-truth rules with that product"], op_rows[:40]), ""]
             codes = Counter(r["code"] for a in ada for r in a["rejected"])
             total = sum(len(a["ops"]) for a in ada) + sum(codes.values())
             lines += [f"Candidate definitions: {total}; accepted {sum(len(a['ops']) for a in ada)}; rejected by "
