@@ -179,6 +179,30 @@ def compare_operators(world: str, states: list[dict]) -> tuple[list[list], set, 
     return rows, found, lib, wrong
 
 
+def goal_accuracy(runs: Path, world: str, lm: str, args) -> tuple[int, int, int]:
+    """Over the Ada runs' first iteration (toy examples only in the prompt): tasks whose greedy goal is
+    readable, tasks whose greedy goal is exactly the true goal, and tasks asked (every split)."""
+    from lmscope.planning.worlds import get_world
+
+    readable = right = asked = 0
+    for seed in args.seeds:
+        log = runs / run_name("ada", world, lm, seed) / "log.jsonl"
+        if not log.is_file():
+            continue
+        truth = {t.id: set(t.goal) for t in get_world(world).make_tasks(args.n_train, args.n_heldout, seed,
+                                                                         n_test=args.n_test)}
+        seen = set()
+        for line in log.read_text().splitlines():
+            e = json.loads(line)
+            if e["iteration"] != 0 or e["event"] not in ("goal", "eval") or e["task"] in seen:
+                continue
+            seen.add(e["task"])  # the first goal event of a task is its greedy goal
+            asked += 1
+            readable += bool(e["goal"])
+            right += bool(e["goal"]) and set(e["goal"]) == truth[e["task"]]
+    return readable, right, asked
+
+
 # ------------------------------------------------------------------------------------------ page
 def write_page(args, runs: Path, setup: str) -> None:
     lines = ["# Ada: planning operators learned with language-model guidance, against its baselines", "",
@@ -210,6 +234,9 @@ def write_page(args, runs: Path, setup: str) -> None:
                     rows.append([label, split, *(r + [""] * (its - len(r)))])
             lines += [f"Solved fraction per iteration ({len(ada)} seeds; train: training tasks solved so far):",
                       "", md_table(header, rows), ""]
+            readable, right, asked = goal_accuracy(runs, world, lm, args)
+            lines += [f"Goals (first iteration, toy examples in the prompt, greedy): {readable} of {asked} tasks got a "
+                      f"readable PDDL goal, {right} exactly the true goal.", ""]
             brow = []
             for kind in ("oracle", *ONE_PASS):
                 res = orc if kind == "oracle" else [x for x in (load(runs / run_name(kind, world, lm, s))
