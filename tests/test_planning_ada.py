@@ -52,7 +52,9 @@ class ScriptedLM:
             elif p.endswith("Operators:"):
                 out.append([self.sketch] * n)
             elif p.endswith(":parameters (?"):
-                out.append([self.definitions[k % len(self.definitions)] for k in range(n)])
+                name = p.rsplit("(:action ", 1)[1].split("\n")[0]
+                defs = self.definitions.get(name, []) if isinstance(self.definitions, dict) else self.definitions
+                out.append([defs[k % len(defs)] if defs else "" for k in range(n)])
             else:
                 out.append(["?"] * n)
         return out
@@ -268,3 +270,22 @@ def test_a_planner_timeout_is_recorded_not_fatal(tmp_path):
     wood = [e for e in log if e["event"] == "task" and e["task"] in {t.id for t in goals_of_split(world, "train", goals)}]
     assert wood and all(not e["solved"] and e["reason"].startswith("planner:") for e in wood), wood
     assert out["history"][0]["train_solved"] == 0
+
+
+@needs_planner
+def test_a_planted_wrong_operator_fails_at_its_step_and_loses_the_sampling(tmp_path):
+    world, goals = _wood_world()
+    # the wrong operator is planned first (one step from anywhere), the right one needs the agent at the tree
+    wrong = "t - tile)\n  :precondition (and (tree ?t))\n  :effect (and (has wood) (has bed)))"
+    right = "t - tile)\n  :precondition (and (agent-at ?t) (tree ?t))\n  :effect (and (has wood)))"
+    lm = ScriptedLM(goals, " fake-wood get-wood", {"fake-wood": [wrong], "get-wood": [right]})
+    out = run_ada(world, lm, tmp_path / "w", iterations=3, n_train=40, n_heldout=6, definition_samples=1,
+                  quiet=True)
+    log = [json.loads(x) for x in (tmp_path / "w" / "log.jsonl").read_text().splitlines()]
+    runs = [e for e in log if e["event"] == "execute"]
+    fails = [e for e in runs if e["steps"] and e["steps"][0]["operator"] == "fake-wood"]
+    assert fails and all(e["failed_at"] == 0 and not e["steps"][0]["ok"] and "fake-wood" in e["reason"]
+                         for e in fails)
+    cands = {c["name"]: c for c in out["candidates"]}
+    assert cands["fake-wood"]["successes"] == 0 and cands["fake-wood"]["attempts"] == len(fails)
+    assert [o["name"] for o in out["library"]] == ["get-wood"]
