@@ -83,7 +83,7 @@ class AdaConfig(Settings):
     shots: int = setting(4, "solved tasks shown as examples in a prompt (default 4)", minimum=1)
     threshold: float = setting(0.5, "success rate an operator needs to join the library (default 0.5)",
                                parse=_unit)
-    temperature: float = setting(0.7, "sampling temperature of sketches and definitions (default 0.7)",
+    temperature: float = setting(0.7, "sampling temperature of goals, sketches and definitions (default 0.7)",
                                  parse=_unit)
     max_states: int = setting(1000, "states the low-level search may expand per operator (default 1000)",
                               minimum=1)
