@@ -180,21 +180,21 @@ def compare_operators(world: str, states: list[dict]) -> tuple[list[list], set, 
 
 
 def goal_accuracy(runs: Path, world: str, lm: str, args) -> tuple[int, int, int]:
-    """Over the Ada runs' first iteration (toy examples only in the prompt): tasks whose greedy goal is
-    readable, tasks whose greedy goal is exactly the true goal, and tasks asked (every split)."""
+    """Over the finished Ada runs' first iteration (toy examples only in the prompt): training tasks whose
+    greedy goal is readable, whose greedy goal is exactly the true goal, and training tasks asked."""
     from lmscope.planning.worlds import get_world
 
     readable = right = asked = 0
     for seed in args.seeds:
         log = runs / run_name("ada", world, lm, seed) / "log.jsonl"
-        if not log.is_file():
+        if not log.is_file() or load(log.parent) is None:
             continue
         truth = {t.id: set(t.goal) for t in get_world(world).make_tasks(args.n_train, args.n_heldout, seed,
                                                                          n_test=args.n_test)}
         seen = set()
         for line in log.read_text().splitlines():
             e = json.loads(line)
-            if e["iteration"] != 0 or e["event"] not in ("goal", "eval") or e["task"] in seen:
+            if e["iteration"] != 0 or e["event"] != "goal" or e["task"] in seen:
                 continue
             seen.add(e["task"])  # the first goal event of a task is its greedy goal
             asked += 1
@@ -235,7 +235,7 @@ def write_page(args, runs: Path, setup: str) -> None:
             lines += [f"Solved fraction per iteration ({len(ada)} seeds; train: training tasks solved so far):",
                       "", md_table(header, rows), ""]
             readable, right, asked = goal_accuracy(runs, world, lm, args)
-            lines += [f"Goals (first iteration, toy examples in the prompt, greedy): {readable} of {asked} tasks got a "
+            lines += [f"Goals (first iteration, toy examples in the prompt, greedy): {readable} of {asked} training tasks got a "
                       f"readable PDDL goal, {right} exactly the true goal.", ""]
             brow = []
             for kind in ("oracle", *ONE_PASS):

@@ -135,6 +135,7 @@ def test_ada_run_with_a_server_that_is_down_keeps_the_run(capsys, tmp_path, monk
     (["ada", "run", "--domain", "minecraft", "--planner", "graphplan", "--out", "X"], "unknown planner"),
     (["ada", "run", "--domain", "minecraft", "--iterations", "0", "--out", "X"], "--iterations"),
     (["ada", "baseline", "voyager", "--domain", "minecraft"], "unknown baseline 'voyager'"),
+    (["ada", "baseline", "no-learning", "--domain", "minecraft"], "give its run folder with --out"),
 ])
 def test_ada_run_bad_input(capsys, tmp_path, argv, message):
     argv = [str(tmp_path / "X") if a == "X" else a for a in argv]

@@ -82,7 +82,7 @@ def test_read_goal_accepts_atoms_and_rejects_with_reasons():
     assert P.read_goal(f" (and (clean {obj}) (in {obj} {rec})) and more", skel, prob) == (
         (f"clean {obj}", f"in {obj} {rec}"), None)
     assert P.read_goal(f"(hot {obj}) (hot {obj})", skel, prob) == ((f"hot {obj}",), None)
-    for text, code in [("", "empty"), ("(hot", "unparsable"), ("(warm apple-1)", "unknown-predicate"),
+    for text, code in [("", "empty"), ("(and)", "empty"), ("(hot", "unparsable"), ("(warm apple-1)", "unknown-predicate"),
                        (f"(in {obj})", "wrong-arity"), ("(hot dragon-7)", "unknown-object"),
                        (f"(and (not (hot {obj})))", "unsupported")]:
         goal, why = P.read_goal(text, skel, prob)
@@ -289,3 +289,21 @@ def test_a_planted_wrong_operator_fails_at_its_step_and_loses_the_sampling(tmp_p
     cands = {c["name"]: c for c in out["candidates"]}
     assert cands["fake-wood"]["successes"] == 0 and cands["fake-wood"]["attempts"] == len(fails)
     assert [o["name"] for o in out["library"]] == ["get-wood"]
+
+
+@needs_planner
+def test_variant_names_never_collide_and_a_foreign_log_is_kept(tmp_path):
+    world, goals = _wood_world()
+    # the sketch names get-wood-v2 and get-wood: three accepted definitions, three distinct records
+    lm = ScriptedLM(goals, " get-wood-v2 get-wood", {"get-wood-v2": [GET_WOOD],
+                                                     "get-wood": [GET_WOOD, WRONG_WOOD]})
+    out = run_ada(world, lm, tmp_path / "v", iterations=1, n_train=40, n_heldout=6, definition_samples=2,
+                  quiet=True)
+    names = [c["name"] for c in out["candidates"]]
+    assert len(names) == len(set(names)) == 3  # no record overwrote another
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "log.jsonl").write_text('{"event": "task"}\n')
+    with pytest.raises(LmscopeError, match="another command's output"):
+        run_ada(world, lm, other, iterations=1, n_train=40, n_heldout=6, quiet=True)
+    assert (other / "log.jsonl").read_text() == '{"event": "task"}\n'

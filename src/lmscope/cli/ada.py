@@ -95,7 +95,8 @@ def _run_summary_lines(summary: dict) -> list[str]:
     lines.append(f"cost: {c['lm_calls']} LM calls, {c['planner_calls']} planner calls "
                  f"({c['planner_seconds']:.1f} s), {c['controller_states']} controller states")
     for o in summary["library"]:
-        lines.append(f"  learned {o['name']}: {o['successes']}/{o['attempts']} runs reached its effects")
+        lines.append(f"  learned {o['name']}: {o['successes']}/{o['attempts']} runs reached its effects"
+                     if summary["config"]["learn"] else f"  kept {o['name']} (not scored: no learning)")
     return lines
 
 
@@ -126,6 +127,8 @@ def cmd_ada_baseline(args) -> None:
     if args.name not in BASELINES:
         raise LmscopeError(f"unknown baseline {args.name!r}; choose from {', '.join(BASELINES)}")
     if args.name == "no-learning":
+        if not args.out:
+            raise LmscopeError("the no-learning baseline is a run of the loop: give its run folder with --out")
         cmd_ada_run(args, learn=False)
         return
     from lmscope.cli.lm import lm_from_args, log_cache

@@ -3,8 +3,8 @@
 The agent is given a world's types, predicates and known primitive actions (the skeleton domain), and
 tasks in natural language. Iteration k = 1..K over the training tasks T:
 
-- for every unsolved task t: a goal ``g_t ~ LM(goal | instruction_t, solved examples)`` (PDDL atoms)
-  and a plan sketch ``s_t ~ LM(operators | instruction_t, g_t, examples)`` (operator names);
+- for every unsolved task t: goals ``g_t ~ LM(goal | instruction_t, solved examples)`` (PDDL atoms; the
+  greedy one plus ``goal_samples - 1`` sampled ones, each tried in turn below) and a plan sketch ``s_t ~ LM(operators | instruction_t, g_t, examples)`` (operator names);
 - for every new name n used by at least ``min_uses`` sketches: definitions
   ``d ~ LM(PDDL action | n, the tasks using it)``, ``definition_samples`` of them; each is validated
   (:func:`lmscope.planning.pddl.parse_operators`) and joins the candidates or is rejected with a reason;
@@ -23,8 +23,9 @@ With ``learn=False`` (the baseline "no learning") no operator is ever sampled ou
 accepted candidate is always used, and the library is every accepted candidate.
 
 Everything is logged as JSON lines (``log.jsonl``: every prompt and answer, candidate and its fate,
-plan and execution); ``state.json`` is rewritten after every finished task, so an interrupted run
-resumes at the next one (the log is cut back to the checkpoint).
+plan and execution); ``state.json`` is rewritten after the proposals, after the definitions and after
+every finished training task, so an interrupted run resumes at the next task (the log is cut back to the
+checkpoint; an interrupted evaluation of held-out and test tasks is redone).
 """
 
 from __future__ import annotations
@@ -203,6 +204,9 @@ class AdaRun:
                                    f"{', '.join(diff)}); use another --out or the same settings to resume")
             self._cut_log(self.state.log_lines)
         else:
+            if (self.out / "log.jsonl").exists():
+                raise LmscopeError(f"{self.out} holds a log.jsonl but no Ada run state (state.json): it is another "
+                                   "command's output; use another --out")
             self.state = RunState(self.c, self.world.name, lm_id)
             self.state.rng_state = random.Random(f"ada-{self.c.seed}").getstate()
             self._cut_log(0)
@@ -215,8 +219,10 @@ class AdaRun:
         if not path.exists():
             path.write_text("")
             return
+        from lmscope._io import write_text
+
         keep = path.read_text(encoding="utf-8").splitlines(keepends=True)[:lines]
-        path.write_text("".join(keep), encoding="utf-8")
+        write_text(path, "".join(keep))  # atomically: an interruption here leaves the longer log
 
     def log(self, event: str, **fields) -> None:
         self._log.write(json.dumps({"event": event, "iteration": self.state.iteration, **fields},
@@ -316,8 +322,12 @@ class AdaRun:
         """Plan (with up to plan_samples operator subsets when ``sample``) and execute; update scores."""
         tries = self.c.plan_samples if sample else 1
         result = {"solved": False, "reason": "no plan", "plan": None}
+        tried = set()
         for j in range(tries):
             kept = [r for r in pool if not sample or rng.random() < r.keep_probability(self.c)]
+            if tuple(r.name for r in kept) in tried:  # the same subset again: the same plan, skip it
+                continue
+            tried.add(tuple(r.name for r in kept))
             res = self.plan(task, goal, kept)
             self.log("plan", task=task.id, attempt=j, operators=[r.name for r in kept], **res.to_dict())
             if not res.solved:
@@ -404,7 +414,9 @@ class AdaRun:
                     self.log("candidate", name=name, sample=k, accepted=False, reason=reason, text=full)
                     continue
                 seen.add(op.to_pddl())
-                uid = name if name not in st.ops else f"{name}-v{sum(o.proposed == name for o in st.ops.values()) + 1}"
+                uid, k2 = name, 2
+                while uid in st.ops or uid in self.known:  # a free name: x, x-v2, x-v3, ...
+                    uid, k2 = f"{name}-v{k2}", k2 + 1
                 op = replace(op, name=uid)
                 st.ops[uid] = OpRecord(uid, name, op.to_pddl(), it)
                 self.log("candidate", name=name, sample=k, accepted=True, operator=uid, text=op.to_pddl())

@@ -143,6 +143,8 @@ def read_goal(text: str, domain: Domain, problem: Problem) -> tuple[tuple[str, .
                 atoms.append(_atom(f))
     except PddlSyntaxError as e:
         return None, str(e)
+    if not atoms:
+        return None, "empty: a goal without atoms"
     names = set(problem.objects) | {c for c, _ in domain.constants}
     for a in atoms:
         pred = domain.predicate(a.pred)

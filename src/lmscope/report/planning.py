@@ -36,8 +36,10 @@ def library_pddl(summary: dict) -> str:
     skel = get_world(summary["world"]).skeleton_domain()
     text = skel.to_pddl().rstrip()[:-1]  # without the domain's closing parenthesis
     for o in summary["library"]:
-        text += (f"\n  ; {o['name']}: {o['successes']} of {o['attempts']} runs reached its effects "
-                 f"(proposed in iteration {o['iteration'] + 1})\n  " + o["pddl"].replace("\n", "\n  "))
+        record = (f"{o['successes']} of {o['attempts']} runs reached its effects" if summary["config"]["learn"]
+                  else "kept without scoring (no learning)")
+        text += (f"\n  ; {o['name']}: {record} (proposed in iteration {o['iteration'] + 1})\n  "
+                 + o["pddl"].replace("\n", "\n  "))
     return text + ")\n"
 
 
