@@ -228,11 +228,12 @@ def write_page(args, runs: Path, setup: str) -> None:
             its = max(len(a["history"]) for a in ada)
             header = ["method", "split", *[f"iteration {i + 1}" for i in range(its)]]
             rows = []
-            for label, st in (("Ada", ada), ("no learning", nol)):
+            for label, st in (("Ada", ada), ("no learning", nol)) if nol else (("Ada", ada),):
                 for split in ("train", "heldout", "test"):
                     r = loop_rates(st, split)
                     rows.append([label, split, *(r + [""] * (its - len(r)))])
-            lines += [f"Solved fraction per iteration ({len(ada)} seeds; train: training tasks solved so far):",
+            lines += [f"Solved fraction per iteration ({len(ada)} seeds; train: training tasks solved so far"
+                      + ("" if nol else "; the loop without learning was run with the code model only") + "):",
                       "", md_table(header, rows), ""]
             readable, right, asked = goal_accuracy(runs, world, lm, args)
             lines += [f"Goals (first iteration, toy examples in the prompt, greedy): {readable} of {asked} training tasks got a "
