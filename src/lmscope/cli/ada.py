@@ -108,7 +108,8 @@ def cmd_ada_run(args, learn: bool = True) -> None:
 
     world = get_world(args.domain)
     config = AdaConfig.from_args(args, learn=learn)
-    check_out(args, kind="run", run_markers=("state.json",))
+    # the LM cache file is written too: the run folder may not be it, hold it or lie inside it
+    check_out(args, kind="run", run_markers=("state.json",), extra=[args.lm_cache] if args.lm_cache else ())
     lm = lm_from_args(args)
     try:
         summary = run_ada(world, lm, args.out, config, quiet=args.quiet or args.json)
