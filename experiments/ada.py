@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -42,8 +43,15 @@ NO_LEARNING_LMS = ("qwen2.5-coder-0.5b",)  # the loop without learning: with the
 ITERATIONS = {"qwen2.5-coder-0.5b": 3, "smollm2-135m": 2}
 
 
+SERVERS: dict[str, str] = {}  # label -> an OpenAI-compatible server spec, from --lms LABEL=SPEC
+
+
 def run_name(kind: str, world: str, lm: str | None, seed: int) -> str:
-    return f"{kind}-{world}" + (f"-{LMS[lm]}" if lm else "") + f"-s{seed}"
+    return f"{kind}-{world}" + (f"-{LMS.get(lm, lm)}" if lm else "") + f"-s{seed}"
+
+
+def lm_spec(lm: str) -> str:
+    return SERVERS.get(lm, f"local:{lm}")
 
 
 def _sizes(args) -> list[str]:
@@ -60,10 +68,10 @@ def finished(run_dir: Path) -> bool:
 def job(kind: str, world: str, lm: str | None, seed: int, args, runs: Path) -> SweepJob:
     name = run_name(kind, world, lm, seed)
     out = ["--out", str(runs / name), "--quiet"]
-    common = ["--domain", world, "--seed", str(seed), *_sizes(args)] + (["--lm", f"local:{lm}"] if lm else [])
+    common = ["--domain", world, "--seed", str(seed), *_sizes(args)] + (["--lm", lm_spec(lm)] if lm else [])
     if kind in ("ada", "no-learning"):
         head = ["ada", "run"] if kind == "ada" else ["ada", "baseline", "no-learning"]
-        argv = [*head, *common, "--iterations", str(args.iterations or ITERATIONS[lm]), "--definition-samples",
+        argv = [*head, *common, "--iterations", str(args.iterations or ITERATIONS.get(lm, 5)), "--definition-samples",
                 str(DEFINITION_SAMPLES), *out]
     else:
         argv = ["ada", "baseline", kind, *common, *out]
@@ -261,10 +269,11 @@ def write_page(args, runs: Path, setup: str) -> None:
             lines += [f"Candidate definitions: {total}; accepted {sum(len(a['ops']) for a in ada)}; rejected by "
                       "reason: " + (", ".join(f"{k} {v}" for k, v in codes.most_common()) or "none") + ".", ""]
             names = [run_name(k, world, lm, s) for k in ("ada",) for s in args.seeds]
-            ptok, atok = token_counts(runs, names, lm) if args.tokens else (0, 0)
+            counted = args.tokens and lm not in SERVERS  # a server's tokenizer is not at hand
+            ptok, atok = token_counts(runs, names, lm) if counted else (0, 0)
             calls = sum(a["counters"]["lm_calls"] for a in ada)
             solved = sum(a["history"][-1]["train_solved"] for a in ada)
-            cost_rows.append([world, lm, calls, f"{ptok:,} / {atok:,}" if args.tokens else "–",
+            cost_rows.append([world, lm, calls, f"{ptok:,} / {atok:,}" if counted else "–",
                               f"{calls / solved:.1f}" if solved else "– (none solved)",
                               f"{sum(a['counters']['planner_seconds'] for a in ada):.1f}",
                               f"{sum(a['counters']['controller_states'] for a in ada):,}",
@@ -279,7 +288,8 @@ def write_page(args, runs: Path, setup: str) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--worlds", default=",".join(WORLDS))
-    ap.add_argument("--lms", default=",".join(LMS))
+    ap.add_argument("--lms", default=",".join(LMS), help="bundled model names, or LABEL=SPEC for a model behind an "
+                    "OpenAI-compatible server (e.g. qwen7b=http://127.0.0.1:8000/v1#Qwen/Qwen2.5-7B-Instruct)")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--iterations", type=int, default=None, help="iterations (default: 3 with the code model, "
                                                                  "2 with SmolLM2)")
@@ -299,9 +309,15 @@ def main(argv=None) -> int:
     for w in args.worlds:
         if w not in WORLDS:
             ap.error(f"unknown world {w!r}")
-    for m in args.lms:
-        if m not in LMS:
-            ap.error(f"unknown LM {m!r}; choose from {', '.join(LMS)}")
+    for i, m in enumerate(args.lms):
+        if "=" in m:
+            label, spec = (x.strip() for x in m.split("=", 1))
+            if not re.fullmatch(r"[a-z0-9][a-z0-9.-]*", label) or not spec.startswith(("http://", "https://")):
+                ap.error(f"--lms {m!r}: LABEL=SPEC takes a lower-case label and an http(s):// server spec")
+            SERVERS[label] = spec
+            args.lms[i] = label
+        elif m not in LMS:
+            ap.error(f"unknown LM {m!r}; choose from {', '.join(LMS)} or give LABEL=http://...")
     args.seeds = int_list(args.seeds, "--seeds")
     runs = Path(args.runs)
     if not args.report_only:
