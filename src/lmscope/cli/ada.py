@@ -211,12 +211,14 @@ def add_ada(sub, common) -> None:
                                      "library after every iteration. Writes log.jsonl (every prompt, answer, "
                                      "candidate, plan and execution), state.json (resume), index.html, "
                                      "library.pddl, history.csv, candidates.csv and rejected.csv to --out.")
-    ar.add_argument("--domain", required=True, help=DOMAIN_HELP)
-    add_settings(ar, AdaConfig)
-    ar.add_argument("--out", required=True, metavar="DIR", help="the run folder (an existing run of the same "
-                                                                "settings resumes)")
-    add_force(ar)
-    add_lm_arguments(ar)
+    def loop_options(p, out_help: str, out_required: bool) -> None:
+        p.add_argument("--domain", required=True, help=DOMAIN_HELP)
+        add_settings(p, AdaConfig)
+        p.add_argument("--out", required=out_required, metavar="DIR", help=out_help)
+        add_force(p)
+        add_lm_arguments(p)
+
+    loop_options(ar, "the run folder (an existing run of the same settings resumes)", True)
     ar.set_defaults(func=cmd_ada_run)
 
     ab = asub.add_parser("baseline", parents=[common], help="a baseline: oracle, oracle-lm-goal, goal-primitive, "
@@ -230,11 +232,7 @@ def add_ada(sub, common) -> None:
                                      "(the Ada loop with every candidate operator kept and nothing scored; takes "
                                      "the options of `lmscope ada run`).")
     ab.add_argument("name", help="the baseline")
-    ab.add_argument("--domain", required=True, help=DOMAIN_HELP)
-    add_settings(ab, AdaConfig)
-    ab.add_argument("--out", metavar="DIR", help="write result.json and log.jsonl (no-learning: the run folder)")
-    add_force(ab)
-    add_lm_arguments(ab)
+    loop_options(ab, "write result.json and log.jsonl (no-learning: the run folder)", False)
     ab.set_defaults(func=cmd_ada_baseline)
 
 
