@@ -48,6 +48,7 @@ WRITE_ERRORS = {
     errno.ENAMETOOLONG: "file name too long",
     errno.EEXIST: "a file of that name already exists",
     errno.ENOTEMPTY: "a folder of that name is in the way",
+    errno.ENOENT: "no such file or folder can be made there",
 }
 
 PathLike = str | os.PathLike

@@ -478,8 +478,8 @@ class AdaRun:
     def run(self) -> dict:
         from lmscope.progress import progress
 
-        self._open()
         try:
+            self._open()
             st = self.state
             rng = random.Random()
             rng.setstate(st.rng_state)
@@ -509,6 +509,10 @@ class AdaRun:
             st.done = True
             self.checkpoint()
             return self.summary()
+        except OSError as e:  # the run folder cannot be written: one line naming it
+            from lmscope.outputs import write_error
+
+            raise write_error(e, self.out) from None
         finally:
             self.close()
 
