@@ -24,7 +24,6 @@ import io
 import json
 import os
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -193,23 +192,18 @@ def _candidate(args: tuple[str, int, int]) -> Demo | None:
     return generate_demo(level, episode_seed(seed, i))
 
 
-def _candidates(level: str, seed: int, jobs: int, limit: int) -> Iterator[Demo | None]:
-    """Candidates 0, 1, 2, ... up to ``limit`` in order, generated in waves over ``jobs`` processes."""
+@contextlib.contextmanager
+def _mapper(jobs: int):
+    """A function mapping :func:`_candidate` over a list in order: in this process, or over ``jobs`` worker
+    processes."""
     if jobs == 1:
-        for i in range(limit):
-            yield _candidate((level, seed, i))
+        yield lambda args: [_candidate(a) for a in args]
         return
     import concurrent.futures as cf
     import multiprocessing as mp
 
     with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("fork")) as pool:
-        wave = 4 * jobs
-        start = 0
-        while start < limit:
-            stop = min(limit, start + wave)
-            yield from pool.map(_candidate, [(level, seed, i) for i in range(start, stop)])
-            start = stop
-            wave = min(wave * 2, 64 * jobs)
+        yield lambda args: list(pool.map(_candidate, args))
 
 
 def make_demos(level: str, n: int, seed: int = 0, *, jobs: int | None = None,
@@ -220,20 +214,26 @@ def make_demos(level: str, n: int, seed: int = 0, *, jobs: int | None = None,
     seed = check_int("seed", seed, minimum=0)
     jobs = (os.cpu_count() or 1) if jobs is None else check_int("jobs", jobs, minimum=1)
     level = resolve_level(level)
+    jobs = min(jobs, n)
     limit = 20 * n + 100  # the bot solves nearly every episode; this bounds a level it cannot solve
     demos: list[Demo] = []
     tried = 0
     bar = progress(total=n, desc=f"demos {level}", quiet=quiet)
     try:
-        gen = _candidates(level, seed, min(jobs, n) if n > 1 else 1, limit)
-        for demo in gen:
-            tried += 1
-            if demo is not None:
-                demos.append(demo)
-                bar.update(1)
-                if len(demos) == n:
-                    gen.close()
-                    break
+        with _mapper(jobs) as run:
+            while len(demos) < n and tried < limit:
+                # a wave of candidates sized to the remaining demos at the success rate so far (rounded up to
+                # a multiple of the processes); which demos are kept depends only on the candidates' order
+                need = n - len(demos)
+                rate = (len(demos) + 1) / (tried + 1)
+                wave = min(limit - tried, -(-int(np.ceil(need / rate)) // jobs) * jobs)
+                for demo in run([(level, seed, i) for i in range(tried, tried + wave)]):
+                    tried += 1
+                    if demo is not None:
+                        demos.append(demo)
+                        bar.update(1)
+                        if len(demos) == n:
+                            break
     finally:
         bar.close()
     if len(demos) < n:
