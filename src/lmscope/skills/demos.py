@@ -202,7 +202,9 @@ def _mapper(jobs: int):
     import concurrent.futures as cf
     import multiprocessing as mp
 
-    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("fork")) as pool:
+    # fork starts workers at once (minigrid is already imported); spawn where the platform lacks fork
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context(method)) as pool:
         yield lambda args: list(pool.map(_candidate, args))
 
 
