@@ -32,6 +32,7 @@ RUNS = [
     ("bench_planner.py", [], "bench_planner.json"),
     ("bench_ada_lm.py", [], "bench_ada_lm.json"),
     ("bench_world_planner.py", [], "bench_world_planner.json"),
+    ("bench_skills_demos.py", [], "bench_skills_demos.json"),
 ]
 SMOLLM2 = ("bench_weightwatcher.py", ["--model", "smollm2-135m"], "bench_weightwatcher-smollm2-135m.json")
 
@@ -49,6 +50,7 @@ TITLES = {
     "bench_ada_lm": "Ada's language-model cost: LM calls per solved task, and a rerun from the LM cache",
     "bench_world_planner": "Oracle planning on the planning worlds' tasks: Fast Downward against pyperplan, "
                            "and the planner cache",
+    "bench_skills_demos": "BabyAI expert demonstrations: episodes per second over all cores against one process",
 }
 
 

