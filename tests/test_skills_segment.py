@@ -116,6 +116,7 @@ CASES = [
     ("1-6: a\n7-8: b", 8, None, "too-long", None),
     ("1-2: a\n3-20: b\n21-22: c", 8, None, "out-of-range", None),
     ("1-3: a\n9-10: b", 8, None, "out-of-range", None),
+    ("1-4: a\n5-8: b\n9-11: c", 4, [0], "repaired", "beyond-end"),
     ("1-2: a", 9, None, "incomplete", None),
     ("1-5: a\n6: b\n7-11: c", 11, None, "too-short", None),
     ("1-3: a\n4-5: b\n6-6: c", 6, [0, 3], "repaired", "merged-short"),
@@ -211,14 +212,8 @@ def test_ablation_invariants(length):
 def test_random_segments_vary_with_the_seed_and_use_all_lengths():
     draws = [tuple(sg.random_segments(30, seed).starts) for seed in range(50)]
     assert len(set(draws)) > 40
-    lengths = Counter_of(sg.random_segments(30, seed).lengths(30) for seed in range(50))
+    lengths = {n for seed in range(50) for n in sg.random_segments(30, seed).lengths(30)}
     assert set(lengths) == {2, 3, 4, 5}
-
-
-def Counter_of(lists):
-    from collections import Counter
-
-    return Counter(n for ls in lists for n in ls)
 
 
 def test_fixed_remainders_and_bad_arguments():

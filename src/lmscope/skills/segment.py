@@ -45,7 +45,7 @@ FALLBACK_SIZE = 3  # the fallback rule: fixed_segments(T, 3)
 METHODS = ("lm", "fixed", "random", "none")
 MAX_TOKENS = 160  # tokens of one answer (about 12 segment lines)
 ANSWER_PREFIX = "1-"  # the prompt ends with the start of the first line; the answer is this + completion
-STOP = ("\n\n", "\nMission:", "Mission:")
+STOP = ("\n\n", "\nMission:", "\nSkills:", "\nActions:")
 MAX_DESCRIPTION = 120  # characters of a description kept
 
 # Repairs (the answer is kept, source "repaired"); reason = the codes applied, in order, comma-separated.
@@ -55,6 +55,7 @@ REPAIRS = {
     "zero-based": "the ranges were numbered from 0 throughout; shifted to 1-based",
     "duplicate": "a line whose range lies inside the previous line's was dropped",
     "clipped": "the last range ran past the last action and was cut at T",
+    "beyond-end": "ranges after all actions were covered, starting past the last action, were ignored",
     "tail-joined": "one action missing at the end was joined to the last segment",
     "tail-added": "2 to 5 actions missing at the end became one more segment (no description)",
     "single-step": "a one-action line (N: ...) was read as a one-action segment",
@@ -68,7 +69,8 @@ REJECTIONS = {
     "out-of-order": "a range runs backwards (FIRST > LAST) or starts before the previous one",
     "gap": "actions are skipped between two ranges (or before the first)",
     "overlap": "a range overlaps the previous one without lying inside it",
-    "out-of-range": "a range starts past the last action, or a range before the last ends past it",
+    "out-of-range": "a range starts past the last action before all are covered, or a range before the last "
+                    "ends past it",
     "incomplete": "more than 5 actions are missing at the end",
     "too-short": "a one-action segment could not be merged into a neighbour within 5 actions",
     "too-long": "a segment has more than 5 actions",
@@ -181,6 +183,9 @@ def _parse(answer, length: int) -> tuple[Segmentation | None, str | None]:
         if start < 0 or end <= start:
             return None, "out-of-order"
         if start >= length:
+            if spans and spans[-1][1] == length:
+                _note(repairs, "beyond-end")
+                break
             return None, "out-of-range"
         if end > length:
             if k != len(items) - 1:
