@@ -39,7 +39,7 @@ DISCOVERY = ("GoToLocal", "PickupLoc", "OpenDoor", "PutNextLocal")
 TRANSFER = "UnlockPickup"
 LMS = {"smollm2-135m": "smollm2", "qwen2.5-coder-0.5b": "coder"}
 ABLATIONS = ("fixed", "random", "none")
-SIZES = dict(per_level=50, counts="5,10,25,50", episodes=50, steps=None)
+SIZES = dict(per_level=40, counts="5,10,25,50", episodes=50, steps=None)
 SENSITIVITY = (("skills", "4"), ("skills", "16"), ("beta", "0.01"), ("beta", "1.0"), ("tau", "0.5"),
                ("tau", "2.0"))
 
@@ -149,7 +149,7 @@ def segmentation_rows(runs: Path, labels: list[str]) -> list[list[str]]:
         q = _json(runs / f"seg-{label}" / "quality.json")
         if q is None:
             continue
-        src = ", ".join(f"{k} {v}" for k, v in sorted((q.get("sources") or {}).items()))
+        src = ", ".join(f"{k} {v}" for k, v in sorted((q.get("by_source") or {}).items()))
         rows.append([label, f"{q['precision']:.3f}", f"{q['recall']:.3f}", f"{q['f1']:.3f}",
                      f"{q['mean_segment_length']:.2f}", src])
     return rows
@@ -214,6 +214,7 @@ def plot_curves(data: dict, path: Path) -> None:
         ax.fill_between(xs, lo, hi, alpha=0.15)
     ax.set_xscale("log")
     ax.set_xticks(data["counts"], [str(c) for c in data["counts"]])
+    ax.set_xticks([], minor=True)
     ax.set_xlabel(f"demonstrations of {TRANSFER}")
     ax.set_ylabel("success rate (fresh episodes)")
     ax.set_ylim(-0.02, 1.02)
@@ -236,7 +237,7 @@ def sensitivity_rows(runs: Path, main: str) -> list[list[str]]:
         rows.append([opt if opt == "default" else f"{opt} = {value}", f"{lib['boundary_f1']['f1']:.3f}",
                      sum(1 for s in lib["skills"] if s.get("segments")),
                      f"{last.get('segments_per_demo', float('nan')):.2f}",
-                     f"{last.get('heldout_action_acc', float('nan')):.3f}", f"{last.get('bc_nll', float('nan')):.3f}"])
+                     f"{last.get('heldout_action_acc', float('nan')):.3f}", f"{last.get('heldout_bc_nll', float('nan')):.3f}"])
     return rows
 
 
@@ -291,7 +292,7 @@ SETUP_PLACEHOLDER = "SETUP_TABLE"
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--lms", default="smollm2-135m", help=f"bundled LMs for the segmentation ({', '.join(LMS)}); "
+    ap.add_argument("--lms", default="qwen2.5-coder-0.5b,smollm2-135m", help=f"bundled LMs for the segmentation ({', '.join(LMS)}); "
                                                         "the first is the one transferred")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--per-level", type=int, default=SIZES["per_level"])

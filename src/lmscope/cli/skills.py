@@ -99,17 +99,17 @@ def _quality_lines(q: dict) -> list[str]:
                      f"{q['precision']:.3f}, recall {q['recall']:.3f}, F1 {q['f1']:.3f}")
     if "mean_segment_length" in q:
         lines.append(f"mean segment length {q['mean_segment_length']:.2f} actions")
-    if q.get("sources"):
-        lines.append("sources: " + ", ".join(f"{k} {v}" for k, v in sorted(q["sources"].items())))
-    if q.get("reasons"):
-        lines.append("repairs and fallbacks: " + ", ".join(f"{k} {v}" for k, v in sorted(q["reasons"].items())))
+    if q.get("by_source"):
+        lines.append("sources: " + ", ".join(f"{k} {v}" for k, v in sorted(q["by_source"].items())))
+    if q.get("by_reason"):
+        lines.append("repairs and fallbacks: " + ", ".join(f"{k} {v}" for k, v in sorted(q["by_reason"].items())))
     return lines
 
 
 def cmd_train(args) -> None:
     from lmscope.report.skills import write_library_report
+    from lmscope.skills.config import SkillConfig
     from lmscope.skills.demos import load_demos
-    from lmscope.skills.model import SkillConfig
     from lmscope.skills.segment import load_segments, segments_demos_dir
     from lmscope.skills.train import train_skills
 
@@ -124,7 +124,7 @@ def cmd_train(args) -> None:
     last = res.get("last_metrics") or {}
     lines = [f"trained {config.skills} skills on {len(demos)} demos ({manifest.get('method')} segments) to step "
              f"{res.get('step')} in {args.out}"]
-    for key in ("bc_nll", "kl", "dl", "segments_per_demo", "skills_used", "heldout_action_acc"):
+    for key in ("heldout_bc_nll", "heldout_action_acc", "kl", "dl", "segments_per_demo", "skills_used"):
         if isinstance(last.get(key), (int, float)):
             lines.append(f"{key}: {last[key]:.4f}")
     if isinstance(library.get("boundary_f1"), dict):
@@ -215,7 +215,7 @@ def add_skills(sub, common) -> None:
                                      "resumes; another configuration there is refused.")
     pt.add_argument("segments", help="a folder of lmscope skills segment")
     pt.add_argument("--out", required=True, metavar="RUN", help="the run folder (an existing one is resumed)")
-    from lmscope.skills.model import SkillConfig
+    from lmscope.skills.config import SkillConfig
 
     add_settings(pt, SkillConfig)
     pt.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")

@@ -125,6 +125,7 @@ def plot_transfer(res, path: str | Path) -> Path:
         ax.fill_between(g["n_demos"], lo, hi, alpha=0.15)
     ax.set_xscale("log")
     ax.set_xticks(sorted(df["n_demos"].unique()), [str(c) for c in sorted(df["n_demos"].unique())])
+    ax.set_xticks([], minor=True)
     ax.set_xlabel("demonstrations of the new level")
     ax.set_ylabel("success rate")
     ax.set_ylim(-0.02, 1.02)

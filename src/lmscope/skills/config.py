@@ -31,6 +31,8 @@ class SkillConfig(Settings):
 
     def __post_init__(self):
         self.check_settings()
+        check_number("tau", self.tau, above=0.0)
+        check_number("lr", self.lr, above=0.0)
         check_number("beta", self.beta, minimum=0.0)
         check_number("mdl", self.mdl, minimum=0.0)
         check_number("heldout", self.heldout, minimum=0.0, below=1.0)
