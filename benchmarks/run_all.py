@@ -33,6 +33,7 @@ RUNS = [
     ("bench_ada_lm.py", [], "bench_ada_lm.json"),
     ("bench_world_planner.py", [], "bench_world_planner.json"),
     ("bench_skills_demos.py", [], "bench_skills_demos.json"),
+    ("bench_skills_train.py", [], "bench_skills_train.json"),
 ]
 SMOLLM2 = ("bench_weightwatcher.py", ["--model", "smollm2-135m"], "bench_weightwatcher-smollm2-135m.json")
 
@@ -51,6 +52,7 @@ TITLES = {
     "bench_world_planner": "Oracle planning on the planning worlds' tasks: Fast Downward against pyperplan, "
                            "and the planner cache",
     "bench_skills_demos": "BabyAI expert demonstrations: episodes per second over all cores against one process",
+    "bench_skills_train": "LAST training steps per second against plain behaviour cloning on the same batches",
 }
 
 

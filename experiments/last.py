@@ -39,7 +39,7 @@ DISCOVERY = ("GoToLocal", "PickupLoc", "OpenDoor", "PutNextLocal")
 TRANSFER = "UnlockPickup"
 LMS = {"smollm2-135m": "smollm2", "qwen2.5-coder-0.5b": "coder"}
 ABLATIONS = ("fixed", "random", "none")
-SIZES = dict(per_level=40, counts="5,10,25,50", episodes=50, steps=None)
+SIZES = dict(per_level=20, counts="5,10,25,50", episodes=50, steps=None)
 SENSITIVITY = (("skills", "4"), ("skills", "16"), ("beta", "0.01"), ("beta", "1.0"), ("tau", "0.5"),
                ("tau", "2.0"))
 

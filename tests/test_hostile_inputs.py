@@ -141,6 +141,10 @@ NUMERIC = [
     ("ada tasks --domain minecraft --out {out}", "--n-train", ["0", "x"]),
     ("ada tasks --domain household --out {out}", "--seed", ["-1"]),
     ("ada plan --domain minecraft --task mc-train-000", "--time-limit", ["0", "nan"]),
+    ("skills demos --level GoToLocal --out {out}", "--n", ["0", "x", "1000001"]),
+    ("skills train {folder} --out {out}", "--skills", ["0", "-1"]),
+    ("skills train {folder} --out {out}", "--tau", ["0", "nan"]),
+    ("skills transfer {folder} --level GoToLocal --out {out}", "--episodes", ["0"]),
 ]
 
 # Other causes: bad lists, bad files (invalid UTF-8, missing, folders, empty, malformed), wrong model
@@ -246,6 +250,15 @@ OTHER = [
     ("ada tasks --domain chess --out {out}", "unknown world 'chess'"),
     ("ada tasks --domain minecraft --out {folder}", "--out"),
     ("ada plan --domain minecraft --task mc-train-999", "unknown task 'mc-train-999'"),
+    ("skills demos --level GoToMars --n 2 --out {out}", "GoToMars"),
+    ("skills segment {folder} --method fixed --out {out}", "manifest.json"),
+    ("skills segment {missing} --method fixed --out {out}", "missing"),
+    ("skills segment {folder} --method psychic --out {out}", "psychic"),
+    ("skills segment {task} --method none --out {out}", "not a folder"),
+    ("skills train {folder} --out {out}", "manifest.json"),
+    ("skills train {folder} --warm 2 --out {out}", "warm"),
+    ("skills transfer {folder} --level GoToLocal --out {out}", "run.json"),
+    ("skills transfer {missing} --level GoToLocal --out {out}", "no such run folder"),
 ]
 
 

@@ -113,10 +113,10 @@ def cmd_train(args) -> None:
     from lmscope.skills.segment import load_segments, segments_demos_dir
     from lmscope.skills.train import train_skills
 
+    config = SkillConfig.from_args(args)  # bad settings are refused before any input is read
     manifest, segs = load_segments(args.segments)
     demos_dir = segments_demos_dir(manifest)
     demos = load_demos(demos_dir)
-    config = SkillConfig.from_args(args)
     check_out(args, kind="run", run_markers=("run.json",), extra=[demos_dir])
     res = train_skills(args.out, demos, segs, config, quiet=_quiet(args), device=args.device)
     library = res.get("library") or {}
