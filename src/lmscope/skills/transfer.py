@@ -31,6 +31,7 @@ from torch import nn
 
 from lmscope.errors import LmscopeError, check_int, check_number
 from lmscope.progress import progress
+from lmscope.skills.model import MissionEncoder, ObservationEncoder
 from lmscope.skills.types import N_ACTIONS, Demo
 
 
@@ -67,24 +68,17 @@ class TransferConfig:
 # the state policies (high-level over skills, flat over actions): one architecture
 # ---------------------------------------------------------------------------------------------------------
 class StatePolicy(nn.Module):
-    """logits(s, m): the partial view's object/colour/state indices and the direction embedded, the mission
-    as the mean of its word embeddings, an MLP to ``n_out`` logits."""
+    """logits(s, m): the skill model's observation and mission encoders (fresh weights), then an MLP to
+    ``n_out`` logits; the flat and the high-level policy share this architecture."""
 
-    def __init__(self, n_words: int, n_out: int, hidden: int = 64, embed: int = 8):
+    def __init__(self, n_words: int, n_out: int, hidden: int = 64):
         super().__init__()
-        self.cells = nn.ModuleList([nn.Embedding(32, embed) for _ in range(3)])
-        self.direction = nn.Embedding(4, embed)
-        self.words = nn.Embedding(n_words, hidden, padding_idx=0)
-        self.mlp = nn.Sequential(nn.Linear(7 * 7 * 3 * embed + embed + hidden, 2 * hidden), nn.ReLU(),
-                                 nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, n_out))
+        self.obs = ObservationEncoder(hidden)
+        self.mission = MissionEncoder(n_words, hidden)
+        self.mlp = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, n_out))
 
     def forward(self, images: torch.Tensor, directions: torch.Tensor, mission: torch.Tensor) -> torch.Tensor:
-        cells = torch.cat([emb(images[..., i].clamp(0, 31)) for i, emb in enumerate(self.cells)], dim=-1)
-        words = self.words(mission)
-        present = (mission != 0).float().unsqueeze(-1)
-        m = (words * present).sum(1) / present.sum(1).clamp(min=1.0)
-        x = torch.cat([cells.flatten(1), self.direction(directions.clamp(0, 3)), m], dim=-1)
-        return self.mlp(x)
+        return self.mlp(torch.cat([self.obs(images, directions), self.mission(mission)], -1))
 
 
 def _steps_arrays(demos: list[Demo]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
