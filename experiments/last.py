@@ -41,7 +41,7 @@ LMS = {"smollm2-135m": "smollm2", "qwen2.5-coder-0.5b": "coder"}
 ABLATIONS = ("fixed", "random", "none")
 SIZES = dict(per_level=20, counts="5,10,25,50", episodes=50, steps=None)
 SENSITIVITY = (("skills", "4"), ("skills", "16"), ("beta", "0.01"), ("beta", "1.0"), ("tau", "0.5"),
-               ("tau", "2.0"))
+               ("tau", "2.0"), ("mdl", "1.0"))
 
 
 def _done(path: Path, name: str) -> bool:
@@ -191,6 +191,20 @@ def transfer_table(runs: Path, seeds: list[int]) -> tuple[list[list[str]], dict]
     return rows, {"policies": policies, "counts": counts, "by": by}
 
 
+def agreement_rows(runs: Path, seeds: list[int]) -> list[list[str]]:
+    """Per skill policy and N: the share of the transfer demos' actions the frozen skills choose under the
+    posterior's labels (mean [min, max] over seeds)."""
+    by: dict[tuple[str, int], list[float]] = {}
+    for s in seeds:
+        res = _json(runs / f"transfer-s{s}" / "results.json")
+        for r in (res or {}).get("rows", []):
+            if "skill_action_agreement" in r:
+                by.setdefault((r["policy"], r["n_demos"]), []).append(r["skill_action_agreement"])
+    policies = list(dict.fromkeys(p for p, _ in by))
+    counts = sorted({n for _, n in by})
+    return [[p, *[mean_range(by.get((p, n), [])) for n in counts]] for p in policies]
+
+
 def plot_curves(data: dict, path: Path) -> None:
     import matplotlib
 
@@ -271,11 +285,16 @@ def write_page(args, runs: Path) -> None:
         lines += ["## Transfer to a new long-horizon level", "",
                   f"Success rate on {TRANSFER} in {args.episodes} fresh episodes per point after behaviour cloning "
                   "from N demonstrations: mean over seeds ± the 95% t interval (seeds in brackets). `skills`: a "
-                  "high-level policy over the skills learned from the first LM's segments; `none`: over skills "
+                  "high-level policy over the skills learned from the first LM's segments (the code model's); `lm-smollm2`: from SmolLM2's; `none`: over skills "
                   "learned with every step allowed as a boundary (compression only); `fixed`: from fixed "
                   "segments of 3; `flat`: a policy over primitive actions.", "",
                   "![transfer curves](last/transfer.png)", "",
-                  md_table(["policy", *[f"N={n}" for n in data["counts"]]], rows), ""]
+                  md_table(["policy", *[f"N={n}" for n in data["counts"]]], rows), "",
+                  "How well can any high-level policy over these frozen skills imitate the new level's demos? The "
+                  "share of those demos' actions that the skills choose under the labels the run's posterior gives "
+                  "them (every step allowed as a start), mean [min, max] over seeds:", "",
+                  md_table(["skills of", *[f"N={n}" for n in data["counts"]]], agreement_rows(runs, args.seeds)),
+                  ""]
     if args.lms:
         lines += ["## Sensitivity (seed 0, the first LM's segments)", "",
                   md_table(["setting", "boundary F1", "skills used", "segments per demo", "held-out action acc",

@@ -128,6 +128,21 @@ def label_skills(run, demos: list[Demo]) -> list[np.ndarray]:
     return [o[: len(d)] for o, d in zip(out, demos)]
 
 
+@torch.no_grad()
+def skill_agreement(run, demos: list[Demo], labels: list[np.ndarray]) -> float:
+    """The fraction of the demos' actions that the run's frozen skills choose (argmax) under the labels the
+    posterior gave them: an upper bound on how well any high-level policy over these skills can imitate the
+    demos step by step."""
+    agree = total = 0
+    for d, z in zip(demos, labels):
+        logits, _ = run.model.act(torch.as_tensor(d.images.astype(np.int64)),
+                                  torch.as_tensor(d.directions.astype(np.int64)),
+                                  run.vocab.encode([d.mission] * len(d)), torch.as_tensor(z))
+        agree += int((logits.argmax(-1).numpy() == d.actions).sum())
+        total += len(d)
+    return agree / max(1, total)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # fresh episodes
 # ---------------------------------------------------------------------------------------------------------
@@ -285,6 +300,7 @@ def transfer(runs: dict, level: str, config: TransferConfig = TransferConfig(), 
             row["skills_used"] = len(agent.usage)
             row["skill_calls"] = sum(agent.usage.values())
             row["label_skills"] = int(len(set(np.concatenate(labels[policy][:n]).tolist())))
+            row["skill_action_agreement"] = round(skill_agreement(runs[policy], subset, labels[policy][:n]), 4)
         rows.append(row)
     return TransferResult(level, config, rows, [d.seed for d in demos[:need]], seeds)
 
@@ -300,5 +316,5 @@ def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return (max(0.0, mid - half), min(1.0, mid + half))
 
 
-__all__ = ["StatePolicy", "TransferConfig", "TransferResult", "behaviour_clone", "episode_seeds",
+__all__ = ["skill_agreement", "StatePolicy", "TransferConfig", "TransferResult", "behaviour_clone", "episode_seeds",
            "label_skills", "rollout", "transfer", "wilson"]
