@@ -50,7 +50,7 @@ def test_no_skill_starts_where_none_is_allowed(planted_run):
     run = load_skill_run(run_dir)
     # coarser segmentations than the model was trained with: starts must stay within them
     rng = np.random.default_rng(0)
-    for trial in range(3):
+    for _trial in range(3):
         coarse = [Segmentation(starts=[0] + sorted(t for t in s.starts[1:] if rng.random() < 0.5)) for s in segs]
         for (z, starts), seg, d in zip(infer(run.model, make_batch(demos, coarse, run.vocab, range(len(demos)))),
                                        coarse, demos):
@@ -67,7 +67,7 @@ def test_untrained_model_respects_the_boundaries():
     vocab = MissionVocab.build([d.mission for d in demos])
     torch.manual_seed(1)
     model = SkillModel(SkillConfig(skills=5), vocab.size)
-    for (z, starts), s in zip(infer(model, make_batch(demos, segs, vocab, range(12))), segs):
+    for (_z, starts), s in zip(infer(model, make_batch(demos, segs, vocab, range(12))), segs):
         assert set(starts) <= set(s.starts)
 
 
