@@ -150,8 +150,9 @@ def segmentation_rows(runs: Path, labels: list[str]) -> list[list[str]]:
         if q is None:
             continue
         src = ", ".join(f"{k} {v}" for k, v in sorted((q.get("by_source") or {}).items()))
+        top = sorted((q.get("by_reason") or {}).items(), key=lambda kv: -kv[1])[:3]
         rows.append([label, f"{q['precision']:.3f}", f"{q['recall']:.3f}", f"{q['f1']:.3f}",
-                     f"{q['mean_segment_length']:.2f}", src])
+                     f"{q['mean_segment_length']:.2f}", src, ", ".join(f"{k} {v}" for k, v in top) or "–"])
     return rows
 
 
@@ -164,8 +165,13 @@ def skill_rows(runs: Path, labels: list[str], seeds: list[int]) -> list[list[str
             continue
         f1 = [lib["boundary_f1"]["f1"] for lib in libs]
         used = [sum(1 for s in lib["skills"] if s.get("segments")) for lib in libs]
-        segs = [np.mean([len(x["segments"]) for x in lib["skills"]]) if lib["skills"] else 0 for lib in libs]
-        rows.append([label, len(libs), mean_range(f1), mean_range(used), mean_range(segs)])
+        per_demo = [lib["segments"] / lib["demos"] for lib in libs]
+        acc = []
+        for s in seeds:
+            metrics = runs / f"train-{label}-s{s}" / "metrics.jsonl"
+            if metrics.is_file():
+                acc.append(json.loads(metrics.read_text().splitlines()[-1]).get("heldout_action_acc"))
+        rows.append([label, len(libs), mean_range(f1), mean_range(used), mean_range(per_demo), mean_range(acc)])
     return rows
 
 
@@ -273,11 +279,12 @@ def write_page(args, runs: Path) -> None:
              "Explore), a start matching within one step; start 0 left out. `sources`: how many demos kept the "
              "LM's answer as given (`lm`), repaired (`repaired`) or fell back to fixed segments of 3 "
              "(`fallback`).", "",
-             md_table(["segments", "precision", "recall", "F1", "mean length", "sources"],
+             md_table(["segments", "precision", "recall", "F1", "mean length", "sources", "commonest repair / rejection codes"],
                       segmentation_rows(runs, labels)), "",
              "## Skills found", "",
              "Inferred skill starts (after merging) against the bot's subgoal starts; mean [min, max] over seeds.",
-             "", md_table(["segments given", "seeds", "boundary F1", "skills used", "segments per skill"],
+             "", md_table(["segments given", "seeds", "boundary F1", "skills used", "skill segments per demo",
+                                "held-out action accuracy"],
                           skill_rows(runs, labels, args.seeds)), ""]
     rows, data = transfer_table(runs, args.seeds)
     if rows:
