@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 PLACEHOLDER = "READING_PLACEHOLDER"
 
 
@@ -21,3 +23,13 @@ def md_table(header, rows) -> str:
     lines = ["| " + " | ".join(str(h) for h in header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def mean_range(values) -> str:
+    """``mean [min, max]`` of the values that are not None (the value alone for one, "–" for none)."""
+    v = np.asarray([x for x in values if x is not None], dtype=float)
+    if not len(v):
+        return "–"
+    if len(v) == 1:
+        return f"{v[0]:.2f}"
+    return f"{v.mean():.2f} [{v.min():.2f}, {v.max():.2f}]"

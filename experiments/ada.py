@@ -28,8 +28,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 from _doc import PLACEHOLDER, md_table, write_keeping_reading
+from _doc import mean_range as rate
 
 from lmscope.cli._lists import int_list
 from lmscope.train.sweep import SweepJob, run_sweep
@@ -105,15 +105,6 @@ def load(run_dir: Path) -> dict | None:
         st = json.loads((run_dir / "state.json").read_text())
         return st if st.get("done") else None
     return None
-
-
-def rate(values) -> str:
-    v = np.asarray([x for x in values if x is not None], dtype=float)
-    if not len(v):
-        return "–"
-    if len(v) == 1:
-        return f"{v[0]:.2f}"
-    return f"{v.mean():.2f} [{v.min():.2f}, {v.max():.2f}]"
 
 
 def loop_rates(states: list[dict], split: str) -> list[str]:

@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from _doc import PLACEHOLDER, md_table, write_keeping_reading
+from _doc import PLACEHOLDER, md_table, mean_range, write_keeping_reading
 
 from lmscope.cli._lists import int_list
 from lmscope.train.sweep import SweepJob, run_sweep
@@ -122,15 +122,6 @@ def stage_jobs(args, runs: Path) -> list[list[SweepJob]]:
 # ------------------------------------------------------------------------------------------ the page
 def _json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
-
-
-def mean_range(values) -> str:
-    v = np.asarray([x for x in values if x is not None], dtype=float)
-    if not len(v):
-        return "–"
-    if len(v) == 1:
-        return f"{v[0]:.2f}"
-    return f"{v.mean():.2f} [{v.min():.2f}, {v.max():.2f}]"
 
 
 def mean_ci(values) -> tuple[float, float]:

@@ -181,7 +181,7 @@ def test_corrupt_newest_checkpoint_falls_back(tmp_path, capsys):
     bad = ck / "step-0000030" / "trainer.pt"
     bad.write_bytes(b"not a torch file")
     manifest = json.loads((ck / "step-0000030" / "manifest.json").read_text())
-    manifest["files"]["trainer.pt"] = loop._sha256_file(bad)
+    manifest["files"]["trainer.pt"] = loop.sha256_file(bad)
     (ck / "step-0000030" / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(LmscopeError, match="unreadable"):
         load_checkpoint(ck / "step-0000030", SmallTransformer(_model_cfg(), seed=0))

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import hashlib
 import io
 import json
 import os
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lmscope._io import atomic_path, read_jsonl_numbered, read_text, write_json, write_jsonl
+from lmscope._io import atomic_path, read_jsonl_numbered, read_text, sha256_file, write_json, write_jsonl
 from lmscope.errors import LmscopeError, check_int
 from lmscope.progress import progress
 from lmscope.skills.types import N_ACTIONS, VIEW, Demo
@@ -260,14 +259,6 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def write_demos(folder, demos: list[Demo], *, level: str, n: int, seed: int) -> Path:
     """Write ``manifest.json``, ``arrays.npz`` and ``demos.jsonl`` of ``demos`` into the existing
     ``folder`` (each file atomically, the manifest last)."""
@@ -290,7 +281,7 @@ def write_demos(folder, demos: list[Demo], *, level: str, n: int, seed: int) -> 
                                          for i, d in enumerate(demos)])
     manifest = {"format": FORMAT, "version": VERSION, "level": level, "n": int(n), "seed": int(seed),
                 "count": len(demos), "steps": int(offsets[-1]),
-                "files": {name: _sha256(folder / name) for name in FILES}}
+                "files": {name: sha256_file(folder / name) for name in FILES}}
     write_json(folder / "manifest.json", manifest)
     return folder
 
@@ -352,7 +343,7 @@ def load_demos(folder) -> list[Demo]:
         path = folder / name
         if not path.is_file():
             raise LmscopeError(f"{path}: missing (listed in {folder / 'manifest.json'})")
-        if _sha256(path) != manifest["files"][name]:
+        if sha256_file(path) != manifest["files"][name]:
             raise LmscopeError(f"{path}: sha256 differs from the one in manifest.json (the file was changed "
                                "or is damaged)")
     npz = folder / "arrays.npz"

@@ -83,7 +83,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lmscope._io import atomic_dir, dumps, write_json, write_jsonl
+from lmscope._io import atomic_dir, dumps, sha256_file, write_json, write_jsonl
 from lmscope.errors import LmscopeError
 from lmscope.models.small import WEIGHTS_FILE, SmallConfig, SmallTransformer
 from lmscope.models.small_tokenizer import pad_batch
@@ -196,14 +196,6 @@ def suite_lines(rows: list[dict], split: str | None = "train") -> list[str]:
 # ------------------------------------------------------------------------------------------------
 # Small helpers
 # ------------------------------------------------------------------------------------------------
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def texts_fingerprint(texts: list[str]) -> str:
     h = hashlib.sha256()
     for t in texts:
@@ -373,7 +365,7 @@ def verify_checkpoint(path: str | os.PathLike) -> dict:
         if not f.is_file():
             raise LmscopeError(f"checkpoint {path.name}: {rel} is missing")
         try:
-            actual = _sha256_file(f)
+            actual = sha256_file(f)
         except OSError as e:
             raise LmscopeError(f"checkpoint {path.name}: cannot read {rel} ({e.strerror})") from None
         if actual != digest:
@@ -445,7 +437,7 @@ def _write_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, save_mod
             _save_tensors(tensors, tmp / TRAINER_PT)
             js = dict(trainer_state, rng={k: v for k, v in rng.items() if k not in ("torch", "cuda")})
             (tmp / TRAINER_JSON).write_text(json.dumps(js), encoding="utf-8")
-            files = {p.relative_to(tmp).as_posix(): _sha256_file(p)
+            files = {p.relative_to(tmp).as_posix(): sha256_file(p)
                      for p in sorted(tmp.rglob("*")) if p.is_file()}
             write_json(tmp / MANIFEST, {"step": step, "files": files})  # last: marks the folder complete
     except OSError as e:
