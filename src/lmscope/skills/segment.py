@@ -330,16 +330,22 @@ def segment_demos(demos, method: str, *, lm: LanguageModel | None = None, seed: 
 
 
 # ------------------------------------------------------------------------------------------ files
-def _demos_manifest(demos_dir: Path) -> tuple[dict, str]:
-    """The demo folder's manifest and the sha256 of its bytes; errors name the file."""
-    path = Path(demos_dir) / "manifest.json"
-    text = read_text(path, "demos manifest")
+def _read_manifest(path: Path, what: str, fmt: str) -> tuple[dict, str]:
+    """A manifest JSON object of format ``fmt`` and its text; errors name the file."""
+    text = read_text(path, what)
     try:
         manifest = json.loads(text)
     except json.JSONDecodeError as e:
         raise LmscopeError(f"{path}: malformed JSON ({e.msg} at line {e.lineno})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != "lmscope-demos":
-        raise LmscopeError(f"{path}: not a demos manifest (format is not 'lmscope-demos')")
+    if not isinstance(manifest, dict) or manifest.get("format") != fmt:
+        raise LmscopeError(f"{path}: not a {what} (format is not {fmt!r})")
+    return manifest, text
+
+
+def _demos_manifest(demos_dir: Path) -> tuple[dict, str]:
+    """The demo folder's manifest and the sha256 of its bytes; errors name the file."""
+    path = Path(demos_dir) / "manifest.json"
+    manifest, text = _read_manifest(path, "demos manifest", "lmscope-demos")
     count = manifest.get("count")
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise LmscopeError(f"{path}: 'count' must be a non-negative integer, got {count!r}")
@@ -392,13 +398,7 @@ def load_segments(seg_dir) -> tuple[dict, list[Segmentation]]:
     if not seg_dir.is_dir():
         raise LmscopeError(f"no such segmentation folder: {seg_dir}")
     path = seg_dir / "manifest.json"
-    text = read_text(path, "segmentation manifest")
-    try:
-        manifest = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise LmscopeError(f"{path}: malformed JSON ({e.msg} at line {e.lineno})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != "lmscope-segments":
-        raise LmscopeError(f"{path}: not a segmentation manifest (format is not 'lmscope-segments')")
+    manifest, _ = _read_manifest(path, "segmentation manifest", "lmscope-segments")
     if manifest.get("version") != 1:
         raise LmscopeError(f"{path}: unsupported version {manifest.get('version')!r} (this lmscope reads 1)")
     for key in ("demos", "demos_sha256", "method"):
