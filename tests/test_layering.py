@@ -39,7 +39,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("outputs",),                                             # 10 the output policy (where lmscope writes)
     ("progress",),                                            # 11 progress bars
     ("cache",),                                               # 12 the cache directory
-    ("_io",),                                                 # 13 atomic writes, JSON
+    ("_io", "_stats"),                                        # 13 atomic writes, JSON; small statistics
     ("_settings",),                                           # 14 settings dataclasses = command options
     ("errors",),                                              # 15 LmscopeError
     ("lmscope",),                                             # 16 the package root (__version__)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lmscope.cli._numbers import integer, positive_int, seed
-from lmscope.cli._output import add_force, check_out, command_inputs, command_line, emit
+from lmscope.cli._output import add_force, check_out, command_inputs, command_line, emit, write_report
 from lmscope.errors import LmscopeError
 
 N_MAX = 100_000
@@ -137,7 +137,6 @@ def cmd_train(args) -> None:
 
 def cmd_transfer(args) -> None:
     from lmscope.cli._lists import int_list
-    from lmscope.outputs import output_dir
     from lmscope.report.skills import fill_transfer_report
     from lmscope.skills.demos import require_minigrid, resolve_level
     from lmscope.skills.train import load_skill_run
@@ -158,13 +157,7 @@ def cmd_transfer(args) -> None:
         runs[label] = load_skill_run(path)
     check_out(args)
     res = transfer(runs, level, config, quiet=_quiet(args), jobs=args.jobs)
-    from lmscope.report.html import Report
-
-    with output_dir(args.out, command_inputs(args), command=command_line() or "lmscope skills transfer",
-                    force=args.force, checked=True) as tmp:
-        rep = Report(tmp, f"Skill transfer to {level}")
-        fill_transfer_report(rep, res)
-        rep.write()
+    write_report(args.out, f"Skill transfer to {level}", lambda rep: fill_transfer_report(rep, res), args=args)
     lines = [f"transfer to {level}: success rate in {config.episodes} fresh episodes after behaviour cloning "
              f"from N demos"]
     lines += res.lines()

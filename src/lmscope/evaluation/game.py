@@ -32,7 +32,6 @@ with errors count in ``errors`` and not in the advantage.
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +40,7 @@ import numpy as np
 
 from lmscope import __version__
 from lmscope._io import dumps, read_text
+from lmscope._stats import wilson  # noqa: F401  (part of this module's API)
 from lmscope.errors import LmscopeError
 from lmscope.evaluation.capabilities import Capability, get_capability
 from lmscope.evaluation.evaluators import Channel, Evaluator, Resources, make_evaluator
@@ -48,19 +48,7 @@ from lmscope.evaluation.oracles import LMOracle, Memo, Oracle, TruthOracle
 from lmscope.progress import progress
 
 TRANSCRIPT_FORMAT = 1
-Z95 = 1.959963984540054
 BOOTSTRAP_RESAMPLES = 2000
-
-
-def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """The Wilson score interval of a binomial proportion k / n ((0, 1) when n = 0)."""
-    if n == 0:
-        return 0.0, 1.0
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (0.0 if k == 0 else max(0.0, centre - half)), (1.0 if k == n else min(1.0, centre + half))
 
 
 def advantage_interval(correct: int, n: int) -> tuple[float, float, float]:

@@ -114,7 +114,7 @@ def write_library_report(run_dir: str | Path, library: dict, demos, segs, comman
 
 def plot_transfer(res, path: str | Path) -> Path:
     """Success rate against the number of demonstrations, one line per policy, Wilson 95% intervals."""
-    from lmscope.skills.transfer import wilson
+    from lmscope._stats import wilson
 
     df = res.frame()
     fig, ax = plt.subplots(figsize=(6, 3.8))

@@ -38,7 +38,7 @@ from lmscope._io import read_jsonl_numbered, read_text, write_json, write_jsonl
 from lmscope.errors import LmscopeError
 from lmscope.lm.base import LanguageModel
 from lmscope.progress import progress
-from lmscope.skills.types import Demo, Segmentation, boundary_f1
+from lmscope.skills.types import Demo, Segmentation, boundary_f1, pooled_f1
 
 MIN_LEN, MAX_LEN = 2, 5  # actions per segment
 FALLBACK_SIZE = 3  # the fallback rule: fixed_segments(T, 3)
@@ -447,12 +447,6 @@ def segmentation_quality(demos, segmentations, tolerance: int = 1) -> dict:
     if len(demos) != len(segmentations):
         raise LmscopeError(f"{len(segmentations)} segmentations for {len(demos)} demos")
     per = [boundary_f1(s.starts, d.subgoal_starts(), len(d), tolerance) for d, s in zip(demos, segmentations)]
-    hits = sum(p["hits"] for p in per)
-    pred = sum(p["predicted"] for p in per)
-    gold = sum(p["gold"] for p in per)
-    micro_p = hits / pred if pred else (1.0 if not gold else 0.0)
-    micro_r = hits / gold if gold else (1.0 if not pred else 0.0)
-    micro_f1 = 0.0 if micro_p + micro_r == 0 else 2 * micro_p * micro_r / (micro_p + micro_r)
     n_segments = sum(len(s.starts) for s in segmentations)
     n_actions = sum(len(d) for d in demos)
     reasons: Counter = Counter()
@@ -466,8 +460,7 @@ def segmentation_quality(demos, segmentations, tolerance: int = 1) -> dict:
 
     return {"demos": len(demos), "tolerance": tolerance, "precision": mean("precision"),
             "recall": mean("recall"), "f1": mean("f1"),
-            "micro": {"precision": micro_p, "recall": micro_r, "f1": micro_f1, "hits": hits,
-                      "predicted": pred, "gold": gold},
+            "micro": pooled_f1(per),
             "segments": n_segments,
             "mean_segment_length": n_actions / n_segments if n_segments else float("nan"),
             "by_source": dict(sorted(Counter(s.source for s in segmentations).items())),

@@ -29,7 +29,7 @@ from lmscope.errors import LmscopeError
 from lmscope.skills.config import SkillConfig
 from lmscope.skills.encode import MissionVocab, make_batch
 from lmscope.skills.model import SkillModel, infer
-from lmscope.skills.types import Demo, Segmentation, boundary_f1
+from lmscope.skills.types import Demo, Segmentation, boundary_f1, pooled_f1
 
 MODEL_FILE = "skills.json"
 SPLIT_SEED = 20_240_521  # the held-out demos do not depend on the run's seed
@@ -209,7 +209,7 @@ def skill_library(run: SkillRun, demos: list[Demo], segmentations: list[Segmenta
     decoded = decode_all(run, demos, segmentations)
     k = run.config.skills
     skills = [{"skill": j, "segments": [], "descriptions": [], "subgoals": Counter(), "uses": 0} for j in range(k)]
-    hits = pred = gold = 0
+    scores = []
     for i, ((z, starts), d, seg) in enumerate(zip(decoded, demos, segmentations)):
         ends = starts[1:] + [len(d)]
         seg_ends = list(seg.starts[1:]) + [len(d)]
@@ -221,16 +221,11 @@ def skill_library(run: SkillRun, demos: list[Demo], segmentations: list[Segmenta
             for j, (sa, se) in enumerate(zip(seg.starts, seg_ends)):
                 if sa < e and se > a and j < len(seg.descriptions) and seg.descriptions[j]:
                     s["descriptions"].append(seg.descriptions[j])
-        f = boundary_f1(starts, d.subgoal_starts(), len(d))
-        hits, pred, gold = hits + f["hits"], pred + f["predicted"], gold + f["gold"]
-    precision = hits / pred if pred else float(gold == 0)
-    recall = hits / gold if gold else float(pred == 0)
-    f1 = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+        scores.append(boundary_f1(starts, d.subgoal_starts(), len(d)))
     for s in skills:
         s["subgoals"] = dict(s["subgoals"].most_common())
     return {"k": k, "demos": len(demos), "skills": skills,
-            "boundary_f1": {"precision": precision, "recall": recall, "f1": f1, "hits": hits, "predicted": pred,
-                            "gold": gold, "tolerance": 1},
+            "boundary_f1": {**pooled_f1(scores), "tolerance": 1},
             "segments": sum(s["uses"] for s in skills)}
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
 import time
 from dataclasses import asdict, dataclass
 
@@ -305,16 +304,5 @@ def transfer(runs: dict, level: str, config: TransferConfig = TransferConfig(), 
     return TransferResult(level, config, rows, [d.seed for d in demos[:need]], seeds)
 
 
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """The Wilson score interval of a success rate."""
-    if n == 0:
-        return (math.nan, math.nan)
-    p = successes / n
-    den = 1 + z * z / n
-    mid = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return (max(0.0, mid - half), min(1.0, mid + half))
-
-
 __all__ = ["skill_agreement", "StatePolicy", "TransferConfig", "TransferResult", "behaviour_clone", "episode_seeds",
-           "label_skills", "rollout", "transfer", "wilson"]
+           "label_skills", "rollout", "transfer"]

@@ -116,3 +116,15 @@ def boundary_f1(predicted: list[int], gold: list[int], length: int, tolerance: i
     f1 = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
     return {"precision": precision, "recall": recall, "f1": f1, "hits": hits, "predicted": len(pred),
             "gold": len(gold_)}
+
+
+def pooled_f1(results: list[dict]) -> dict:
+    """Precision, recall and F1 from the hits, predictions and gold starts of several :func:`boundary_f1`
+    results pooled together (micro-averaged)."""
+    hits = sum(r["hits"] for r in results)
+    pred = sum(r["predicted"] for r in results)
+    gold = sum(r["gold"] for r in results)
+    precision = hits / pred if pred else (1.0 if not gold else 0.0)
+    recall = hits / gold if gold else (1.0 if not pred else 0.0)
+    f1 = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+    return {"precision": precision, "recall": recall, "f1": f1, "hits": hits, "predicted": pred, "gold": gold}
