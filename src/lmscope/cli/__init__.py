@@ -26,7 +26,7 @@ __all__ = ["COMMANDS", "add_lm_arguments", "build_parser", "lm_from_args", "main
 COMMANDS = (("checkup", "checkup"), ("models", "models"), ("spectrum", "spectral"), ("intruders", "spectral"),
             ("finetune", "train"), ("laser", "spectral"), ("eval", "eval"), ("forgetting", "train"),
             ("data", "data"), ("trees", "trees"), ("grok", "grok"), ("pushdown", "pushdown"), ("lm", "lm"), ("priors", "priors"),
-            ("ada", "ada"), ("skills", "skills"), ("cache", "models"))
+            ("ada", "ada"), ("skills", "skills"), ("vision", "vision"), ("cache", "models"))
 
 
 def _modules() -> list:

@@ -57,6 +57,13 @@ class Report:
         rel = Path(path).resolve().relative_to(self.out.resolve())
         self.parts.append(f'<p><a href="{html.escape(str(rel))}">{html.escape(text)}</a></p>')
 
+    def gallery(self, cells: list[tuple[str, str]], width: int = 160) -> None:
+        """A grid of images: ``(href relative to the page, caption)`` per cell."""
+        items = "".join(f'<figure style="display:inline-block;margin:4px;width:{width}px;vertical-align:top">'
+                        f'<img src="{html.escape(href)}" alt="{html.escape(cap)}" style="width:{width}px">'
+                        f'<figcaption class="note">{html.escape(cap)}</figcaption></figure>' for href, cap in cells)
+        self.parts.append(f"<div>{items}</div>")
+
     def write(self) -> Path:
         body = "\n".join(self.parts)
         doc = (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{html.escape(self.title)}</title>"

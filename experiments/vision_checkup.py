@@ -1,0 +1,236 @@
+"""A Vision Check-up for Language Models: the reproduction of Sharma et al. (2024) at our scale.
+
+Every step is an lmscope command, run through the shared sweep runner (`lmscope.train.sweep`: local
+processes, or a Ray cluster with --ray); steps that finished are skipped and LM answers are cached
+(runs/vision/lm.sqlite), so the script resumes.
+
+The bundled models are served by llama.cpp's OpenAI-compatible server (`python -m llama_cpp.server`, one
+thread each, on fixed loopback ports so the cache keys stay the same); --lms LABEL=SPEC uses other servers.
+
+1. ``draw-LM``: `lmscope vision draw` of --per-tier concepts of each tier, in Python and SVG, --samples each,
+   temperature 0.8.
+2. ``score-LM``: `lmscope vision score` (ImageNet classifier fidelity, shapes check, diversity).
+   ``rec-LM``: `lmscope vision recognize` (K = 5 candidates of the same tier, stripped code).
+   ``correct-LM``: `lmscope vision correct` of the first sample of each concept and language for --rounds
+   rounds, without feedback and (for the first LM) with the classifier's top labels as feedback.
+3. ``ssl``: `lmscope vision ssl` on the first LM's images against random-shapes and dead-leaves images of
+   the same number and the random initialization, evaluated on scikit-learn's digits and Fashion-MNIST.
+
+    .venv/bin/python experiments/vision_checkup.py                 # the page (runs resume)
+    .venv/bin/python experiments/vision_checkup.py --report-only   # the page from the runs so far
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from _doc import PLACEHOLDER, md_table, write_keeping_reading
+
+from lmscope.train.sweep import SweepJob, run_sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLED = {"coder": ("qwen2.5-coder-0.5b", 8391), "smollm2": ("smollm2-135m", 8392)}
+SIZES = dict(per_tier=20, samples=4, rounds=2, ssl_steps=1500)
+
+
+def _done(path: Path, name: str) -> bool:
+    return (path / name).is_file()
+
+
+@contextlib.contextmanager
+def servers(labels: list[str], given: dict[str, str], log_dir: Path):
+    """Start a llama.cpp server for each bundled label not given by --lms; yield label -> spec."""
+    procs, specs = [], dict(given)
+    try:
+        for label in labels:
+            if label in specs:
+                continue
+            name, port = BUNDLED[label]
+            gguf = subprocess.run([sys.executable, "-m", "lmscope", "models", "path", name], capture_output=True,
+                                  text=True, check=True).stdout.strip()
+            log = open(log_dir / f"server-{label}.log", "wb")  # noqa: SIM115 - closed with the process
+            procs.append((subprocess.Popen(
+                [sys.executable, "-m", "llama_cpp.server", "--model", gguf, "--host", "127.0.0.1", "--port",
+                 str(port), "--n_ctx", "4096", "--n_threads", "1", "--n_threads_batch", "1",
+                 "--kv_overrides", "tokenizer.ggml.add_bos_token=bool:true"], stdout=log, stderr=subprocess.STDOUT),
+                log))
+            url = f"http://127.0.0.1:{port}/v1"
+            for _ in range(240):
+                try:
+                    with urllib.request.urlopen(url + "/models", timeout=2):
+                        break
+                except OSError:
+                    time.sleep(0.5)
+            specs[label] = f"{url}#{name}"
+        yield specs
+    finally:
+        for p, log in procs:
+            p.terminate()
+            p.wait(timeout=30)
+            log.close()
+
+
+def stage_jobs(args, runs: Path, specs: dict[str, str]) -> list[list[SweepJob]]:
+    cache = ["--lm-cache", str(runs / "lm.sqlite")]
+    stages: list[list[SweepJob]] = [[], [], []]
+    per_tier = [] if args.full else ["--per-tier", str(args.per_tier)]
+    for i, (label, spec) in enumerate(specs.items()):
+        d = runs / f"draw-{label}"
+        j = SweepJob(f"draw-{label}", d, ["vision", "draw", "--lm", spec, *cache, "--tier", "all", "--language",
+                                          "both", *per_tier, "--samples", str(args.samples), "--seed", "0",
+                                          "--jobs", "1", "--out", str(d), "--quiet"])
+        j.status = "skipped" if _done(d, "drawing.json") else j.status
+        stages[0].append(j)
+        later = [SweepJob(f"score-{label}", runs / f"score-{label}", ["vision", "score", str(d), "--out",
+                                                                       str(runs / f"score-{label}"), "--quiet"]),
+                 SweepJob(f"rec-{label}", runs / f"rec-{label}", ["vision", "recognize", str(d), "--lm", spec, *cache,
+                                                                   "--k", "5", "--out", str(runs / f"rec-{label}"),
+                                                                   "--quiet"])]
+        for fb in (["none", "classifier"] if i == 0 else ["none"]):
+            name = f"correct-{label}" + ("-fb" if fb == "classifier" else "")
+            later.append(SweepJob(name, runs / name, ["vision", "correct", str(d), "--lm", spec, *cache, "--rounds",
+                                                      str(args.rounds), "--samples", "1", "--feedback", fb,
+                                                      "--jobs", "1", "--out", str(runs / name), "--quiet"]))
+        for j in later:
+            marker = {"score": "scores.json", "rec": "recognition.json"}.get(j.name.split("-")[0], "drawing.json")
+            j.status = "skipped" if _done(j.run_dir, marker) else j.status
+        stages[1] += later
+    first = next(iter(specs))
+    j = SweepJob("ssl", runs / "ssl", ["vision", "ssl", str(runs / f"draw-{first}"), "--steps", str(args.ssl_steps),
+                                       "--eval", "digits,fashion-mnist", "--out", str(runs / "ssl"), "--quiet"])
+    j.status = "skipped" if _done(runs / "ssl", "comparison.json") else j.status
+    stages[2].append(j)
+    return stages
+
+
+# ------------------------------------------------------------------------------------------ the page
+def _json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _f(x, pct=False) -> str:
+    return "–" if x is None else (f"{100 * x:.0f}%" if pct else f"{x:.3f}")
+
+
+def page(args, runs: Path, labels: list[str], wall: dict) -> str:
+    out = ["# A Vision Check-up for Language Models (Sharma et al. 2024)", "",
+           "Generated by `experiments/vision_checkup.py` from the runs in `runs/vision`; rerun it to "
+           "regenerate every number. " + f"Sizes: {'all' if args.full else args.per_tier} concepts per tier, "
+           f"{args.samples} samples per concept and language, {args.rounds} correction rounds, SSL "
+           f"{args.ssl_steps} steps.", ""]
+    out += ["## Drawing: rendering, fidelity, diversity", "",
+            "Rendered: share of samples whose code ran in the sandbox to a non-blank image. Fidelity: the "
+            "probability EfficientNet-Lite0 gives the concept's ImageNet classes (mean over rendered images; "
+            "*all*: a failed sample counts 0); null: the mass the same images give to other concepts' classes. "
+            "Shapes: the programmatic check of the shapes tier (failed samples count as failing). Diversity: "
+            "mean pairwise cosine distance of the classifier's embeddings within a concept.", ""]
+    rows = []
+    for label in labels:
+        s = _json(runs / f"score-{label}" / "scores.json")
+        for t in (s or {}).get("table", []):
+            rows.append([label, t["tier"], t["language"], t["samples"], _f(t["rendered"], True), _f(t["fidelity"]),
+                         _f(t["fidelity_all"]), _f(t["top5"], True), _f(t["null_fidelity"]),
+                         _f(t["shapes_pass"], True), _f(t["diversity"])])
+    out += [md_table(["LM", "tier", "language", "samples", "rendered", "fidelity", "fidelity (all)", "top-5",
+                      "null", "shapes pass", "diversity"], rows), ""]
+    rows = []
+    for label in labels:
+        m = _json(runs / f"draw-{label}" / "drawing.json")
+        for key, c in (m or {}).get("outcomes", {}).items():
+            if key != "all":
+                rows.append([label, key] + [c.get(k, 0) for k in ("samples", "image", "blank", "syntax-error",
+                                                                   "runtime-error", "timeout", "limit",
+                                                                   "sandbox-error")])
+    out += ["Outcomes of every sample:", "", md_table(["LM", "tier/language", "samples", "image", "blank", "syntax",
+                                                      "runtime", "timeout", "limit", "sandbox"], rows), ""]
+    out += ["## Recognition from stripped code", "",
+            "The LM picks the concept among K = 5 candidates of the same tier (scored by mean log-probability "
+            "per token) from the drawing's code with comments, docstrings, telling strings and identifiers "
+            "removed; chance is 20%. The classifier picks among the same candidates from the image, where all "
+            "candidates have ImageNet classes.", ""]
+    rows = []
+    for label in labels:
+        r = _json(runs / f"rec-{label}" / "recognition.json")
+        for t in (r or {}).get("accuracy_table", []):
+            rows.append([label, t.get("tier"), t.get("language"), t.get("n"), _f(t.get("accuracy"), True),
+                         _f(t.get("classifier_accuracy"), True), t.get("classifier_n", "–")])
+    out += [md_table(["LM", "tier", "language", "items", "LM accuracy", "classifier accuracy", "classifier items"],
+                     rows), ""]
+    out += ["## Self-correction", "", "The first sample of each concept and language, improved by the same LM "
+            "for each round; *fb*: with the classifier's top-3 labels quoted as feedback.", ""]
+    rows = []
+    for label in labels:
+        for suffix in ("", "-fb"):
+            m = _json(runs / f"correct-{label}{suffix}" / "drawing.json")
+            for c in (m or {}).get("curve", []):
+                rows.append([label + suffix, c["round"], c["tier"], c["language"], c["samples"],
+                             _f(c["rendered"], True), _f(c["fidelity_all"]), _f(c["top5"], True),
+                             _f(c["shapes_pass"], True)])
+    out += [md_table(["LM", "round", "tier", "language", "samples", "rendered", "fidelity (all)", "top-5",
+                      "shapes pass"], rows), ""]
+    out += ["## A vision model trained only on LM images", ""]
+    c = _json(runs / "ssl" / "comparison.json")
+    if c:
+        out += [f"SimCLR-style model (config below) trained on {c['n_images']} images of each source; linear "
+                "probe and 20-NN accuracy on real images.", ""]
+        rows = [[r["dataset"], r["encoder"], _f(r["probe_acc"]), _f(r["knn_acc"]), _f(r.get("chance"))]
+                for r in c["rows"]]
+        out += [md_table(["dataset", "encoder", "linear probe", "20-NN", "chance"], rows), "",
+                "Config: `" + json.dumps(c["config"]) + "`", ""]
+    out += ["## Wall time", "", md_table(["step", "seconds"], [[k, f"{v:.0f}"] for k, v in wall.items()]), ""]
+    out += [(ROOT / "experiments" / "vision_setup.md").read_text().strip(), "", "## Reading", "", PLACEHOLDER, ""]
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--lms", default="coder,smollm2", help="bundled labels (coder, smollm2) or LABEL=SPEC, "
+                                                          "comma-separated; the first is the main one")
+    ap.add_argument("--per-tier", type=int, default=SIZES["per_tier"])
+    ap.add_argument("--full", action="store_true", help="the whole concept set")
+    ap.add_argument("--samples", type=int, default=SIZES["samples"])
+    ap.add_argument("--rounds", type=int, default=SIZES["rounds"])
+    ap.add_argument("--ssl-steps", type=int, default=SIZES["ssl_steps"])
+    ap.add_argument("--runs", default=str(ROOT / "runs" / "vision"))
+    ap.add_argument("--jobs", type=int, default=2, help="sweep workers (default 2)")
+    ap.add_argument("--ray", metavar="ADDRESS", help="run the jobs on a Ray cluster (auto, local, HOST:PORT)")
+    ap.add_argument("--report-only", action="store_true")
+    args = ap.parse_args()
+    runs = Path(args.runs)
+    runs.mkdir(parents=True, exist_ok=True)
+    given, labels = {}, []
+    for item in args.lms.split(","):
+        label, _, spec = item.partition("=")
+        labels.append(label)
+        if spec:
+            given[label] = spec
+        elif label not in BUNDLED:
+            ap.error(f"--lms {item!r}: a bundled label ({', '.join(BUNDLED)}) or LABEL=SPEC")
+    wall_path = runs / "wall.json"
+    wall = _json(wall_path) or {}
+    if not args.report_only:
+        with servers(labels, given, runs) as specs:
+            specs = {k: specs[k] for k in labels}
+            for i, stage in enumerate(stage_jobs(args, runs, specs)):
+                todo = [j for j in stage if j.status != "skipped"]
+                if todo:
+                    t0 = time.time()
+                    res = run_sweep(stage, runs, workers=args.jobs, threads=1, ray=args.ray)
+                    wall[f"stage {i + 1}"] = wall.get(f"stage {i + 1}", 0) + time.time() - t0
+                    wall_path.write_text(json.dumps(wall))
+                    if res["failed"]:
+                        print(f"{len(res['failed'])} job(s) failed: {', '.join(res['failed'])}", file=sys.stderr)
+    doc = ROOT / "docs" / "results" / "vision-checkup.md"
+    write_keeping_reading(doc, page(args, runs, labels, wall))
+    print(f"wrote {doc}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The vision check-up: language models drawing, recognizing and correcting images through code."""
