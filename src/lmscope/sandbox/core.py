@@ -135,7 +135,11 @@ def _bwrap_args(limits: Limits, root: bool) -> list[str]:
     for etc in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/fonts", "/etc/localtime"):
         if os.path.exists(etc):
             args += ["--ro-bind", etc, etc]
-    made: set[str] = set()
+    size = str(limits.scratch_mb * 1024 * 1024)
+    # the in-memory folders first, so that a Python installation under /tmp is bound on top of them
+    args += ["--proc", "/proc", "--dev", "/dev",
+             "--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", SCRATCH]
+    made: set[str] = {"/tmp"}
     for r in _python_roots():
         parents = [str(p) for p in reversed(Path(r).parents) if str(p) != "/"]
         for parent in parents:       # bubblewrap would create them private to root
@@ -143,10 +147,7 @@ def _bwrap_args(limits: Limits, root: bool) -> list[str]:
                 args += ["--perms", "0755", "--dir", parent]
                 made.add(parent)
         args += ["--ro-bind", r, r]
-    size = str(limits.scratch_mb * 1024 * 1024)
-    args += ["--proc", "/proc", "--dev", "/dev",
-             "--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", SCRATCH,
-             "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+    args += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
              "--hostname", "sandbox", "--die-with-parent", "--new-session", "--clearenv", "--chdir", SCRATCH]
     if root:
         args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
