@@ -34,6 +34,7 @@ RUNS = [
     ("bench_world_planner.py", [], "bench_world_planner.json"),
     ("bench_skills_demos.py", [], "bench_skills_demos.json"),
     ("bench_skills_train.py", [], "bench_skills_train.json"),
+    ("bench_sandbox.py", [], "bench_sandbox.json"),
 ]
 SMOLLM2 = ("bench_weightwatcher.py", ["--model", "smollm2-135m"], "bench_weightwatcher-smollm2-135m.json")
 
@@ -53,6 +54,8 @@ TITLES = {
                            "and the planner cache",
     "bench_skills_demos": "BabyAI expert demonstrations: episodes per second over all cores against one process",
     "bench_skills_train": "LAST training steps per second against plain behaviour cloning on the same batches",
+    "bench_sandbox": "The sandbox for LM-written code: the pool against one at a time, and its overhead against a "
+                     "plain subprocess",
 }
 
 

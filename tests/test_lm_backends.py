@@ -50,9 +50,9 @@ def _tokenizer(chat_template: str | None):
     return fast
 
 
-def _save_tiny_lm(out, chat_template: str | None = CHAT_TEMPLATE, seed: int = 0):
+def _save_tiny_lm(out, chat_template: str | None = CHAT_TEMPLATE, seed: int = 0, context: int = CONTEXT):
     tok = _tokenizer(chat_template)
-    model = build_tiny_model("llama", seed=seed, vocab_size=len(tok), max_position_embeddings=CONTEXT,
+    model = build_tiny_model("llama", seed=seed, vocab_size=len(tok), max_position_embeddings=context,
                              bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
                              pad_token_id=tok.pad_token_id)
     # spread the logits out a little, so greedy choices are not near-ties of a nearly uniform model

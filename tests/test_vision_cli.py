@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ERROR_PREFIX
-from test_lm_backends import CHAT_TEMPLATE, _tokenizer
+from test_lm_backends import _save_tiny_lm
 
 from lmscope.cli import main
 from lmscope.sandbox import SandboxUnavailable, sandbox_backend
@@ -31,18 +31,7 @@ def lmscope(*args: str, cwd=None) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def tiny_lm(tmp_path_factory) -> str:
     """A tiny random Llama with a chat template: fast, and its answers are real (if useless) generations."""
-    import torch
-    from conftest import build_tiny_model
-
-    out = tmp_path_factory.mktemp("tiny-lm") / "model"
-    tok = _tokenizer(CHAT_TEMPLATE)
-    model = build_tiny_model("llama", seed=0, vocab_size=len(tok), max_position_embeddings=2048,
-                             bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                             pad_token_id=tok.pad_token_id)
-    with torch.no_grad():
-        model.lm_head.weight.mul_(20)
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
+    out = _save_tiny_lm(tmp_path_factory.mktemp("tiny-lm") / "model", context=2048)
     return "local:" + str(out)
 
 
