@@ -145,3 +145,20 @@ def test_run_exit_statuses(tmp_path, capsys):
     svg.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"><rect width="2" height="4"/></svg>')
     assert lmscope("vision", "run", str(svg), "--out", str(tmp_path / "svg")).returncode == 0
     assert lmscope("vision", "run", str(svg), "--out", str(svg)).returncode == 2
+
+
+def test_without_bubblewrap_lm_code_is_refused_unless_unsafe(tmp_path):
+    import os
+
+    good = tmp_path / "good.py"
+    good.write_text("import matplotlib.pyplot as plt\nplt.plot([0, 1], [0, 1], color='k')\n")
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent)}        # no bwrap on this PATH
+    cmd = [sys.executable, "-m", "lmscope", "vision", "run", str(good)]
+    r = subprocess.run([*cmd, "--out", str(tmp_path / "a")], capture_output=True, text=True, env=env)
+    assert r.returncode == 2 and not (tmp_path / "a").exists()
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()]
+    assert "refusing to run LM-written code: bubblewrap is not installed" in r.stderr and "--unsafe-no-sandbox" in r.stderr
+    r = subprocess.run([*cmd, "--unsafe-no-sandbox", "--out", str(tmp_path / "b")], capture_output=True, text=True,
+                       env=env)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "b" / "image.png").is_file()
