@@ -171,6 +171,15 @@ def contact_sheet(draw: Path, path: Path, per_row: int = 10, side: int = 96) -> 
     return True
 
 
+def args_rounds(runs: Path, labels: list[str]) -> list[int]:
+    rounds = []
+    for label in labels:
+        for suffix in ("", "-fb"):
+            m = _json(runs / f"correct-{label}{suffix}" / "drawing.json")
+            rounds += [c["round"] for c in (m or {}).get("curve", [])]
+    return rounds
+
+
 def correction_plot(runs: Path, labels: list[str], path: Path) -> bool:
     import matplotlib
     matplotlib.use("Agg")
@@ -195,6 +204,8 @@ def correction_plot(runs: Path, labels: list[str], path: Path) -> bool:
     if not drawn:
         plt.close(fig)
         return False
+    for ax in axes:
+        ax.set_xticks(range(max(args_rounds(runs, labels), default=0) + 1))
     axes[0].set(title="rendered (mean over tiers and languages)", xlabel="round")
     axes[1].set(title="fidelity, failed = 0 (objects and scenes)", xlabel="round")
     axes[0].legend(fontsize=8)
