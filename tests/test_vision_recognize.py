@@ -9,13 +9,13 @@ import re
 import subprocess
 import sys
 import textwrap
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
 from lmscope.errors import LmscopeError
 from lmscope.lm.base import ContinuationScore
+from lmscope.vision.concepts import Concept  # planted concepts of our own, not the bundled set
 from lmscope.vision.recognize import (
     PROMPT,
     RecognitionItem,
@@ -25,15 +25,6 @@ from lmscope.vision.recognize import (
     recognize,
     strip_code,
 )
-
-
-@dataclass(frozen=True)
-class Concept:
-    id: str
-    tier: str
-    text: str
-    imagenet: tuple[int, ...] = ()
-
 
 SHAPES = [Concept("shapes-red-circle", "shapes", "a red circle"),
           Concept("shapes-blue-square", "shapes", "a blue square"),
