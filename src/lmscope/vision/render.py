@@ -117,14 +117,15 @@ def sandbox_job(code: str, language: str, limits: Limits | None = None) -> dict:
 
 
 def letterbox(img, size: int = SIZE) -> np.ndarray:
-    """RGB(A) PIL image → ``size x size x 3`` uint8, aspect kept, transparent and padding white."""
+    """A PIL image or an image array (see :func:`lmscope.vision.images.to_rgb`) → ``size x size x 3`` uint8,
+    aspect kept, transparency and padding white."""
     from PIL import Image
-    img.load()
-    if img.mode in ("RGBA", "LA", "P", "PA"):
-        img = img.convert("RGBA")
-        bg = Image.new("RGBA", img.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(bg, img)
-    img = img.convert("RGB")
+
+    from lmscope.vision.images import to_rgb
+
+    if isinstance(img, Image.Image):
+        img.load()
+    img = Image.fromarray(to_rgb(img))
     scale = size / max(img.size)
     new = (max(1, round(img.size[0] * scale)), max(1, round(img.size[1] * scale)))
     img = img.resize(new, Image.LANCZOS)
