@@ -87,19 +87,14 @@ def _curve(rows: list[dict]) -> list[dict]:
 
 
 def _from_drawing(drawing: Drawing, first: int | None = None) -> list[Sample]:
-    from lmscope.vision.concepts import Concept, concept_by_id
-
+    concepts = drawing.concepts()
     out = []
     last = max((int(r.get("round", 0)) for r in drawing.rows), default=0)   # a corrected folder: its last round
     for r in drawing.rows:
         if first is not None and int(r["sample"]) >= first or int(r.get("round", 0)) != last:
             continue
-        try:
-            concept = concept_by_id(r["concept"])
-        except LmscopeError:
-            concept = Concept(r["concept"], r["tier"], r.get("text", r["concept"]), tuple(r.get("imagenet") or ()))
         image = drawing.image(r)
-        out.append(Sample(concept, r["language"], int(r["sample"]), r.get("prompt") or [], r.get("answer", ""),
+        out.append(Sample(concepts[r["concept"]], r["language"], int(r["sample"]), r.get("prompt") or [], r.get("answer", ""),
                           drawing.code(r), Render(r["outcome"], r.get("detail", ""), image=image)))
     return out
 

@@ -23,7 +23,6 @@ The drawing folder
 from __future__ import annotations
 
 import json
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +33,15 @@ from lmscope.errors import LmscopeError
 from lmscope.progress import progress
 from lmscope.sandbox import Limits, sandbox_backend
 from lmscope.vision.concepts import Concept
-from lmscope.vision.render import DEFAULT_LIMITS, LANGUAGES, Render, check_language, extract_code, render_many
+from lmscope.vision.render import (
+    DEFAULT_LIMITS,
+    LANGUAGES,
+    OUTCOMES,
+    Render,
+    check_language,
+    extract_code,
+    render_many,
+)
 
 MANIFEST = "drawing.json"
 ROWS = "samples.jsonl"
@@ -128,13 +135,10 @@ def outcome_counts(rows: list[dict]) -> dict:
     table: dict[str, dict[str, int]] = {}
     for r in rows:
         for key in (f"{r['tier']}/{r['language']}", "all"):
-            table.setdefault(key, dict.fromkeys(("samples",) + tuple(_OUTCOMES), 0))
+            table.setdefault(key, dict.fromkeys(("samples",) + OUTCOMES, 0))
             table[key]["samples"] += 1
             table[key][r["outcome"]] += 1
     return table
-
-
-_OUTCOMES = ("image", "blank", "syntax-error", "runtime-error", "timeout", "limit", "sandbox-error")
 
 
 def write_drawing(folder: Path, samples: list[Sample], manifest: dict) -> dict:
@@ -189,6 +193,21 @@ class Drawing:
     def code(self, row: dict) -> str:
         return (self.folder / row["code"]).read_text(encoding="utf-8", errors="replace")
 
+    def concepts(self) -> dict[str, Concept]:
+        """The concept of each concept id in the rows: the bundled set's (with its shapes spec), or one rebuilt
+        from the row for a concept the bundled set lacks."""
+        from lmscope.vision.concepts import concept_by_id
+
+        out: dict[str, Concept] = {}
+        for r in self.rows:
+            if r["concept"] not in out:
+                try:
+                    out[r["concept"]] = concept_by_id(r["concept"])
+                except LmscopeError:
+                    out[r["concept"]] = Concept(r["concept"], r["tier"], r.get("text", r["concept"]),
+                                                tuple(r.get("imagenet") or ()))
+        return out
+
 
 def load_drawing(folder) -> Drawing:
     """A drawing folder written by ``lmscope vision draw`` (or ``correct``); damage is one clear error."""
@@ -214,7 +233,7 @@ def load_drawing(folder) -> Drawing:
             raise LmscopeError(f"{rpath}:{n}: not JSON") from None
         if not isinstance(row, dict) or any(k not in row for k in need):
             raise LmscopeError(f"{rpath}:{n}: a sample row needs {', '.join(need)}")
-        if row["language"] not in LANGUAGES or row["outcome"] not in _OUTCOMES:
+        if row["language"] not in LANGUAGES or row["outcome"] not in OUTCOMES:
             raise LmscopeError(f"{rpath}:{n}: unknown language or outcome")
         for key in ("code", "image"):
             p = row.get(key)
@@ -235,7 +254,3 @@ def outcome_lines(counts: dict) -> list[str]:
         failed = ", ".join(f"{k} {v}" for k, v in c.items() if k not in ("samples", "image") and v)
         lines.append(f"{key}: {c['image']}/{c['samples']} rendered ({rendered:.0%})" + (f"; {failed}" if failed else ""))
     return lines
-
-
-def tally(rows: list[dict]) -> Counter:
-    return Counter(r["outcome"] for r in rows)

@@ -18,22 +18,6 @@ from lmscope.vision.draw import Drawing
 SSL_SOURCES = ("lm-images", "random-shapes", "dead-leaves")
 
 
-def drawing_concepts(drawing: Drawing) -> dict:
-    """The concept of each concept id in the drawing (the bundled set's, or one rebuilt from the rows)."""
-    from lmscope.vision.concepts import Concept, concept_by_id
-
-    out = {}
-    for r in drawing.rows:
-        if r["concept"] in out:
-            continue
-        try:
-            out[r["concept"]] = concept_by_id(r["concept"])
-        except LmscopeError:
-            out[r["concept"]] = Concept(r["concept"], r["tier"], r.get("text", r["concept"]),
-                                        tuple(r.get("imagenet") or ()))
-    return out
-
-
 def recognize_drawing(lm, drawing: Drawing, *, k: int = 5, seed: int = 0, classifier=None, quiet: bool = True):
     """Recognition of every sample that rendered: the LM picks its concept among ``k`` candidates of the same
     tier from the stripped code; the classifier picks among the same candidates from the image.
@@ -44,7 +28,7 @@ def recognize_drawing(lm, drawing: Drawing, *, k: int = 5, seed: int = 0, classi
     from lmscope.vision.concepts import load_concepts
     from lmscope.vision.recognize import recognize
 
-    concepts = drawing_concepts(drawing)
+    concepts = drawing.concepts()
     pools = {}
     items = []
     for r in drawing.rows:

@@ -92,15 +92,8 @@ def score_images(images: list[np.ndarray], concepts_classes: list[tuple[int, ...
 def score_drawing(drawing: Drawing, classifier, *, batch_size: int = 16, quiet: bool = True) -> ScoreResult:
     """Score every rendered sample of a drawing folder (see the module docstring)."""
     from lmscope.progress import progress
-    from lmscope.vision.concepts import concept_by_id
 
-    specs = {}
-    for r in drawing.rows:
-        if r["tier"] == "shapes" and r["concept"] not in specs:
-            try:
-                specs[r["concept"]] = concept_by_id(r["concept"]).spec
-            except Exception:  # a concept not in the bundled set: no spec to check  # noqa: BLE001
-                specs[r["concept"]] = None
+    specs = {cid: c.spec for cid, c in drawing.concepts().items() if c.tier == "shapes"}
     all_classes = list({tuple(r.get("imagenet") or ()) for r in drawing.rows if r.get("imagenet")})
     rows = [dict(r, fidelity=None, top5_hit=None, null_fidelity=None, shapes_pass=None, shapes_score=None)
             for r in drawing.rows]
