@@ -293,3 +293,22 @@ def test_depth_cap_is_applied():
     a = model(torch.tensor([ids]), depth=torch.tensor(tape.depth)[None]).logits
     b = model(torch.tensor([ids]), depth=torch.tensor(np.asarray(capped.depth))[None]).logits
     assert torch.equal(a, b)
+
+
+def test_open_model_lists_a_pushdown_models_matrices_by_role(tmp_path):
+    """The checkpoint commands (spectrum, intruders, laser) see a pushdown model's matrices under the
+    usual roles; running it is left to lmscope.pushdown, with a one-line error elsewhere."""
+    from lmscope.models import open_model
+
+    model = tiny()
+    model.save(tmp_path / "m")
+    src = open_model(tmp_path / "m")
+    refs = src.matrices()
+    n = model.config.n_layers
+    assert sorted({r.role for r in refs}) == ["fc_in", "fc_out", "k", "o", "q", "v"]
+    assert sorted({r.layer for r in refs}) == list(range(n)) and len(refs) == 6 * n
+    ref = next(r for r in refs if r.layer == 0 and r.role == "q")
+    assert torch.equal(src.load(ref), model.state_dict()["layers.0.attn.q.weight"])
+    assert src.lm_head == "causal"
+    with pytest.raises(LmscopeError, match="pushdown model"):
+        src.load_model()

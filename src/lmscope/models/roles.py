@@ -68,7 +68,7 @@ _BERT = [
     (r"(?<!attention\.)output\.dense\.weight$", "fc_out"),
 ]
 
-# lmscope's own small transformer (models/small.py)
+# lmscope's own small transformer (models/small.py) and pushdown models (pushdown/model.py)
 _SMALL = [
     (r"attn\.q\.weight$", "q"),
     (r"attn\.k\.weight$", "k"),
@@ -90,6 +90,7 @@ MODEL_TYPE_FAMILY = {
     "gpt_neox": "neox",
     "bert": "bert", "roberta": "bert", "xlm-roberta": "bert", "camembert": "bert", "electra": "bert",
     "lmscope-small": "small",
+    "lmscope-pushdown": "small",  # lmscope.pushdown's models: the same weight names (plus depth tables)
 }
 
 # Conv1D families store weights as (in, out); we always present (out, in).

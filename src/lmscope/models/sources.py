@@ -81,6 +81,8 @@ class ModelSource:
         decoder body, a classifier)."""
         if self.model_type == "lmscope-small":
             return "causal" if self.config.get("causal", True) else "masked"
+        if self.model_type == "lmscope-pushdown":
+            return "causal"
         archs = self.config.get("architectures") or []
         if any(str(a).endswith(("ForCausalLM", "LMHeadModel")) for a in archs):
             return "causal"
@@ -382,6 +384,9 @@ class HFDirSource(ModelSource):
 
         if self.model_type == MODEL_TYPE:  # lmscope's own small transformer (a causal LM or an encoder)
             return SmallTransformer.load(self.path, task).to(kwargs.get("dtype", torch.float32))
+        if self.model_type == "lmscope-pushdown":  # its layers read a stack tape: lmscope.pushdown runs it
+            raise LmscopeError(f"{self.spec} is a pushdown model: its matrices can be analyzed here, but it runs "
+                               "only through `lmscope pushdown eval|parse` (it reads a stack tape)")
         task = task or task_from_config(self.config)
         kwargs.setdefault("dtype", torch.float32)
         if self.factored:
