@@ -10,8 +10,8 @@ page's hand-written reading, and each study's JSON to --runs.
 
 With --full it also runs the earlier exploratory search (every layer x fc_in/fc_out x nine kept
 fractions, one seeded split, greedy composition) on the factual-recall and true/false sets, and
-writes the best single reduction as a factored checkpoint; that part takes about 40 minutes on 2 CPU
-cores (searches resume from lmscope's progress files).
+writes the best single reduction as a factored checkpoint; that part scores 1,080 configs, hours on 2
+CPU cores (--layers 20-29 restricts it; searches resume from lmscope's progress files).
 
     .venv/bin/python experiments/laser.py            # the study, 5-30 min on 2 CPU cores, with load
     .venv/bin/python experiments/laser.py --full     # and the exploratory search
@@ -93,7 +93,7 @@ def main(argv=None) -> int:
     ap.add_argument("--resplits", type=int, default=10)
     ap.add_argument("--first-token", action="store_true",
                     help="also run the study with first-token scoring (every prompt; about twice the time)")
-    ap.add_argument("--full", action="store_true", help="also run the exploratory full-grid search (~40 min)")
+    ap.add_argument("--full", action="store_true", help="also run the exploratory full-grid search (hours on 2 CPU cores)")
     ap.add_argument("--reuse", action="store_true", help="take the studies from --runs instead of running them")
     ap.add_argument("--runs", default="runs/laser")
     ap.add_argument("--doc", default="docs/results/laser.md")
@@ -338,7 +338,7 @@ def write_doc(doc: Path, args, studies: dict, full) -> None:
         "small kept fractions (GPT-J on CounterFact: 13.1 % → 24.0 % with fc_in of layer 27 at keep 0.01).",
         "",
         "Regenerate this page (the study: a few minutes on 2 idle CPU cores; `--first-token` adds the study with "
-        "first-token scoring, `--full` the exploratory search, about 40 minutes more):",
+        "first-token scoring, `--full` the exploratory search, hours more):",
         "",
         "```",
         cmd,
@@ -425,8 +425,9 @@ def write_doc(doc: Path, args, studies: dict, full) -> None:
                   "The earlier exploratory search (every layer × fc_in, fc_out × nine kept fractions from 0.9 to "
                   "0.005, first-token scoring, one seeded split, greedy composition; factual recall and true/false; "
                   "factored storage of the result) is not on this page as regenerated; `experiments/laser.py "
-                  "--full` runs it and adds its sections. Its earlier figures are quoted in the reading and marked "
-                  "as such.", ""]
+                  "--full` runs it and adds its sections (1,080 configs: hours on 2 CPU cores). Its single split "
+                  "selects from hundreds of configs on a few hundred prompts, which the resplit study above was "
+                  "built to avoid, so its figures are not part of this page's reading.", ""]
     lines += ["## Reading", "", "READING_PLACEHOLDER", ""]
     write_keeping_reading(doc, "\n".join(lines))
 
