@@ -48,9 +48,9 @@ SHORT = {"question-formation": "qf", "tense-inflection": "ti", "dyck": "dyck"}
 KINDS = ("pushdown", "plain", "small")
 # model and training settings shared by every run of a size (the small transformer takes the same ones)
 SIZES = {
-    "cpu": dict(layers=2, d_model=64, heads=4, d_ff=256, steps=3000, n_train=2000, batch_size=8, lr=1e-3,
-                eval_every=500, ckpt_every=1000, n_test=200, dyck_train_depth=4),
-    "gpu": dict(layers=4, d_model=256, heads=8, d_ff=1024, steps=4000, n_train=10000, batch_size=32, lr=5e-4,
+    "cpu": dict(layers=2, d_model=64, heads=4, d_ff=256, steps=8000, warmup=300, n_train=2000, batch_size=8,
+                lr=1e-3, eval_every=500, ckpt_every=1000, n_test=200, dyck_train_depth=4),
+    "gpu": dict(layers=4, d_model=256, heads=8, d_ff=1024, steps=4000, warmup=400, n_train=10000, batch_size=32, lr=5e-4,
                 eval_every=1000, ckpt_every=2000, n_test=500, dyck_train_depth=4),
 }
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
@@ -194,7 +194,7 @@ under the paper's conditions", not "does not reproduce").
 | tape | depth = number of reduces a word took part in, capped at 32 | depth (BLLIP, `with_depth_info`); Dyck uses depth > 0 as a binary tape (code) | same idea; Dyck differs | we keep depths on Dyck too |
 | attachment head | final layer, scores from the hidden states, the next word's embedding and the depths, masked to the stack's constituents | final layer (`stack_pred_layer` = L) (code) | same | |
 | training data | the suites' whole lines with their gold trees (question formation, tense inflection, Dyck-2); {n_train} training lines | BLLIP-LG (1.8M sentences, silver parses) for language modelling; Dyck-20 with depth <= 10, 200k strings (code) | setup (BLLIP needs a licence; the grammar tasks are ours) and scale | nothing licensed is bundled; the issue's tasks |
-| training | {steps} steps, batch {batch_size}, AdamW lr {lr}, no weight decay | lr 1e-4, batch 8 with 8 accumulation steps (64), up to 300k steps; Dyck 10k steps (code) | scale | CPU time |
+| training | {steps} steps (linear warmup {warmup}, then constant), batch {batch_size}, AdamW lr {lr}, no weight decay | lr 1e-4, batch 8 with 8 accumulation steps (64), up to 300k steps; Dyck 10k steps (code) | scale | CPU time |
 | Dyck generalization | closing-bracket accuracy on held-out strings nested deeper than any training string (training depth <= {dyck_train_depth}) | one deep nest of depth 15-49 with a test prefix inserted, 100 strings, beam 50, argmax over closing brackets (code) | setup (how the deep strings are made) and scale | our suite's depth split |
 | sample efficiency | question-formation generalization at {sizes} training lines | syntactic generalization (SyntaxGym) against training-corpus size; "3-5x more sample-efficient" (paper text) | setup (task) and scale | |
 | perplexity | per token over held-out in-distribution whole lines; pushdown: from the final beam (an upper bound); plain: exact | from the logsumexp of the final beam (code, `beam_search_util.py`) | same | |

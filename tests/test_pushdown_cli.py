@@ -189,6 +189,19 @@ def test_resume_continues_and_another_configuration_is_refused(capsys, tmp_path)
     assert_clean_error(rc, out, err)
     assert hashes(parts) == before
 
+    # more steps continue the run when the warmup in effect is the same (8 steps took the default, 0)
+    rc, out, err = run_cli(capsys, "pushdown", "train", "--task", "dyck", "--out", parts, *args[:1], "12", *args[2:])
+    assert_clean_error(rc, out, err, "steps")  # the default warmup of 12 steps would be 1
+    longer = [*args[:1], "12", *args[2:], "--warmup", "0"]
+    assert main(["pushdown", "train", "--task", "dyck", "--out", str(parts), *longer]) == 0
+    assert main(["pushdown", "train", "--task", "dyck", "--out", str(tmp_path / "long"), *longer]) == 0
+    def rows(run):  # the extended run also kept its step-8 held-out scores, from when 8 was the last step
+        got = metrics(run)
+        return [{k: v for k, v in r.items() if k not in drop and (i == len(got) - 1 or not k.startswith("test_"))}
+                for i, r in enumerate(got)]
+
+    assert rows(parts) == rows(tmp_path / "long") and [r["step"] for r in rows(parts)] == [4, 8, 12]
+
 
 # ------------------------------------------------------------------------------------------ smoke check
 def test_a_trained_model_parses_into_binary_trees_and_a_wider_beam_is_no_worse(tmp_path):

@@ -292,6 +292,15 @@ def test_a_constant_rate_run_can_be_extended(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(LmscopeError, match=r"different configuration: train\.steps"):
         train_lm(run, _model_cfg(), TOK, TEXTS, config=_cfg(steps=25, warmup=2, schedule="constant"), quiet=True)
+    # the default warmup (min(1000, steps // 10) = 2 here) named explicitly to keep it when extending
+    imp, ref2 = tmp_path / "implicit", tmp_path / "ref2"
+    train_lm(imp, _model_cfg(), TOK, TEXTS, eval_fn=_eval, config=_cfg(steps=20, warmup=None, schedule="constant"), quiet=True)
+    with pytest.raises(LmscopeError, match=r"different configuration: train\.steps"):  # the default would be 3
+        train_lm(imp, _model_cfg(), TOK, TEXTS, config=_cfg(steps=30, warmup=None, schedule="constant"), quiet=True)
+    train_lm(imp, _model_cfg(), TOK, TEXTS, eval_fn=_eval, config=_cfg(steps=30, warmup=2, schedule="constant"), quiet=True)
+    train_lm(ref2, _model_cfg(), TOK, TEXTS, eval_fn=_eval, config=_cfg(steps=30, warmup=2, schedule="constant"), quiet=True)
+    a, b = _weights(imp), _weights(ref2)
+    assert all(torch.equal(a[k], b[k]) for k in a)
     dec = tmp_path / "dec"
     train_lm(dec, _model_cfg(), TOK, TEXTS, config=_cfg(steps=20, warmup=2, schedule="cosine"), quiet=True)
     with pytest.raises(LmscopeError, match=r"different configuration: train\.steps"):

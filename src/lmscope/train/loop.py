@@ -550,7 +550,8 @@ class RunDirMismatch(LmscopeError):
 
 
 def _extends(old: dict, new: dict) -> bool:
-    """Whether ``new`` only raises the step count of a constant-rate run with an unchanged warmup."""
+    """Whether ``new`` only raises the step count of a constant-rate run with an unchanged warmup (the
+    warmup steps in effect: a run that took the default and one that names the same number agree)."""
     try:
         a, b = dict(old["train"]), dict(new["train"])
         if b["steps"] <= a["steps"] or a.get("schedule") != "constant" or b.get("schedule") != "constant":
@@ -560,7 +561,15 @@ def _extends(old: dict, new: dict) -> bool:
         if warm_a != warm_b:
             return False
         a.pop("steps"), b.pop("steps")
-        return _first_difference({**old, "train": a}, {**new, "train": b}) is None
+        a["warmup"] = b["warmup"] = warm_a  # the default warmup and the same number given: one schedule
+        old, new = {**old, "train": a}, {**new, "train": b}
+        # a method that records its whole configuration in ``meta.config`` (pushdown runs) repeats the two
+        for rec in (old, new):
+            cfg = rec.get("meta", {}).get("config") if isinstance(rec.get("meta"), dict) else None
+            if isinstance(cfg, dict) and "steps" in cfg:
+                rec["meta"] = {**rec["meta"], "config": {**cfg, "warmup": warm_a}}
+                rec["meta"]["config"].pop("steps")
+        return _first_difference(old, new) is None
     except (KeyError, TypeError):
         return False
 
@@ -594,7 +603,7 @@ def check_run_dir(run_dir: str | os.PathLike, run_info: dict, create: bool = Tru
         if adopted:
             old = {**old, "meta": new["meta"]}
         key = _first_difference(old, new)
-        if key == "train.steps" and _extends(old, new):
+        if key is not None and _extends(old, new):
             if create:
                 write_json(run_file, run_info)  # a longer constant-rate run: the same run, continued
             return
