@@ -251,7 +251,7 @@ def write_page(args, runs: Path, setup: str) -> None:
                       f"definitions passed validation and {lib} joined a library; the libraries add the product of "
                       f"{len(found)} of the {n_rules} rule actions the agent must learn"
                       + (f" ({', '.join(sorted(found))})" if found else "") + f"; {wrong} library operators match no "
-                      "rule. Every accepted candidate:", ""]
+                      "rule." + (" Every accepted candidate:" if op_rows else ""), ""]
             if op_rows:
                 lines += [md_table(["seed", "operator", "runs reaching its effects", "library", "needs", "adds",
                                     "ground-truth rules with that product"], op_rows[:40]), ""]
@@ -317,6 +317,11 @@ def main(argv=None) -> int:
         if res["failed"]:
             print(f"{len(res['failed'])} run(s) failed: {', '.join(res['failed'])}", file=sys.stderr)
     setup = (Path(__file__).parent / "ada_setup.md").read_text()
+    iterations = ", ".join(f"{args.iterations or ITERATIONS.get(lm, 5)} ({lm})"
+                           for lm in args.lms)
+    for key, value in (("n_train", args.n_train), ("n_heldout", args.n_heldout), ("n_test", args.n_test),
+                       ("iterations", iterations)):  # the setup table states what was run
+        setup = setup.replace("{" + key + "}", str(value))
     write_page(args, runs, setup)
     print(f"wrote {args.doc}", file=sys.stderr)
     return 0

@@ -305,7 +305,8 @@ def write_doc(doc, args, case1, seeds1, prof1, table2, seeds2, acc, trained, tim
         "",
         f"Regenerate everything: `{cmd}` (case 1 takes ~6 min on 2 shared CPU cores; case 2 trains the small "
         "transformers, 10,000 steps each (about 2 min each on one thread), plays their games and runs SmolLM2 "
-        "(about 3 min, its answers cached); games replay from their transcripts when rerun). This revision ran `{ran}` ({sum(timings.values()) / 60:.1f} min here). Transcripts of every "
+        "(about 3 min, its answers cached); games replay from their transcripts when rerun). "
+        f"This revision ran `{ran}` ({sum(timings.values()) / 60:.1f} min here). Transcripts of every "
         f"game are written under `{runs}/` (gitignored); each replays without the model, e.g. "
         f"`lmscope eval game --replay {runs}/case1/memorizer__static__s32-r2-q2.jsonl`. The small "
         "transformers are trained on one CPU thread (`torch.set_num_threads(1)` in the script): their "
