@@ -50,8 +50,10 @@ def train_all(args, runs: Path) -> None:
     --steps, the --long-seeds to --long-steps; longest runs first so the cores stay busy."""
     jobs = []
     for seed in args.seeds:
-        steps = args.long_steps if seed in args.long_seeds else args.steps
-        jobs += grok_sweep_jobs("question-formation", runs, args.layers, [seed], steps, **SETTINGS)
+        for layers in args.layers:
+            long = seed in args.long_seeds and (not args.long_layers or layers in args.long_layers)
+            jobs += grok_sweep_jobs("question-formation", runs, [layers], [seed],
+                                    args.long_steps if long else args.steps, **SETTINGS)
     jobs.sort(key=lambda j: -j.steps * int(j.name.split("-l")[1].split("-")[0]))
     res = run_sweep(jobs, runs, workers=args.jobs, threads=1)
     if res["failed"]:
@@ -85,9 +87,17 @@ def mean_sd(xs: list[float]) -> str:
     return f"{m:.2f} ± {sd:.2f}"
 
 
-def final_row(rows: list[dict]) -> dict | None:
-    """The row of the final step that carries the held-out scores (None before the run ends)."""
-    return next((r for r in reversed(rows) if r.get("test_gen_acc") is not None), None)
+def final_row(rows: list[dict], step: int | None = None) -> dict | None:
+    """The row of the final step that carries the held-out scores (None before the run ends); with
+    ``step``, the row of that step if the held-out rows were scored there (a run that ended at ``step``
+    and was continued later keeps that row)."""
+    hits = [r for r in rows if r.get("test_gen_acc") is not None and (step is None or r["step"] == step)]
+    return hits[-1] if hits else None
+
+
+def monitor_steps(last: int) -> list[int]:
+    """The steps of the monitoring columns: every 10k to 50k, then every 25k to the longest run."""
+    return list(range(10000, 50001, 10000)) + list(range(75000, last + 1, 25000))
 
 
 def ci(acc: float | None, n: int | None) -> str:
@@ -127,11 +137,11 @@ def depth_table(points: list[dict], png: Path) -> list[str]:
         best_t = max(depths, key=lambda d: means[d][1])
         rho, pval = spearmanr([p["t"] for p in points], [p["gen"] for p in points])
         out += [f"Best depth by mean held-out generalization: **{best_gen}** layers; by mean t-score: "
-                f"**{best_t}** layers. Spearman correlation of the final t-score and held-out generalization "
+                f"**{best_t}** layers. Spearman correlation of the t-score and held-out generalization at that step "
                 f"over the {len(points)} runs: ρ = {rho:.2f} (p = {pval:.2f}; {len(points)} points, so only a "
                 "large correlation would show).", ""]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    for ax, key, label in ((axes[0], "gen", "held-out generalization accuracy"), (axes[1], "t", "final t-score")):
+    for ax, key, label in ((axes[0], "gen", "held-out generalization accuracy"), (axes[1], "t", "t-score")):
         for d in depths:
             ys = [p[key] for p in points if p["layers"] == d]
             ax.plot([d] * len(ys), ys, "o", color="C0", alpha=0.4, ms=4)
@@ -151,7 +161,7 @@ SETUP = [
     ("width d_model", "64", "512", "512 (`--vec_dim`)", "scale"),
     ("attention heads", "4", "8", "4 (`--n_heads` default)", "scale (the code's default is ours)"),
     ("FFN width", "256", "2,048", "512 (`ff_multiplier` 1 × d_model)", "scale"),
-    ("depths", "2, 6", "2, 4, 6, 8, 10 (best 6)", "`--encoder_n_layers`", "scale (compute: two depths fit)"),
+    ("depths", "{depths}", "2, 4, 6, 8, 10 (best 6)", "`--encoder_n_layers`", "scale (compute: {n_depths} depths fit)"),
     ("block", "post-LN, ReLU, sinusoidal positions", "post-LN, sinusoidal", "post-LN, ReLU, sinusoidal", "same"),
     ("dropout", "0.1", "0.1", "0.1", "same"),
     ("optimizer", "AdamW, lr 1e-4, weight decay 0, eps 1e-8", "AdamW, lr 1e-4", "AdamW, lr 1e-4, weight decay 0, "
@@ -160,7 +170,7 @@ SETUP = [
      "decay to 0 at 2M steps (within 15 % of the peak over 300k)", "same in effect"),
     ("gradient clipping", "1.0", "1", "`max_grad_norm` 1", "same"),
     ("batch size", "8", "8", "`train_batch_size` 8", "same"),
-    ("training steps", "50,000", "300,000", "evaluated every 10,000", "scale"),
+    ("training steps", "{steps}", "300,000", "evaluated every 10,000", "scale"),
     ("training data", "100,000 lines of our question-formation grammar (58 words), half identity (`decl`)",
      "McCoy et al.'s question formation (~70 words), 100,000 lines", "`question.train` (McCoy et al.)",
      "setup: our own grammar (same rules, fewer words); size the same"),
@@ -178,9 +188,53 @@ SETUP = [
 ]
 
 
-def setup_table() -> list[str]:
+def setup_table(args) -> list[str]:
+    seeds = "seed" if len(args.long_seeds) == 1 else "seeds"
+    where = ("depths " + ", ".join(map(str, args.long_layers))) if args.long_layers else "every depth"
+    steps = f"{args.steps:,}" + (f" ({seeds} {', '.join(map(str, args.long_seeds))} of {where}: "
+                                 f"{args.long_steps:,})" if args.long_seeds else "")
+    names = ["zero", "one", "two", "three", "four", "five"]
+    n = len(args.layers)
+    fill = {"{depths}": ", ".join(map(str, sorted(args.layers))), "{steps}": steps,
+            "{n_depths}": names[n] if n < len(names) else str(n)}
     out = ["| | ours | paper (text) | authors' code | difference |", "|---|---|---|---|---|"]
-    out += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in SETUP]
+    for row in SETUP:
+        cells = []
+        for cell in row:
+            for k, v in fill.items():
+                cell = cell.replace(k, v)
+            cells.append(cell)
+        out.append("| " + " | ".join(cells) + " |")
+    return out + [""]
+
+
+def longer_runs(runs_info: list[dict], steps: int) -> list[str]:
+    """The runs trained past ``steps``: the held-out scores at ``steps`` (scored when it was their last
+    step) and at their final step, and the monitored generalization in between."""
+    long = [r for r in runs_info if r["rows"][-1]["step"] > steps and final_row(r["rows"]) is not None]
+    if not long:
+        return []
+    last = max(r["rows"][-1]["step"] for r in long)
+    marks = list(range(steps + 10000, last + 1, 10000))
+    out = [f"Runs continued past {steps:,} steps (the same run, resumed: constant learning rate after warmup). "
+           f"Their held-out rows were scored at {steps:,} steps, when that was the last step, and again at the "
+           "final step; nothing was chosen from them. Monitored generalization (200 questions) in between; the "
+           "most the monitored accuracy reached after step " + f"{steps:,} is in its own column.", "",
+           f"| run | layers | held-out gen acc @ {steps // 1000}k | @ final | fronts first aux @ {steps // 1000}k "
+           "| @ final | held-out id acc @ final | "
+           + " | ".join(f"monitored gen @ {m // 1000}k" for m in marks) + " | monitored max after "
+           f"{steps // 1000}k | t-score @ {steps // 1000}k | @ final |",
+           "|" + "---|" * (10 + len(marks))]
+    for r in long:
+        rows = r["rows"]
+        a, b = final_row(rows, steps) or {}, final_row(rows)
+        after = [x["gen_acc"] for x in rows if x["step"] > steps and x.get("gen_acc") is not None]
+        out.append(f"| {r['name']} | {r['layers']} | {ci(a.get('test_gen_acc'), a.get('test_gen_n'))} | "
+                   f"{ci(b.get('test_gen_acc'), b.get('test_gen_n'))} | {fmt(a.get('test_gen_first_aux'))} | "
+                   f"{fmt(b.get('test_gen_first_aux'))} | {ci(b.get('test_id_acc'), b.get('test_id_n'))} | "
+                   + " | ".join(fmt(at_step(rows, m, "gen_acc")) for m in marks)
+                   + f" | {fmt(max(after) if after else None)} | {fmt(at_step(rows, steps, 't_score'))} | "
+                   f"{fmt(b.get('t_score'))} |")
     return out + [""]
 
 
@@ -192,6 +246,7 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=100000)
     ap.add_argument("--long-seeds", default="", help="seeds trained to --long-steps instead (default none)")
     ap.add_argument("--long-steps", type=int, default=0)
+    ap.add_argument("--long-layers", default="", help="the depths of the --long-seeds runs (default every depth)")
     ap.add_argument("--jobs", type=int, default=2, help="runs in parallel (default 2)")
     ap.add_argument("--runs", default="runs/grok")
     ap.add_argument("--doc", default="docs/results/structural-grokking.md")
@@ -201,6 +256,7 @@ def main(argv=None) -> int:
         args.layers = int_list(args.layers, "--layers")
         args.seeds = sweep_seeds(args.seeds, args.n_seeds)
         args.long_seeds = int_list(args.long_seeds, "--long-seeds") if args.long_seeds.strip() else []
+        args.long_layers = int_list(args.long_layers, "--long-layers") if args.long_layers.strip() else []
     except LmscopeError as e:
         ap.error(str(e))
     if args.long_seeds and args.long_steps < 1:
@@ -217,11 +273,13 @@ def main(argv=None) -> int:
     figs = doc.parent / "figures"
     plot_runs([str(d) for d in dirs], figs / "grokking", force=True)  # the page's own figure folder
     runs_info = [load_run(d) for d in dirs]
+    marks = monitor_steps(max((r["rows"][-1]["step"] for r in runs_info), default=0))
     cmd = ("PYTHONPATH=src .venv/bin/python experiments/structural_grokking.py"
            + f" --layers {','.join(map(str, args.layers))} --seeds {seeds_arg(args.seeds)}"
            + f" --steps {args.steps}"
-           + (f" --long-seeds {','.join(map(str, args.long_seeds))} --long-steps {args.long_steps}"
-              if args.long_seeds else ""))
+           + (f" --long-seeds {','.join(map(str, args.long_seeds))}"
+              + (f" --long-layers {','.join(map(str, args.long_layers))}" if args.long_layers else "")
+              + f" --long-steps {args.long_steps}" if args.long_seeds else ""))
     cli_options = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in SETTINGS.items())
     lines = [
         "# Structural grokking at CPU scale",
@@ -241,8 +299,11 @@ def main(argv=None) -> int:
         "",
         "The same runs with the CLI: `lmscope grok sweep --task question-formation --layers "
         f"{','.join(map(str, args.layers))} --seeds {seeds_arg(args.seeds)} --steps {args.steps} {cli_options} "
-        "--out runs/grok` (add `--ray auto` to run them on a Ray cluster). Runs train on one thread each, two "
-        "at a time on 2 CPU cores.",
+        "--out runs/grok` (add `--ray auto` to run them on a Ray cluster)"
+        + (f"; the longer runs are the same command with `--seeds {seeds_arg(args.long_seeds)} --layers "
+           f"{','.join(map(str, args.long_layers or args.layers))} --steps {args.long_steps}`, which continues them"
+           if args.long_seeds else "")
+        + ". Runs train on one thread each, two at a time on 2 CPU cores.",
         "",
         "## Setup against the paper's",
         "",
@@ -250,7 +311,7 @@ def main(argv=None) -> int:
         "`train_transformers.py`, `training_utils.py`, `models/transformer_lm.py`, `transformer_lm_sci.py`) "
         "where it does not.",
         "",
-        *setup_table(),
+        *setup_table(args),
         "## Every run",
         "",
         "Monitoring (200 generalization questions, every 2,000 steps, never used for a choice) and the final "
@@ -258,9 +319,10 @@ def main(argv=None) -> int:
         "intervals). *Fronts first aux*: how often the model's first word is the sentence's first auxiliary, "
         "which is what the linear rule does; the linear rule itself scores 0 on every generalization question.",
         "",
-        "| run | layers | steps | id acc ≥ 0.99 first at | monitored gen acc @ 10k | @ 20k | @ 30k | @ 40k | @ 50k "
-        "| held-out gen acc | fronts first aux | linear rule | held-out id acc | t-score | F1 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| run | layers | steps | id acc ≥ 0.99 first at | "
+        + " | ".join(("monitored gen acc @ " if i == 0 else "@ ") + f"{m // 1000}k" for i, m in enumerate(marks))
+        + " | held-out gen acc | fronts first aux | linear rule | held-out id acc | t-score | F1 |",
+        "|" + "---|" * (10 + len(marks)),
     ]
     points = []
     for r in runs_info:
@@ -269,17 +331,23 @@ def main(argv=None) -> int:
         last, fin = rows[-1], final_row(rows)
         g = fin or {}
         lines.append(f"| {r['name']} | {r['layers']} | {last['step']:,} | {'–' if sat is None else f'{sat:,}'} | "
-                     + " | ".join(fmt(at_step(rows, k * 10000, "gen_acc")) for k in range(1, 6)) + " | "
+                     + " | ".join(fmt(at_step(rows, m, "gen_acc")) for m in marks) + " | "
                      f"{ci(g.get('test_gen_acc'), g.get('test_gen_n'))} | {fmt(g.get('test_gen_first_aux'))} | "
                      f"{fmt(g.get('test_gen_linear'))} | {ci(g.get('test_id_acc'), g.get('test_id_n'))} | "
                      f"{fmt(last.get('t_score'))} | {fmt(last.get('f1'))} |")
-        if fin is not None and fin.get("t_score") is not None:
-            points.append({"layers": r["layers"], "gen": fin["test_gen_acc"], "first": fin["test_gen_first_aux"],
-                           "id": fin["test_id_acc"], "t": fin["t_score"], "f1": fin.get("f1"), "name": r["name"]})
+        at = final_row(rows, args.steps)  # the depth comparison: every run at the same step count
+        if at is not None and at.get("t_score") is not None:
+            points.append({"layers": r["layers"], "gen": at["test_gen_acc"], "first": at["test_gen_first_aux"],
+                           "id": at["test_id_acc"], "t": at["t_score"], "f1": at.get("f1"), "name": r["name"]})
     lines += ["", "![accuracy](figures/grokking/accuracy.png)", "", "![t-score](figures/grokking/t_score.png)", ""]
     depth_lines = depth_table(points, figs / "grokking" / "depth_at_step.png")
     if depth_lines:
-        lines += ["## Depth at the final step", ""] + depth_lines
+        lines += [f"## Depth at {args.steps:,} steps", "",
+                  f"Every run's held-out scores at {args.steps:,} steps (scored when that was its last step, "
+                  "also for the runs continued later).", ""] + depth_lines
+    long_lines = longer_runs(runs_info, args.steps)
+    if long_lines:
+        lines += ["## Longer runs", ""] + long_lines
     lines += ["## Reading", "", "READING_PLACEHOLDER", ""]
     write_keeping_reading(doc, "\n".join(lines))
     print(f"wrote {doc}")
