@@ -104,7 +104,7 @@ def analyse_run(run_dir: Path, args, data_cache: dict) -> dict:
         return data_cache[key]
 
     layers, seed = run["layers"], int(info["train"]["seed"])
-    steps = [0] + checkpoint_steps(run_dir, min_age=args.min_age)
+    steps = [0] + [s for s in checkpoint_steps(run_dir, min_age=args.min_age) if not args.at_step or s <= args.at_step]
     sweep = {s for s in args.sweep_steps if s in steps} | {steps[-1]}
     thresholds = list(range(layers // 2 + 1))
     cache_dir = Path(args.runs) / "grok" / run_dir.name
@@ -137,10 +137,14 @@ def analyse_run(run_dir: Path, args, data_cache: dict) -> dict:
             write_json(f, got)
         per_step[step] = got
     rows = run["rows"]
+    trained = int(info["train"]["steps"])
+    if args.at_step:  # a run continued past --at-step is read as it was there (its held-out row was scored then)
+        rows = [r for r in rows if r["step"] <= args.at_step]
+        trained = min(trained, args.at_step)
     final = rows[-1]
     return {"name": run_dir.name, "layers": layers, "seed": seed, "rows": rows, "steps": steps,
             "sweep": sorted(sweep), "thresholds": thresholds, "per_step": per_step,
-            "n_logged": int(info["meta"]["eval"]["tree_sample"]), "final": final, "trained_steps": int(info["train"]["steps"])}
+            "n_logged": int(info["meta"]["eval"]["tree_sample"]), "final": final, "trained_steps": trained}
 
 
 def _scores(res: dict, step: int, threshold: int = 0):
@@ -535,6 +539,8 @@ def regenerate_command(args) -> str:
         cmd += f" --grok-runs {args.grok_runs}"
     if args.grok_n != 200:
         cmd += f" --grok-n {args.grok_n}"
+    if args.at_step:
+        cmd += f" --at-step {args.at_step}"
     if args.n != 300:
         cmd += f" --n {args.n}"
     return cmd
@@ -562,10 +568,8 @@ def write_page(doc: Path, args, grok_lines, setup_lines, status, bundled_lines) 
         "Regenerate this page (the grammar-trained runs first, then the page; the bundled-model section is "
         "recomputed unless `--skip-bundled` is given):", "",
         "```",
-        "lmscope grok sweep --task question-formation --out runs/grok --layers 6,2 --seeds 0,1,2 "
-        "--steps 50000 --d-model 64 --heads 4 --d-ff 256 --batch-size 8 --lr 1e-4 --warmup 10000 \\",
-        "    --dropout 0.1 --weight-decay 0 --n-train 100000 --n-val 200 --n-gen 200 --sample-size 200 "
-        "--tree-sample 50 --n-test 1000 --eval-every 2000 --ckpt-every 5000 --keep-checkpoints 0",
+        "PYTHONPATH=src .venv/bin/python experiments/structural_grokking.py --layers 2,4,6 --seeds 0,1,2 "
+        "--steps 50000 --long-seeds 0 --long-layers 2,6 --long-steps 100000   # the runs (see that page)",
         regenerate_command(args),
         "```", ""]
     if status and not status["complete"]:
@@ -597,6 +601,8 @@ def main(argv=None) -> int:
     ap.add_argument("--min-age", type=float, default=60.0,
                     help="skip checkpoints written less than this many seconds ago (a run still training)")
     ap.add_argument("--expected-steps", type=int, default=50000, help="the sweep's steps (for the partial note)")
+    ap.add_argument("--at-step", type=int, default=None,
+                    help="read every run up to this step (runs continued past it are compared where the others end)")
     ap.add_argument("--skip-bundled", action="store_true", help="keep the page's bundled-model section")
     ap.add_argument("--n", type=int, default=300, help="sentences for the bundled models (default 300)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the bundled sentences and of the bootstrap")
