@@ -52,6 +52,10 @@ checked by hand with the bundled SmolLM2-135M-Instruct GGUF:
   (``<|im_start|>`` here, which then conditions every prompt) and the echoed values equal the
   generated ones to the last digit. Without echo, generation log-probabilities are right either
   way. The check above catches the shift.
+- Echoed scoring is slow there: for every prompt token its completion code sorts the whole
+  vocabulary in Python to build ``top_logprobs`` (whatever ``logprobs`` asks for), tens of seconds
+  per 500-token prompt on 2 CPU cores. Nothing a client sends avoids it; the local backend, or a
+  server that computes prompt log-probabilities natively (vLLM), scores the same requests quickly.
 - ``max_tokens=0`` is accepted but means "no limit" (it generates until the context is full), so
   scoring asks for one token and drops it.
 - ``n`` is ignored (one choice comes back), so further samples are requested one at a time with
