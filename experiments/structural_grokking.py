@@ -315,7 +315,8 @@ def main(argv=None) -> int:
         "## Every run",
         "",
         "Monitoring (200 generalization questions, every 2,000 steps, never used for a choice) and the final "
-        "held-out scores (1,000 other questions of each kind, scored once at the last step; 95 % Wilson "
+        "held-out scores (1,000 other questions of each kind, scored at the last step only, and for a continued run "
+        "also where it first ended; 95 % Wilson "
         "intervals). *Fronts first aux*: how often the model's first word is the sentence's first auxiliary, "
         "which is what the linear rule does; the linear rule itself scores 0 on every generalization question.",
         "",
