@@ -186,10 +186,24 @@ def test_interrupted_run_resumes_and_a_down_server_loses_nothing(tmp_path):
     assert again["candidates"] == full["candidates"]
     events = lambda d: [json.loads(x)["event"] for x in (d / "log.jsonl").read_text().splitlines()]  # noqa: E731
     assert events(tmp_path / "b") == events(tmp_path / "a")
-    # another configuration in the same folder is refused
+    # another configuration in the same folder is refused, fewer iterations too
     with pytest.raises(LmscopeError, match="another configuration"):
-        run_ada(world, ScriptedLM(goals, "", []), tmp_path / "b", iterations=3, n_train=40, n_heldout=6,
+        run_ada(world, ScriptedLM(goals, "", []), tmp_path / "b", iterations=2, n_train=40, n_heldout=5,
                 definition_samples=2, quiet=True)
+    with pytest.raises(LmscopeError, match="another configuration"):
+        run_ada(world, ScriptedLM(goals, "", []), tmp_path / "b", iterations=1, n_train=40, n_heldout=6,
+                definition_samples=2, quiet=True)
+    # more iterations continue the finished run, as if they had been asked for from the start
+    lm = ScriptedLM(goals, " get-wood", [GET_WOOD, WRONG_WOOD])
+    longer = run_ada(world, lm, tmp_path / "b", iterations=3, n_train=40, n_heldout=6, definition_samples=2,
+                     quiet=True)
+    three = run_ada(world, ScriptedLM(goals, " get-wood", [GET_WOOD, WRONG_WOOD]), tmp_path / "c", iterations=3,
+                    n_train=40, n_heldout=6, definition_samples=2, quiet=True)
+    assert [{k: v for k, v in h.items() if k not in timing} for h in longer["history"]] == [
+        {k: v for k, v in h.items() if k not in timing} for h in three["history"]]
+    assert len(longer["history"]) == 3 and longer["candidates"] == three["candidates"]
+    assert events(tmp_path / "b") == events(tmp_path / "c")
+    assert json.loads((tmp_path / "b" / "state.json").read_text())["done"] is True
 
 
 @needs_planner

@@ -200,8 +200,14 @@ class AdaRun:
             if mine != theirs:
                 diff = [k for k in mine["config"] if mine["config"][k] != theirs["config"].get(k)]
                 diff += [k for k in ("world", "lm") if mine[k] != theirs[k]]
-                raise LmscopeError(f"{self.out} holds an Ada run of another configuration (differs in "
-                                   f"{', '.join(diff)}); use another --out or the same settings to resume")
+                if diff == ["iterations"] and self.c.iterations > self.state.config.iterations:
+                    # more iterations continue the run: the loop's state after an iteration does not
+                    # depend on how many follow, so this equals a run asked for them from the start
+                    self.state.config, self.state.done = self.c, False
+                else:
+                    raise LmscopeError(f"{self.out} holds an Ada run of another configuration (differs in "
+                                       f"{', '.join(diff)}); use another --out, the same settings to resume, "
+                                       "or more --iterations to continue it")
             self._cut_log(self.state.log_lines)
         else:
             if (self.out / "log.jsonl").exists():
