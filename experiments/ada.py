@@ -58,11 +58,15 @@ def _sizes(args) -> list[str]:
     return ["--n-train", str(args.n_train), "--n-heldout", str(args.n_heldout), "--n-test", str(args.n_test)]
 
 
-def finished(run_dir: Path) -> bool:
+def finished(run_dir: Path, iterations: int | None = None) -> bool:
+    """Whether a run is done (a loop run: with at least ``iterations``; fewer are continued)."""
     if (run_dir / "result.json").is_file():
         return True
     st = run_dir / "state.json"
-    return st.is_file() and json.loads(st.read_text()).get("done", False) and (run_dir / "index.html").is_file()
+    if not (st.is_file() and (run_dir / "index.html").is_file()):
+        return False
+    state = json.loads(st.read_text())
+    return state.get("done", False) and (iterations is None or state["config"]["iterations"] >= iterations)
 
 
 def job(kind: str, world: str, lm: str | None, seed: int, args, runs: Path) -> SweepJob:
@@ -92,7 +96,8 @@ def jobs_of(args, runs: Path) -> list[SweepJob]:
     for lm in args.lms:
         jobs += [job("lm-actions", w, lm, s, args, runs) for s in args.seeds for w in args.worlds]
     for j in jobs:
-        if finished(j.run_dir):
+        iters = int(j.argv[j.argv.index("--iterations") + 1]) if "--iterations" in j.argv else None
+        if finished(j.run_dir, iters):
             j.status = "skipped"
     return jobs
 
