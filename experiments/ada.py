@@ -40,7 +40,8 @@ ONE_PASS = ("oracle-lm-goal", "goal-primitive", "goal-search", "lm-actions")
 SIZES = dict(n_train=8, n_heldout=4, n_test=4)
 DEFINITION_SAMPLES = 2
 NO_LEARNING_LMS = ("qwen2.5-coder-0.5b",)  # the loop without learning: with the code model only (CPU time)
-ITERATIONS = {"qwen2.5-coder-0.5b": 3, "smollm2-135m": 2}
+ITERATIONS = {"qwen2.5-coder-0.5b": 5, "smollm2-135m": 2}
+NO_LEARNING_ITERATIONS = 3  # the loop without learning: fewer (CPU time; it learns nothing by construction)
 
 
 SERVERS: dict[str, str] = {}  # label -> an OpenAI-compatible server spec, from --lms LABEL=SPEC
@@ -75,7 +76,8 @@ def job(kind: str, world: str, lm: str | None, seed: int, args, runs: Path) -> S
     common = ["--domain", world, "--seed", str(seed), *_sizes(args)] + (["--lm", lm_spec(lm)] if lm else [])
     if kind in ("ada", "no-learning"):
         head = ["ada", "run"] if kind == "ada" else ["ada", "baseline", "no-learning"]
-        argv = [*head, *common, "--iterations", str(args.iterations or ITERATIONS.get(lm, 5)), "--definition-samples",
+        iters = args.iterations or (ITERATIONS.get(lm, 5) if kind == "ada" else NO_LEARNING_ITERATIONS)
+        argv = [*head, *common, "--iterations", str(iters), "--definition-samples",
                 str(DEFINITION_SAMPLES), *out]
     else:
         argv = ["ada", "baseline", kind, *common, *out]
@@ -287,7 +289,7 @@ def main(argv=None) -> int:
     ap.add_argument("--lms", default=",".join(LMS), help="bundled model names, or LABEL=SPEC for a model behind an "
                     "OpenAI-compatible server (e.g. qwen7b=http://127.0.0.1:8000/v1#Qwen/Qwen2.5-7B-Instruct)")
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--iterations", type=int, default=None, help="iterations (default: 3 with the code model, "
+    ap.add_argument("--iterations", type=int, default=None, help="iterations (default: 5 with the code model, "
                                                                  "2 with SmolLM2)")
     ap.add_argument("--n-train", type=int, default=SIZES["n_train"])
     ap.add_argument("--n-heldout", type=int, default=SIZES["n_heldout"])
@@ -322,8 +324,9 @@ def main(argv=None) -> int:
         if res["failed"]:
             print(f"{len(res['failed'])} run(s) failed: {', '.join(res['failed'])}", file=sys.stderr)
     setup = (Path(__file__).parent / "ada_setup.md").read_text()
-    iterations = ", ".join(f"{args.iterations or ITERATIONS.get(lm, 5)} ({lm})"
-                           for lm in args.lms)
+    iterations = ", ".join(f"{args.iterations or ITERATIONS.get(lm, 5)} ({lm})" for lm in args.lms)
+    if not args.iterations and any(lm in NO_LEARNING_LMS for lm in args.lms):
+        iterations += f"; the loop without learning {NO_LEARNING_ITERATIONS}"
     for key, value in (("n_train", args.n_train), ("n_heldout", args.n_heldout), ("n_test", args.n_test),
                        ("iterations", iterations)):  # the setup table states what was run
         setup = setup.replace("{" + key + "}", str(value))
