@@ -253,6 +253,17 @@ def write_page(args, runs: Path, size: dict, results: dict) -> None:
                     continue
                 rows.append([m, kind, mean_ci(ids), mean_ci(gens), per_seed(gens)])
         lines += [md_table(["training lines", "model", "id acc", "gen acc", "per seed"], rows), ""]
+        pairs = [(a, b) for m in sorted(set(args.sizes) | {n})
+                 for a, b in zip(get("question-formation", "pushdown", "gen", m),
+                                 get("question-formation", "plain", "gen", m)) if a is not None and b is not None]
+        if len(pairs) >= 2:
+            from scipy.stats import wilcoxon
+
+            diffs = [a - b for a, b in pairs]
+            p = wilcoxon(diffs).pvalue if any(diffs) else 1.0
+            lines += [f"Pushdown minus plain, paired by training-set size and seed (the same training lines "
+                      f"and seed): mean {np.mean(diffs):+.3f} over {len(diffs)} pairs, pushdown "
+                      f"higher in {sum(d > 0 for d in diffs)}; Wilcoxon signed-rank p = {p:.4f}.", ""]
 
     lines += ["## (d) Perplexity", "",
               f"Per token over held-out in-distribution and generalization lines (beam {args.beam}; the pushdown "
