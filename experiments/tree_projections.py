@@ -319,7 +319,7 @@ def grok_section(results: list[dict], args, figs: Path) -> tuple[list[str], dict
         status.update(rho_t=rho_t, rho_f=rho_f, p_t=p_t, p_f=p_f)
         lines += [f"Across the n = {len(finished)} finished runs: final t-score vs test_gen_acc: Spearman ρ = "
                   f"{rho_t:+.2f} (exact permutation p = {p_t:.2f}), Pearson r = {r_t:+.2f}; final F1 vs "
-                  f"test_gen_acc: ρ = {rho_f:+.2f} (p = {p_f:.2f}), r = {r_f:+.2f}. Runs of both depths are pooled "
+                  f"test_gen_acc: ρ = {rho_f:+.2f} (p = {p_f:.2f}), r = {r_f:+.2f}. Runs of every depth are pooled "
                   "(the table shows each run).", "",
                   "![scatter](figures/trees-grok-generalization.png)", ""]
         plot_scatter(finished, "test_gen_acc", figs / "trees-grok-generalization.png")
@@ -415,7 +415,9 @@ def setup_table(results: list[dict], args, runs_root: Path) -> list[str]:
          f"MLP {m['d_ff']}, {depths} layers, dropout {m['dropout']}",
          "causal LM (`create_lm`), d_model 512, 4 heads, 2–10 layers",
          "width: **scale** (CPU budget)"],
-        ["training", f"{t['steps']:,} steps, batch {t['batch_size']}, AdamW lr {t['lr']:g}, warmup "
+        ["training", f"{min(r['trained_steps'] for r in results):,} steps"
+         + (" (read there: runs continued past it are on the grokking page)" if args.at_step else "")
+         + f", batch {t['batch_size']}, AdamW lr {t['lr']:g}, warmup "
          f"{t['warmup']:,}, weight decay {t['weight_decay']:g}",
          "up to 300k steps (checkpoints every 3k), batch 8, AdamW lr 1e-4, warmup 10k, weight decay 0",
          "training steps: **scale** (CPU budget)"],
